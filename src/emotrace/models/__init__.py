@@ -1,0 +1,9 @@
+"""Model architectures behind one registry (needs the ``train`` extra: torch).
+
+>>> from emotrace.models import build, list_models
+>>> model = build("emonet", num_classes=7)
+"""
+
+from emotrace.models._registry import ModelInfo, build, list_models, model_info, register
+
+__all__ = ["ModelInfo", "build", "list_models", "model_info", "register"]

@@ -1,0 +1,135 @@
+"""Training configuration: a dataclass read from YAML, with ``key=value`` overrides on top."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emotrace.errors import ConfigError
+
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULERS = ("cosine", "plateau", "none")
+BALANCING = ("none", "weights", "sampler")
+MONITORS = ("val_accuracy", "val_macro_f1", "val_loss")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. Saved resolved beside the checkpoint."""
+
+    name: str = "run"
+    model: str = "emonet"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    pretrained: bool = False
+    data: str | None = None
+    train_split: str = "train"
+    val_split: str = "valid"
+    preprocess: dict[str, Any] = field(default_factory=lambda: {"size": 48, "gray": True})
+    mean: float = 0.5
+    std: float = 0.5
+    epochs: int = 30
+    batch_size: int = 128
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    scheduler: str = "cosine"
+    warmup_epochs: int = 1
+    min_lr: float = 1e-5
+    plateau_patience: int = 3
+    label_smoothing: float = 0.1
+    class_balance: str = "none"
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    mix_prob: float = 0.5
+    grad_clip: float = 0.0
+    early_stopping: int = 0
+    monitor: str = "val_accuracy"
+    augment: dict[str, Any] = field(default_factory=dict)
+    ema: float = 0.0
+    seed: int = 0
+    threads: int | None = None
+    device: str = "auto"
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("optimizer", self.optimizer, OPTIMIZERS),
+            ("scheduler", self.scheduler, SCHEDULERS),
+            ("class_balance", self.class_balance, BALANCING),
+            ("monitor", self.monitor, MONITORS),
+        ]
+        for key, value, valid in checks:
+            if value not in valid:
+                raise ConfigError(f"{key}={value!r} is not valid; choose one of {', '.join(valid)}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("epochs and batch_size must be >= 1")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"ema is a decay in [0, 1), got {self.ema}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a mapping; unknown keys raise :class:`ConfigError` listing the valid ones."""
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(data).difference(valid))
+        if unknown:
+            raise ConfigError(
+                f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}"
+            )
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ConfigError(f"invalid config: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain mapping, as saved in ``config.yaml`` and checkpoint metadata."""
+        return asdict(self)
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key=value`` strings (``augment.rotation=15`` reaches into nested mappings)."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value")
+        key, raw = item.split("=", 1)
+        value = _parse_value(raw)
+        parts = key.strip().split(".")
+        target = out
+        for part in parts[:-1]:
+            nested = target.setdefault(part, {})
+            if not isinstance(nested, dict):
+                raise ConfigError(f"override {key!r}: {part} is not a mapping")
+            target = nested
+        target[parts[-1]] = value
+    return out
+
+
+def load_config(path: Path | str | None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML config (or start from defaults with ``None``) and apply overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: no such config file")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: expected a mapping of config keys")
+        data = loaded
+        data.setdefault("name", p.stem)
+    return TrainConfig.from_dict(apply_overrides(data, overrides or []))

@@ -1,0 +1,476 @@
+"""The training loop: read it top to bottom in :func:`fit`.
+
+Data lives in memory as a uint8 tensor; each step indexes a batch, augments it as a batch, and runs
+the model in channels-last layout. Every epoch writes ``last.safetensors`` + ``state.pt`` (resume
+point), appends to ``history.csv``, and replaces ``model.safetensors`` when the monitored
+validation metric improves.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+
+from emotrace import __version__
+from emotrace.data.augment import AugmentConfig, BatchAugment
+from emotrace.data.cache import PreparedDataset
+from emotrace.errors import ConfigError
+from emotrace.models import build
+from emotrace.training.callbacks import BestTracker, EarlyStopping
+from emotrace.training.checkpoint import load_state, save_checkpoint, save_state
+from emotrace.training.config import TrainConfig
+
+HISTORY_FIELDS = [
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "val_macro_f1",
+    "seconds",
+    "images_per_s",
+]
+
+
+@dataclass
+class FitResult:
+    """Where the run wrote its outputs and how it ended."""
+
+    out_dir: Path
+    best_metric: float
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool
+    interrupted: bool
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def to_tensor_nchw(images: np.ndarray) -> torch.Tensor:
+    """``(N, H, W, C)`` uint8 array to a ``(N, C, H, W)`` uint8 tensor."""
+    return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+
+
+def normalise(batch_uint8: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """uint8 batch to float, scaled to ``[0, 1]`` then standardised."""
+    return (batch_uint8.float() / 255.0 - mean) / std
+
+
+def macro_f1(confusion: np.ndarray) -> float:
+    """Macro-averaged F1 from a confusion matrix (rows true, columns predicted)."""
+    tp = np.diag(confusion).astype(float)
+    precision = np.divide(tp, confusion.sum(0), out=np.zeros_like(tp), where=confusion.sum(0) > 0)
+    recall = np.divide(tp, confusion.sum(1), out=np.zeros_like(tp), where=confusion.sum(1) > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    present = confusion.sum(1) > 0
+    return float(f1[present].mean()) if present.any() else 0.0
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module,
+    images: torch.Tensor,
+    mean: float,
+    std: float,
+    device: torch.device,
+    batch_size: int = 512,
+    channels_last: bool = False,
+) -> torch.Tensor:
+    """Logits for a uint8 ``(N, C, H, W)`` tensor, in eval mode."""
+    model.eval()
+    chunks = []
+    for start in range(0, images.shape[0], batch_size):
+        x = normalise(images[start : start + batch_size].to(device), mean, std)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        chunks.append(model(x).float().cpu())
+    return torch.cat(chunks) if chunks else torch.empty(0)
+
+
+def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    groups_fn = getattr(model, "parameter_groups", None)
+    params: Any = (
+        groups_fn(config.lr)
+        if callable(groups_fn)
+        else [p for p in model.parameters() if p.requires_grad]
+    )
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+            nesterov=True,
+        )
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _lr_lambda(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    total = config.epochs * steps_per_epoch
+    warmup = min(config.warmup_epochs * steps_per_epoch, total // 2)
+    floor = config.min_lr / config.lr
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if config.scheduler != "cosine":
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    counts = torch.bincount(labels, minlength=num_classes).float().clamp(min=1)
+    weights = counts.sum() / (num_classes * counts)
+    return weights / weights.mean()
+
+
+def _mix(
+    x: torch.Tensor, y: torch.Tensor, config: TrainConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """Mixup or CutMix on a batch; returns inputs, both targets and the first target's weight."""
+    use_mixup = config.mixup > 0 and (config.cutmix <= 0 or torch.rand(1, generator=gen) < 0.5)
+    alpha = config.mixup if use_mixup else config.cutmix
+    lam = float(np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen))).beta(alpha, alpha))
+    perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
+    if use_mixup:
+        return lam * x + (1 - lam) * x[perm], y, y[perm], lam
+    h, w = x.shape[2], x.shape[3]
+    cut_h, cut_w = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
+    cy, cx = int(torch.randint(0, h, (1,), generator=gen)), int(torch.randint(0, w, (1,), generator=gen))
+    y0, y1 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h)
+    x0, x1 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
+    x = x.clone()
+    x[:, :, y0:y1, x0:x1] = x[perm][:, :, y0:y1, x0:x1]
+    lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)
+    return x, y, y[perm], lam
+
+
+def checkpoint_meta(
+    config: TrainConfig, data: PreparedDataset, metrics: dict[str, float], epoch: int
+) -> dict[str, Any]:
+    """Metadata stored beside weights: enough to rebuild, preprocess and label."""
+    return {
+        "architecture": config.model,
+        "model_options": config.model_options,
+        "classes": data.classes,
+        "input_size": data.preprocess.size,
+        "channels": data.preprocess.channels,
+        "normalization": {"mean": config.mean, "std": config.std},
+        "preprocess": data.preprocess.to_dict(),
+        "dataset_key": data.key,
+        "dataset_source": data.source,
+        "metrics": metrics,
+        "epoch": epoch,
+        "temperature": 1.0,
+        "emotrace_version": __version__,
+        "config": config.to_dict(),
+    }
+
+
+def fit(
+    config: TrainConfig,
+    data: PreparedDataset,
+    out_dir: Path | str,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+) -> FitResult:
+    """Train ``config.model`` on ``data`` and write checkpoints and history into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    device = select_device(config.device)
+    if data.preprocess.size != int(config.preprocess.get("size", data.preprocess.size)):
+        raise ConfigError(
+            f"config asks for {config.preprocess.get('size')} px images but the data is "
+            f"{data.preprocess.size} px; prepare the data with --size {config.preprocess.get('size')}"
+        )
+    train = data.split(config.train_split)
+    val = data.split(config.val_split)
+    num_classes = len(data.classes)
+    x_train, y_train = to_tensor_nchw(train.images), torch.from_numpy(train.labels)
+    x_val, y_val = to_tensor_nchw(val.images), torch.from_numpy(val.labels)
+
+    model = build(
+        config.model,
+        num_classes=num_classes,
+        in_channels=data.preprocess.channels,
+        input_size=data.preprocess.size,
+        pretrained=config.pretrained,
+        **config.model_options,
+    ).to(device)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)  # type: ignore[call-overload]
+    optimizer = _optimizer(config, model)
+    steps_per_epoch = max(1, x_train.shape[0] // config.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, steps_per_epoch))
+    plateau = (
+        torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=0.5, patience=config.plateau_patience
+        )
+        if config.scheduler == "plateau"
+        else None
+    )
+    ema = (
+        torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema)
+        )
+        if config.ema > 0
+        else None
+    )
+    weights = (
+        _class_weights(y_train, num_classes).to(device) if config.class_balance == "weights" else None
+    )
+    sample_weights = (
+        _class_weights(y_train, num_classes)[y_train] if config.class_balance == "sampler" else None
+    )
+    best = BestTracker(config.monitor)
+    stopper = EarlyStopping(config.monitor, config.early_stopping)
+    augment_config = AugmentConfig.from_dict(config.augment)
+    start_epoch = 0
+    history_path = out / "history.csv"
+    state_path = out / "state.pt"
+    if resume:
+        from safetensors.torch import load_file
+
+        state = load_state(state_path)
+        model.load_state_dict(load_file(str(out / "last.safetensors")))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if plateau is not None and "plateau" in state:
+            plateau.load_state_dict(state["plateau"])
+        if ema is not None and "ema" in state:
+            ema.load_state_dict(state["ema"])
+        best.load_state_dict(state["best"])
+        stopper.load_state_dict(state["early_stopping"])
+        start_epoch = int(state["epoch"]) + 1
+        log(f"resuming {out} at epoch {start_epoch + 1}/{config.epochs}")
+    else:
+        (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), "utf-8")
+        with history_path.open("w", newline="") as handle:
+            csv.writer(handle).writerow(HISTORY_FIELDS)
+
+    stopped_early = interrupted = False
+    epoch = start_epoch - 1
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            seed = config.seed * 100_003 + epoch
+            gen = torch.Generator().manual_seed(seed)
+            augment = BatchAugment(augment_config, seed=seed)
+            if sample_weights is not None:
+                order = torch.multinomial(sample_weights, x_train.shape[0], True, generator=gen)
+            else:
+                order = torch.randperm(x_train.shape[0], generator=gen)
+            model.train()
+            started = time.perf_counter()
+            total_loss = correct = seen = 0.0
+            bar = _progress_bar(progress, f"epoch {epoch + 1}/{config.epochs}", steps_per_epoch)
+            for step in range(steps_per_epoch):
+                idx = order[step * config.batch_size : (step + 1) * config.batch_size]
+                x = x_train[idx].to(device).float().div_(255.0)
+                y = y_train[idx].to(device)
+                x = augment(x)
+                x = ((x - config.mean) / config.std).contiguous(memory_format=memory_format)
+                mixing = (config.mixup > 0 or config.cutmix > 0) and float(
+                    torch.rand(1, generator=gen)
+                ) < config.mix_prob
+                if mixing:
+                    x, ya, yb, lam = _mix(x, y, config, gen)
+                logits = model(x)
+                if mixing:
+                    loss = lam * F.cross_entropy(
+                        logits, ya, weight=weights, label_smoothing=config.label_smoothing
+                    ) + (1 - lam) * F.cross_entropy(
+                        logits, yb, weight=weights, label_smoothing=config.label_smoothing
+                    )
+                else:
+                    loss = F.cross_entropy(
+                        logits, y, weight=weights, label_smoothing=config.label_smoothing
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                if ema is not None:
+                    ema.update_parameters(model)
+                total_loss += loss.item() * len(idx)
+                correct += float((logits.argmax(1) == y).sum())
+                seen += len(idx)
+                if bar is not None:
+                    bar.update(1, loss=total_loss / seen, acc=correct / seen)
+            if bar is not None:
+                bar.close()
+            elapsed = time.perf_counter() - started
+            eval_model: nn.Module = ema.module if ema is not None else model
+            if ema is not None:
+                _refresh_bn(ema, model)
+            metrics = evaluate_arrays(eval_model, x_val, y_val, config, device, num_classes)
+            metrics.update(
+                train_loss=total_loss / seen,
+                train_accuracy=correct / seen,
+                lr=optimizer.param_groups[0]["lr"],
+                seconds=elapsed,
+                images_per_s=seen / elapsed,
+            )
+            if plateau is not None:
+                plateau.step(metrics["val_accuracy"])
+            with history_path.open("a", newline="") as handle:
+                csv.writer(handle).writerow(
+                    [epoch + 1] + [f"{metrics[k]:.6g}" for k in HISTORY_FIELDS[1:]]
+                )
+            meta = checkpoint_meta(config, data, metrics, epoch + 1)
+            if best.update(metrics, epoch + 1):
+                save_checkpoint(eval_model, meta, out / "model.safetensors")
+            save_checkpoint(model, meta, out / "last.safetensors")
+            state: dict[str, Any] = {
+                "epoch": epoch,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "best": best.state_dict(),
+                "early_stopping": stopper.state_dict(),
+            }
+            if plateau is not None:
+                state["plateau"] = plateau.state_dict()
+            if ema is not None:
+                state["ema"] = ema.state_dict()
+            save_state(state, state_path)
+            log(
+                f"epoch {epoch + 1}/{config.epochs}  loss {metrics['train_loss']:.4f}  "
+                f"acc {metrics['train_accuracy']:.4f}  val_loss {metrics['val_loss']:.4f}  "
+                f"val_acc {metrics['val_accuracy']:.4f}  val_f1 {metrics['val_macro_f1']:.4f}  "
+                f"{metrics['images_per_s']:.0f} img/s  {elapsed:.0f}s"
+            )
+            if stopper.step(metrics):
+                stopped_early = True
+                log(f"early stopping: {config.monitor} did not improve for {stopper.patience} epochs")
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+        log(f"interrupted; resume with: emotrace train --resume {out}")
+    _plot_history(history_path, out / "curves.png")
+    return FitResult(
+        out_dir=out,
+        best_metric=best.best,
+        best_epoch=best.best_epoch,
+        epochs_run=epoch + 1,
+        stopped_early=stopped_early,
+        interrupted=interrupted,
+    )
+
+
+@torch.no_grad()
+def _refresh_bn(ema: torch.optim.swa_utils.AveragedModel, model: nn.Module) -> None:
+    # The EMA averages parameters; BatchNorm running statistics are copied from the live model.
+    for ema_buf, buf in zip(ema.module.buffers(), model.buffers(), strict=True):
+        ema_buf.copy_(buf)
+
+
+def evaluate_arrays(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    config: TrainConfig,
+    device: torch.device,
+    num_classes: int,
+) -> dict[str, float]:
+    """Validation loss, accuracy and macro-F1 on in-memory arrays."""
+    logits = predict_logits(
+        model, images, config.mean, config.std, device, channels_last=config.channels_last
+    )
+    loss = float(F.cross_entropy(logits, labels))
+    pred = logits.argmax(1).numpy()
+    true = labels.numpy()
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(confusion, (true, pred), 1)
+    return {
+        "val_loss": loss,
+        "val_accuracy": float((pred == true).mean()),
+        "val_macro_f1": macro_f1(confusion),
+    }
+
+
+class _Bar:
+    def __init__(self, description: str, total: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f} acc {task.fields[acc]:.3f}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+        self._task = self._progress.add_task(description, total=total, loss=0.0, acc=0.0)
+        self._progress.start()
+
+    def update(self, n: int, **fields: float) -> None:
+        self._progress.update(self._task, advance=n, **fields)
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+def _progress_bar(enabled: bool, description: str, total: int) -> _Bar | None:
+    return _Bar(description, total) if enabled else None
+
+
+def _plot_history(history_path: Path, png: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    with history_path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return
+    epochs = [int(r["epoch"]) for r in rows]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [float(r["train_loss"]) for r in rows], label="train")
+    ax_loss.plot(epochs, [float(r["val_loss"]) for r in rows], label="valid")
+    ax_loss.set(title="loss", xlabel="epoch")
+    ax_acc.plot(epochs, [float(r["train_accuracy"]) for r in rows], label="train")
+    ax_acc.plot(epochs, [float(r["val_accuracy"]) for r in rows], label="valid")
+    ax_acc.plot(epochs, [float(r["val_macro_f1"]) for r in rows], label="valid macro-F1")
+    ax_acc.set(title="accuracy", xlabel="epoch")
+    for ax in (ax_loss, ax_acc):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
