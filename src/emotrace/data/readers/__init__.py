@@ -1,5 +1,18 @@
-"""Dataset readers. :func:`emotrace.data.open_dataset` picks one from the layout."""
+"""Dataset readers. :func:`open_dataset` picks one from the layout (or the ``format`` given)."""
 
+from emotrace.data.readers.affectnet import read_affectnet_csv, read_affectnet_folders
+from emotrace.data.readers.detect import FORMATS, detect_format, open_dataset
+from emotrace.data.readers.fer2013_csv import read_fer2013_csv
 from emotrace.data.readers.folder import read_class_folders
+from emotrace.data.readers.roboflow import read_roboflow_csv
 
-__all__ = ["read_class_folders"]
+__all__ = [
+    "FORMATS",
+    "detect_format",
+    "open_dataset",
+    "read_affectnet_csv",
+    "read_affectnet_folders",
+    "read_class_folders",
+    "read_fer2013_csv",
+    "read_roboflow_csv",
+]

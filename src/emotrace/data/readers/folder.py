@@ -7,13 +7,14 @@ FER2013 image release, of AffectNet's public zip and of CK+ (which uses names li
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
 from emotrace.data.imageio import is_image_name, read_image
 from emotrace.data.types import SPLIT_ALIASES, DatasetIndex, Entry, Skipped
 from emotrace.errors import DatasetError, UnknownLabelError
-from emotrace.labels import canonical
+from emotrace.labels import FER2013_ORDER, canonical
 
 
 def _visible_dirs(folder: Path) -> list[Path]:
@@ -38,8 +39,22 @@ def looks_like_class_folders(root: Path) -> bool:
     return bool(dirs)
 
 
-def read_class_folders(root: Path, format_name: str = "folder") -> DatasetIndex:
-    """Index a folder-per-class dataset. Unknown class names and empty class folders are errors."""
+def class_folder_names(root: Path) -> list[str]:
+    """Names of the class folders under ``root`` (looking inside split folders), sorted, unique."""
+    dirs = _visible_dirs(root)
+    if has_split_folders(root):
+        dirs = [c for d in dirs for c in _visible_dirs(d)]
+    return sorted({d.name for d in dirs})
+
+
+def read_class_folders(
+    root: Path, format_name: str = "folder", numeric_order: Sequence[str] = FER2013_ORDER
+) -> DatasetIndex:
+    """Index a folder-per-class dataset. Unknown class names and empty class folders are errors.
+
+    Folders named by numeric codes (``0``, ``1``...) are read in ``numeric_order``: FER2013's by
+    default, :data:`~emotrace.labels.AFFECTNET_ORDER` for AffectNet's public release.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: not a folder")
@@ -55,12 +70,14 @@ def read_class_folders(root: Path, format_name: str = "folder") -> DatasetIndex:
             raise DatasetError(f"{split_dir}: no class folders (expected e.g. angry/, happy/)")
         for class_dir in class_dirs:
             try:
-                label = canonical(class_dir.name)
+                label = canonical(class_dir.name, numeric_order)
             except UnknownLabelError as exc:
                 raise UnknownLabelError(f"{class_dir}: {exc}") from None
             files = sorted(p for p in class_dir.iterdir() if p.is_file())
             images = [p for p in files if is_image_name(p)]
-            skipped.extend(Skipped(str(p), "not an image file") for p in files if p not in images)
+            skipped.extend(
+                Skipped(str(p), "not an image file") for p in files if not is_image_name(p)
+            )
             if not images:
                 raise DatasetError(f"{class_dir}: empty class folder (no image files)")
             entries.extend(

@@ -1,0 +1,579 @@
+"""Dataset readers and layout detection, on small datasets generated in ``tmp_path``."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import emotrace.data
+from conftest import face_like, make_class_folders, write_image
+from emotrace.data.readers import FORMATS, detect_format, open_dataset
+from emotrace.data.types import DatasetIndex
+from emotrace.errors import DatasetError, UnknownLabelError
+
+AFFECTNET_HEADER = (
+    "subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,"
+    "expression,valence,arousal"
+)
+Counts = dict[str, dict[str, int]]
+
+
+# --- fixture writers -------------------------------------------------------------------------
+
+
+def write_roboflow(
+    folder: Path,
+    rows: list[tuple[str, tuple[int, ...]]],
+    classes: tuple[str, ...] = (" angry", " happy", " sad"),
+    missing: tuple[str, ...] = (),
+) -> Path:
+    """A Roboflow ``_classes.csv`` split folder: one image per row unless listed in ``missing``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["filename," + ",".join(classes)]
+    for i, (name, flags) in enumerate(rows):
+        lines.append(name + "," + ",".join(f" {f}" for f in flags))
+        if name not in missing:
+            write_image(folder / name, face_like(100 + i))
+    (folder / "_classes.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def fer_pixels(seed: int) -> str:
+    return " ".join(map(str, face_like(seed).ravel()))
+
+
+def write_fer_csv(path: Path, rows: list[tuple[str, str, str]], usage: bool = True) -> Path:
+    """``rows`` are ``(emotion, pixels, Usage)``; the Usage column is left out with usage=False."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["emotion", "pixels", "Usage"] if usage else ["emotion", "pixels"])
+        for emotion, pixels, split in rows:
+            writer.writerow([emotion, pixels, split] if usage else [emotion, pixels])
+    return path
+
+
+def fer_rows(n: int = 6) -> list[tuple[str, str, str]]:
+    usages = ["Training", "Training", "Training", "PublicTest", "PrivateTest", "PrivateTest"]
+    return [(str(i % 7), fer_pixels(i), usages[i % 6]) for i in range(n)]
+
+
+def write_affectnet(
+    csv_path: Path,
+    images_dir: Path,
+    rows: list[tuple[str, str, int]],
+    missing: tuple[str, ...] = (),
+) -> Path:
+    """``rows`` are ``(subDirectory_filePath, "x,y,w,h", expression)``; images are 96x96 BGR."""
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [AFFECTNET_HEADER]
+    for i, (rel, box, code) in enumerate(rows):
+        lines.append(f'{rel},{box},"10.5;20.1;30.2;40.3",{code},0.1,-0.2')
+        if rel not in missing:
+            write_image(images_dir / rel, face_like(200 + i, 96, color=True))
+    csv_path.write_text("\n".join(lines) + "\n")
+    return csv_path
+
+
+AFFECTNET_ROWS = [
+    ("1/a.jpg", "8,8,64,64", 0),
+    ("1/b.jpg", "4,6,70,72", 1),
+    ("2/c.jpg", "0,0,96,96", 6),
+    ("2/d.jpg", "8,8,64,64", 9),
+]
+
+
+def tree_state(root: Path) -> list[tuple[str, int, int]]:
+    """Every path under ``root`` with its mtime and size, to prove nothing was written."""
+    return sorted(
+        (str(p.relative_to(root)), p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*")
+    )
+
+
+# --- layouts: (builder, expected format, expected counts) --------------------------------------
+
+
+def folder_splits(tmp: Path) -> Path:
+    return make_class_folders(tmp / "ds", {"angry": 2, "happy": 3})
+
+
+def folder_flat(tmp: Path) -> Path:
+    return make_class_folders(tmp / "ds", {"Angry": 1, "sadness": 2}, splits=None)
+
+
+def roboflow_splits(tmp: Path) -> Path:
+    write_roboflow(tmp / "rf" / "train", [("a.jpg", (1, 0, 0)), ("b.jpg", (0, 1, 0))])
+    write_roboflow(tmp / "rf" / "valid", [("c.jpg", (0, 0, 1))])
+    return tmp / "rf"
+
+
+def roboflow_flat(tmp: Path) -> Path:
+    return write_roboflow(tmp / "rf", [("a.jpg", (1, 0, 0)), ("b.jpg", (1, 0, 0))])
+
+
+def roboflow_csv_file(tmp: Path) -> Path:
+    return roboflow_flat(tmp) / "_classes.csv"
+
+
+def fer_csv_file(tmp: Path) -> Path:
+    return write_fer_csv(tmp / "fer2013.csv", fer_rows())
+
+
+def fer_csv_folder(tmp: Path) -> Path:
+    write_fer_csv(tmp / "kaggle" / "fer2013" / "fer2013.csv", fer_rows())
+    return tmp / "kaggle"
+
+
+def affectnet_csv_file(tmp: Path) -> Path:
+    return write_affectnet(tmp / "an" / "training.csv", tmp / "an", AFFECTNET_ROWS)
+
+
+def affectnet_csv_folder(tmp: Path) -> Path:
+    write_affectnet(tmp / "an" / "training.csv", tmp / "an", AFFECTNET_ROWS[:2])
+    write_affectnet(tmp / "an" / "validation.csv", tmp / "an", AFFECTNET_ROWS[2:])
+    return tmp / "an"
+
+
+def affectnet_official(tmp: Path) -> Path:
+    """The official release: lists and images in sibling folders."""
+    images = tmp / "an" / "Manually_Annotated_Images"
+    write_affectnet(
+        tmp / "an" / "Manually_Annotated_file_lists" / "validation.csv", images, AFFECTNET_ROWS
+    )
+    return tmp / "an"
+
+
+def affectnet_names(tmp: Path) -> Path:
+    names = ("anger", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+    return make_class_folders(tmp / "an", dict.fromkeys(names, 1), splits=("train", "val"))
+
+
+def affectnet_numeric(tmp: Path) -> Path:
+    return make_class_folders(tmp / "an", {str(code): 1 for code in range(8)}, splits=None)
+
+
+def ckplus(tmp: Path) -> Path:
+    names = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
+    return make_class_folders(tmp / "ck", dict.fromkeys(names, 1), splits=None)
+
+
+ALL8 = {c: 1 for c in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")}
+LAYOUTS: list[tuple[Callable[[Path], Path], str, Counts]] = [
+    (folder_splits, "folder", {s: {"angry": 2, "happy": 3} for s in ("train", "valid")}),
+    (folder_flat, "folder", {"all": {"angry": 1, "sad": 2}}),
+    (roboflow_splits, "roboflow_csv", {"train": {"angry": 1, "happy": 1}, "valid": {"sad": 1}}),
+    (roboflow_flat, "roboflow_csv", {"all": {"angry": 2}}),
+    (roboflow_csv_file, "roboflow_csv", {"all": {"angry": 2}}),
+    (
+        fer_csv_file,
+        "fer2013_csv",
+        {
+            "train": {"angry": 1, "disgust": 1, "fear": 1},
+            "valid": {"happy": 1},
+            "test": {"sad": 1, "surprise": 1},
+        },
+    ),
+    (fer_csv_folder, "fer2013_csv", {"train": {"angry": 1, "disgust": 1, "fear": 1}}),
+    (affectnet_csv_file, "affectnet_csv", {"train": {"angry": 1, "happy": 1, "neutral": 1}}),
+    (affectnet_csv_folder, "affectnet_csv", {"train": {"happy": 1, "neutral": 1}}),
+    (affectnet_official, "affectnet_csv", {"valid": {"angry": 1, "happy": 1, "neutral": 1}}),
+    (affectnet_names, "affectnet", {s: {**ALL8, "contempt": 1} for s in ("train", "valid")}),
+    (affectnet_numeric, "affectnet", {"all": {**ALL8, "contempt": 1}}),
+    (ckplus, "ckplus", {"all": {**{k: 1 for k in ALL8 if k != "neutral"}, "contempt": 1}}),
+]
+
+
+@pytest.mark.parametrize(
+    ("build", "expected_format", "expected_counts"), LAYOUTS, ids=[b.__name__ for b, *_ in LAYOUTS]
+)
+def test_layout_is_detected_and_indexed(
+    tmp_path: Path, build: Callable[[Path], Path], expected_format: str, expected_counts: Counts
+) -> None:
+    path = build(tmp_path)
+    before = tree_state(tmp_path)
+
+    index = open_dataset(path)
+    samples = list(index.iter_samples())
+
+    assert detect_format(path) == expected_format
+    assert index.format == expected_format
+    counts = index.counts()
+    assert {s: counts[s] for s in expected_counts} == expected_counts
+    assert len(samples) == len(index.entries)
+    assert all(s.image.dtype == np.uint8 and s.image.ndim in (2, 3) for s in samples)
+    assert all(isinstance(e.fingerprint(), bytes) for e in index.entries if e.fingerprint)
+    assert tree_state(tmp_path) == before, "reading a dataset must never write into it"
+
+
+@pytest.mark.parametrize("build", [b for b, *_ in LAYOUTS], ids=[b.__name__ for b, *_ in LAYOUTS])
+def test_explicit_format_matches_detection(tmp_path: Path, build: Callable[[Path], Path]) -> None:
+    path = build(tmp_path)
+    detected = open_dataset(path)
+    forced = open_dataset(path, format=detected.format)
+    assert [(e.source, e.label, e.split) for e in forced.entries] == [
+        (e.source, e.label, e.split) for e in detected.entries
+    ]
+
+
+def test_public_export_and_formats() -> None:
+    assert emotrace.data.open_dataset is open_dataset
+    assert FORMATS == (
+        "folder",
+        "roboflow_csv",
+        "fer2013_csv",
+        "affectnet_csv",
+        "affectnet",
+        "ckplus",
+    )
+
+
+# --- class folders ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("splits", [None, ("train",)])
+def test_anger_and_capitalised_angry_folders_are_one_class(
+    tmp_path: Path, splits: tuple[str] | None
+) -> None:
+    root = make_class_folders(tmp_path / "ds", {"anger": 2, "Angry": 3, "happy": 1}, splits=splits)
+    index = open_dataset(root)
+    assert index.classes() == ["angry", "happy"]
+    assert index.counts()[splits[0] if splits else "all"] == {"angry": 5, "happy": 1}
+
+
+@pytest.mark.parametrize(
+    ("format", "code", "expected"),
+    [
+        (None, "0", "neutral"),  # detected as AffectNet: its own code order
+        (None, "6", "angry"),
+        (None, "7", "contempt"),
+        ("affectnet", "1", "happy"),
+        ("folder", "0", "angry"),  # FER2013 order when asked for plain folders
+        ("folder", "6", "neutral"),
+    ],
+)
+def test_numeric_class_folders(
+    tmp_path: Path, format: str | None, code: str, expected: str
+) -> None:
+    codes = range(7) if format == "folder" else range(8)
+    root = make_class_folders(tmp_path / "ds", {str(c): 1 for c in codes}, splits=("train",))
+    index = open_dataset(root, format=format)
+    [entry] = [e for e in index.entries if Path(e.source).parent.name == code]
+    assert entry.label == expected
+
+
+def test_unreadable_files_are_skipped_and_listed(tmp_path: Path) -> None:
+    root = make_class_folders(tmp_path / "ds", {"angry": 2, "happy": 2}, splits=None)
+    good = (root / "angry" / "angry_0.png").read_bytes()
+    (root / "angry" / "truncated.png").write_bytes(good[: len(good) // 2])
+    (root / "happy" / "text.jpg").write_text("not an image")
+    (root / "happy" / "empty.jpg").write_bytes(b"")
+    (root / "happy" / "notes.txt").write_text("labelled by hand")
+
+    index = open_dataset(root)
+    indexed_skips = {Path(s.source).name for s in index.skipped}
+    samples = list(index.iter_samples())
+
+    assert indexed_skips == {"notes.txt"}
+    assert len(samples) == 4
+    reasons = {Path(s.source).name: s.reason for s in index.skipped}
+    assert set(reasons) == {"notes.txt", "truncated.png", "text.jpg", "empty.jpg"}
+    assert "not a decodable image" in reasons["truncated.png"]
+    assert "empty file" in reasons["empty.jpg"]
+
+
+# --- Roboflow _classes.csv ----------------------------------------------------------------------
+
+
+def test_roboflow_reports_rows_it_cannot_use(tmp_path: Path) -> None:
+    root = tmp_path / "rf"
+    rows = [
+        ("ok.jpg", (0, 1, 0)),
+        ("both.jpg", (1, 1, 0)),
+        ("none.jpg", (0, 0, 0)),
+        ("gone.jpg", (0, 0, 1)),
+    ]
+    write_roboflow(root / "valid", rows, missing=("gone.jpg",))
+    write_roboflow(root / "test", [("t.jpg", (1, 0, 0))], classes=("Anger", "Happiness", "Sadness"))
+    write_image(root / "valid" / "stray.jpg", face_like(7))
+
+    index = open_dataset(root)
+
+    assert [(Path(e.source).name, e.label, e.split) for e in index.entries] == [
+        ("t.jpg", "angry", "test"),
+        ("ok.jpg", "happy", "valid"),
+    ]
+    reasons = {Path(s.source).name: s.reason for s in index.skipped}
+    assert set(reasons) == {"both.jpg", "none.jpg", "gone.jpg", "stray.jpg"}
+    assert "multi-label" in reasons["both.jpg"] and "angry, happy" in reasons["both.jpg"]
+    assert "no label" in reasons["none.jpg"]
+    assert "missing" in reasons["gone.jpg"]
+    assert "not listed" in reasons["stray.jpg"]
+
+
+def test_roboflow_val_folder_is_the_valid_split(tmp_path: Path) -> None:
+    write_roboflow(tmp_path / "rf" / "val", [("a.jpg", (0, 0, 1))])
+    assert open_dataset(tmp_path / "rf").counts() == {"valid": {"sad": 1}}
+
+
+# --- FER2013 CSV --------------------------------------------------------------------------------
+
+
+def test_fer2013_csv_rows_decode_to_48x48_gray(tmp_path: Path) -> None:
+    path = write_fer_csv(tmp_path / "fer2013.csv", fer_rows(3))
+    index = open_dataset(path)
+
+    first = index.entries[0]
+    image = first.load()
+    assert first.source == "fer2013.csv:row 2"
+    assert (first.label, first.split) == ("angry", "train")
+    assert image.shape == (48, 48) and image.dtype == np.uint8
+    np.testing.assert_array_equal(image, face_like(0))
+    assert first.fingerprint is not None and first.fingerprint() == face_like(0).tobytes()
+    image[:] = 0  # the caller's copy: the index must not change
+    np.testing.assert_array_equal(first.load(), face_like(0))
+
+
+def test_fer2013_csv_without_usage_is_split_all(tmp_path: Path) -> None:
+    path = write_fer_csv(tmp_path / "train.csv", fer_rows(3), usage=False)
+    assert open_dataset(path).counts() == {"all": {"angry": 1, "disgust": 1, "fear": 1}}
+
+
+def test_icml_face_data_header_with_spaces_and_bom(tmp_path: Path) -> None:
+    path = tmp_path / "icml_face_data.csv"
+    path.write_text(f"\ufeffemotion, Usage, pixels\n3,PublicTest,{fer_pixels(0)}\n", "utf-8")
+    index = open_dataset(path)
+    assert (index.format, index.counts()) == ("fer2013_csv", {"valid": {"happy": 1}})
+
+
+def _replace_token(pixels: str, index: int, token: str) -> str:
+    tokens = pixels.split()
+    tokens[index] = token
+    return " ".join(tokens)
+
+
+BAD_FER_ROWS: list[tuple[str, Callable[[str], tuple[str, str, str]], str]] = [
+    (
+        "short",
+        lambda p: ("0", p.rsplit(" ", 1)[0], "Training"),
+        r"row 3: 2303 pixels, expected 2304 \(48x48\)",
+    ),
+    ("long", lambda p: ("0", p + " 7", "Training"), r"row 3: 2305 pixels, expected 2304"),
+    ("empty", lambda p: ("0", "", "Training"), r"row 3: 0 pixels, expected 2304"),
+    (
+        "word",
+        lambda p: ("0", _replace_token(p, 9, "abc"), "Training"),
+        r"row 3: pixel 10 is 'abc', expected an integer 0-255",
+    ),
+    (
+        "fraction",
+        lambda p: ("0", _replace_token(p, 0, "1.5"), "Training"),
+        r"row 3: pixel 1 is '1.5'",
+    ),
+    (
+        "too big",
+        lambda p: ("0", _replace_token(p, 5, "256"), "Training"),
+        r"row 3: pixel 6 is '256'",
+    ),
+    (
+        "negative",
+        lambda p: ("0", _replace_token(p, 5, "-1"), "Training"),
+        r"row 3: pixel 6 is '-1'",
+    ),
+    ("code 7", lambda p: ("7", p, "Training"), r"row 3: emotion '7', expected a code 0-6"),
+    ("code text", lambda p: ("happy", p, "Training"), r"row 3: emotion 'happy'"),
+    (
+        "usage",
+        lambda p: ("0", p, "Holdout"),
+        r"row 3: Usage 'Holdout', expected Training, PublicTest or PrivateTest",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("make_row", "message"), [r[1:] for r in BAD_FER_ROWS], ids=[r[0] for r in BAD_FER_ROWS]
+)
+def test_fer2013_csv_bad_row_names_file_and_row(
+    tmp_path: Path, make_row: Callable[[str], tuple[str, str, str]], message: str
+) -> None:
+    rows = fer_rows(3)
+    rows[1] = make_row(fer_pixels(1))
+    path = write_fer_csv(tmp_path / "fer2013.csv", rows)
+    with pytest.raises(DatasetError, match=r"fer2013\.csv " + message) as caught:
+        open_dataset(path)
+    assert "\n" not in str(caught.value)
+
+
+# --- AffectNet CSV ------------------------------------------------------------------------------
+
+
+def test_affectnet_csv_keeps_box_loads_whole_image_and_drops_codes_8_to_10(tmp_path: Path) -> None:
+    rows = [*AFFECTNET_ROWS, ("3/e.jpg", "1,2,30,40", 8), ("3/f.jpg", "1,2,30,40", 10)]
+    rows.append(("3/gone.jpg", "1,2,30,40", 3))
+    path = write_affectnet(tmp_path / "an" / "training.csv", tmp_path / "an", rows, ("3/gone.jpg",))
+
+    index = open_dataset(path)
+
+    by_name = {Path(e.source).name: e for e in index.entries}
+    assert {n: e.label for n, e in by_name.items()} == {
+        "a.jpg": "neutral",
+        "b.jpg": "happy",
+        "c.jpg": "angry",
+    }
+    assert by_name["b.jpg"].face_box == (4, 6, 70, 72)
+    assert by_name["b.jpg"].load().shape == (96, 96, 3)
+    reasons = {Path(s.source).name: s.reason for s in index.skipped}
+    assert set(reasons) == {"d.jpg", "e.jpg", "f.jpg", "gone.jpg"}
+    assert "expression 9 (uncertain)" in reasons["d.jpg"] and "dropped" in reasons["d.jpg"]
+    assert "expression 8" in reasons["e.jpg"] and "expression 10" in reasons["f.jpg"]
+    assert "training.csv row 8" in reasons["gone.jpg"] and "missing" in reasons["gone.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (("1/a.jpg", "8,8,64,64", 11), r"training\.csv row 2: expression 11, expected 0-7"),
+        (
+            ("1/a.jpg", "8,8,64,64", "x"),
+            r"training\.csv row 2: expression 'x', expected an integer",
+        ),
+        (("1/a.jpg", "8,eight,64,64", 1), r"training\.csv row 2: face_y 'eight'"),
+        (
+            ("1/a.jpg", "8,8,0,64", 1),
+            r"training\.csv row 2: face box 0x64, expected a positive size",
+        ),
+    ],
+)
+def test_affectnet_csv_bad_row_names_file_and_row(
+    tmp_path: Path, row: tuple[str, str, int], message: str
+) -> None:
+    path = write_affectnet(tmp_path / "training.csv", tmp_path, [row])
+    with pytest.raises(DatasetError, match=message):
+        open_dataset(path)
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+def _nothing(tmp: Path) -> Path:
+    return tmp / "no_such_dataset"
+
+
+def _empty(tmp: Path) -> Path:
+    (tmp / "empty").mkdir()
+    return tmp / "empty"
+
+
+def _text_file(tmp: Path) -> Path:
+    (tmp / "readme.txt").write_text("hello")
+    return tmp / "readme.txt"
+
+
+def _unknown_class(tmp: Path) -> Path:
+    return make_class_folders(tmp / "ds", {"happy": 1, "bored": 1}, splits=None)
+
+
+def _empty_class(tmp: Path) -> Path:
+    root = make_class_folders(tmp / "ds", {"happy": 1}, splits=("train",))
+    (root / "train" / "sad").mkdir()
+    return root
+
+
+def _roboflow_unknown_column(tmp: Path) -> Path:
+    return write_roboflow(tmp / "rf", [("a.jpg", (1, 0))], classes=(" happy", " bored"))
+
+
+def _roboflow_split_without_csv(tmp: Path) -> Path:
+    write_roboflow(tmp / "rf" / "train", [("a.jpg", (1, 0, 0))])
+    write_image(tmp / "rf" / "test" / "b.jpg", face_like(1))
+    return tmp / "rf"
+
+
+def _affectnet_images_elsewhere(tmp: Path) -> Path:
+    write_affectnet(tmp / "lists" / "training.csv", tmp / "somewhere", AFFECTNET_ROWS)
+    return tmp / "lists" / "training.csv"
+
+
+ERRORS: list[tuple[Callable[[Path], Path], str | None, type[Exception], str]] = [
+    (
+        _nothing,
+        None,
+        DatasetError,
+        r"no_such_dataset: no such file or folder; expected class folders",
+    ),
+    (
+        _empty,
+        None,
+        DatasetError,
+        r"empty: no dataset layout recognised; expected class folders .*Roboflow.*FER2013.*Affect",
+    ),
+    (_text_file, None, DatasetError, r"readme\.txt: not a dataset file; expected"),
+    (
+        folder_flat,
+        "coco",
+        DatasetError,
+        r"unknown dataset format 'coco': expected one of folder, roboflow_csv, .*, ckplus",
+    ),
+    (_unknown_class, None, UnknownLabelError, r"ds/bored: unknown emotion class 'bored'"),
+    (_empty_class, None, DatasetError, r"train/sad: empty class folder"),
+    (
+        _roboflow_unknown_column,
+        None,
+        UnknownLabelError,
+        r"rf/_classes\.csv: unknown emotion class 'bored'",
+    ),
+    (_roboflow_split_without_csv, None, DatasetError, r"rf/test: no _classes\.csv"),
+    (_affectnet_images_elsewhere, None, DatasetError, r"none of the listed images exist"),
+    (fer_csv_file, "folder", DatasetError, r"format 'folder' expects a folder"),
+    (folder_flat, "fer2013_csv", DatasetError, r"ds: no FER2013 CSV here"),
+    (folder_flat, "affectnet_csv", DatasetError, r"ds: no AffectNet CSV here"),
+    (folder_flat, "roboflow_csv", DatasetError, r"ds: no _classes\.csv"),
+]
+
+
+@pytest.mark.parametrize(
+    ("build", "format", "error", "message"),
+    ERRORS,
+    ids=[f"{b.__name__}-{f}" for b, f, *_ in ERRORS],
+)
+def test_bad_input_is_a_one_line_error(
+    tmp_path: Path,
+    build: Callable[[Path], Path],
+    format: str | None,
+    error: type[Exception],
+    message: str,
+) -> None:
+    path = build(tmp_path)
+    with pytest.raises(error, match=message) as caught:
+        open_dataset(path, format=format)
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_split_is_an_error(tmp_path: Path) -> None:
+    index: DatasetIndex = open_dataset(folder_splits(tmp_path))
+    with pytest.raises(DatasetError, match=r"no split 'test'; this dataset has: train, valid"):
+        index.select("test")
+
+
+# --- the real FER2013 release -------------------------------------------------------------------
+
+
+@pytest.mark.needs_shared
+def test_real_fer2013_folder_counts(fer2013_dir: Path) -> None:
+    index = open_dataset(fer2013_dir)
+    counts = index.counts()
+    assert index.format == "folder"
+    assert counts["train"] == {
+        "angry": 3995,
+        "disgust": 436,
+        "fear": 4097,
+        "happy": 7215,
+        "neutral": 4965,
+        "sad": 4830,
+        "surprise": 3171,
+    }
+    assert sum(counts["valid"].values()) == 3589
+    assert index.skipped == []
