@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import zipfile
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,6 +26,19 @@ from emotrace.errors import CacheError, UnreadableImageError
 from emotrace.preprocessing import Preprocess, prepare_face
 
 CACHE_FORMAT = 1
+
+#: What numpy and zipfile raise on a truncated, corrupted or foreign file (zlib.error and EOFError
+#: are not OSError/ValueError, and a plain ``.npy`` yields an array without a context manager).
+_READ_ERRORS = (
+    OSError,
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
 
 
 @dataclass
@@ -99,6 +114,9 @@ def prepare(
     class_id = {c: i for i, c in enumerate(classes)}
     no_face = 0
     skipped: list[Skipped] = list(index.skipped)
+    # OpenCV detectors keep scratch buffers and must not be shared between threads (the cascade
+    # parallelises internally anyway); decoding and resizing stay parallel.
+    detector_lock = threading.Lock()
 
     def work(entry: Entry) -> tuple[np.ndarray | None, bool, str | None]:
         try:
@@ -108,7 +126,8 @@ def prepare(
         box = entry.face_box
         missing = False
         if settings.face_crop and box is None and detector is not None:
-            boxes = detector.detect(image)
+            with detector_lock:
+                boxes = detector.detect(image)
             box = boxes[0] if boxes else None
             missing = box is None
         return prepare_face(image, settings, box), missing, None
@@ -166,9 +185,13 @@ def save(dataset: PreparedDataset, path: Path | str) -> Path:
         arrays[f"x_{name}"] = arr.images
         arrays[f"y_{name}"] = arr.labels.astype(np.int16)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -177,18 +200,23 @@ def read_meta(path: Path | str) -> dict[str, Any]:
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
-            meta: dict[str, Any] = json.loads(str(data["meta"]))
+            meta = json.loads(str(data["meta"]))
     except FileNotFoundError:
         raise CacheError(f"{path}: no such cache file") from None
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise CacheError(f"{path}: not an emotrace cache ({exc})") from None
+    except _READ_ERRORS as exc:
+        raise CacheError(f"{path}: not an emotrace cache ({exc or type(exc).__name__})") from None
+    if not isinstance(meta, dict):
+        raise CacheError(f"{path}: not an emotrace cache (metadata is not a mapping)")
     if meta.get("emotrace_cache") != CACHE_FORMAT:
         raise CacheError(f"{path}: cache format {meta.get('emotrace_cache')} is not supported")
     return meta
 
 
 def load(path: Path | str) -> PreparedDataset:
-    """Read a cache written by :func:`save`. Never unpickles (``allow_pickle=False``)."""
+    """Read a cache written by :func:`save`. Never unpickles (``allow_pickle=False``).
+
+    A missing, truncated, corrupted or foreign file raises :class:`CacheError`.
+    """
     path = Path(path)
     meta = read_meta(path)
     try:
@@ -197,17 +225,17 @@ def load(path: Path | str) -> PreparedDataset:
                 name: SplitArrays(data[f"x_{name}"], data[f"y_{name}"].astype(np.int64))
                 for name in meta["splits"]
             }
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-        raise CacheError(f"{path}: corrupted cache ({exc})") from None
-    return PreparedDataset(
-        classes=list(meta["classes"]),
-        preprocess=Preprocess.from_dict(meta["preprocess"]),
-        splits=splits,
-        key=str(meta["key"]),
-        source=str(meta.get("source", "")),
-        skipped=[Skipped(s, r) for s, r in meta.get("skipped", [])],
-        no_face=int(meta.get("no_face", 0)),
-    )
+        return PreparedDataset(
+            classes=list(meta["classes"]),
+            preprocess=Preprocess.from_dict(meta["preprocess"]),
+            splits=splits,
+            key=str(meta["key"]),
+            source=str(meta.get("source", "")),
+            skipped=[Skipped(s, r) for s, r in meta.get("skipped", [])],
+            no_face=int(meta.get("no_face", 0)),
+        )
+    except _READ_ERRORS as exc:
+        raise CacheError(f"{path}: corrupted cache ({exc or type(exc).__name__})") from None
 
 
 def default_cache_dir() -> Path:
