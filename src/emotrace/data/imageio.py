@@ -1,4 +1,4 @@
-"""Decoding image files safely: anything that is not a readable image raises UnreadableImageError."""
+"""Decoding image files safely: whatever is not a readable image raises UnreadableImageError."""
 
 from __future__ import annotations
 

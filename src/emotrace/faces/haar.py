@@ -15,7 +15,7 @@ DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
 
 def cascade_path(name: str = DEFAULT_CASCADE) -> Path:
     """Path of a cascade file shipped inside opencv-python(-headless)."""
-    folder = Path(getattr(cv2, "data", None).haarcascades if hasattr(cv2, "data") else "")
+    folder = Path(cv2.data.haarcascades)  # type: ignore[attr-defined]
     path = folder / name
     if not path.is_file():
         raise ModelError(
@@ -58,7 +58,9 @@ class HaarFaceDetector:
             minNeighbors=self.min_neighbors,
             minSize=(self.min_size, self.min_size),
         )
-        boxes = [(int(x), int(y), int(w), int(h)) for x, y, w, h in np.asarray(found).reshape(-1, 4)]
+        boxes = [
+            (int(x), int(y), int(w), int(h)) for x, y, w, h in np.asarray(found).reshape(-1, 4)
+        ]
         return sorted(boxes, key=lambda b: b[2] * b[3], reverse=True)
 
 

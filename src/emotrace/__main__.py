@@ -1,0 +1,5 @@
+"""``python -m emotrace`` runs the CLI."""
+
+from emotrace.cli.main import entry
+
+entry()

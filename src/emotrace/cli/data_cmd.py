@@ -1,0 +1,145 @@
+"""``emotrace data prepare|inspect|augment``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from emotrace.cli._common import console, progress_factory
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``data`` and its sub-commands."""
+    data = sub.add_parser("data", help="prepare, inspect and augment datasets")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    def dataset_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("dataset", type=Path, help="dataset folder or CSV file")
+        p.add_argument(
+            "--format",
+            default=None,
+            help="force a layout: folder, roboflow_csv, fer2013_csv, affectnet_csv, affectnet, "
+            "ckplus (default: detected)",
+        )
+
+    prep = data_sub.add_parser(
+        "prepare", help="decode, preprocess and cache a dataset as a compressed .npz"
+    )
+    dataset_args(prep)
+    prep.add_argument("-o", "--output", type=Path, required=True, help="cache file (.npz)")
+    prep.add_argument("--size", type=int, default=48, help="square side in pixels (default 48)")
+    colour = prep.add_mutually_exclusive_group()
+    colour.add_argument("--gray", dest="gray", action="store_true", default=True, help="1 channel")
+    colour.add_argument("--color", dest="gray", action="store_false", help="3 channels (BGR)")
+    prep.add_argument("--face-crop", action="store_true", help="detect and crop the largest face")
+    prep.add_argument("--margin", type=float, default=0.0, help="face-crop margin (fraction)")
+    prep.add_argument("--split", action="append", help="only this split (repeatable)")
+    prep.set_defaults(handler=run_prepare)
+
+    insp = data_sub.add_parser("inspect", help="write an EDA report (report.html, summary.json)")
+    dataset_args(insp)
+    insp.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    insp.add_argument("--samples", type=int, default=8, help="sample images per class")
+    insp.set_defaults(handler=run_inspect)
+
+    aug = data_sub.add_parser("augment", help="write augmented copies of a dataset to a folder")
+    dataset_args(aug)
+    aug.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    aug.add_argument("--copies", type=int, default=1, help="augmented copies per image")
+    aug.add_argument("--seed", type=int, default=0)
+    aug.add_argument("--split", default=None, help="only this split")
+    aug.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="augmentation setting, e.g. rotation=15 hflip=0.5 (repeatable)",
+    )
+    aug.set_defaults(handler=run_augment)
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    """Prepare and cache; an up-to-date cache is left alone."""
+    from emotrace.data.cache import dataset_key, prepare, read_meta, save
+    from emotrace.data.readers import open_dataset
+    from emotrace.errors import CacheError
+    from emotrace.preprocessing import Preprocess
+
+    settings = Preprocess(
+        size=args.size, gray=args.gray, face_crop=args.face_crop, margin=args.margin
+    )
+    index = open_dataset(args.dataset, args.format)
+    key = dataset_key(index, settings)
+    output: Path = args.output if args.output.suffix == ".npz" else args.output.with_suffix(".npz")
+    if output.is_file():
+        try:
+            if read_meta(output).get("key") == key and not args.split:
+                console.print(f"{output} is up to date (key {key})")
+                return 0
+        except CacheError:
+            pass  # overwrite a broken or foreign file
+    with progress_factory() as make:
+        tick = make("preparing", len(index.entries))
+        data = prepare(index, settings, splits=args.split, progress=tick)
+    save(data, output)
+    for split, arrays in data.splits.items():
+        console.print(f"{split:>6}: {len(arrays.labels):,} images")
+    console.print(f"classes: {', '.join(data.classes)}")
+    if data.skipped:
+        console.print(f"skipped {len(data.skipped)} file(s), e.g. {data.skipped[0].source}")
+    if settings.face_crop:
+        console.print(f"no face found (kept whole): {data.no_face}")
+    console.print(f"wrote {output} (key {data.key})")
+    return 0
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    """EDA report."""
+    from emotrace.data.inspect import inspect_dataset
+    from emotrace.data.readers import open_dataset
+
+    index = open_dataset(args.dataset, args.format)
+    with progress_factory() as make:
+        tick = make("inspecting", len(index.entries))
+        summary = inspect_dataset(index, args.output, samples_per_class=args.samples, progress=tick)
+    for split, counts in summary["splits"].items():
+        total = sum(counts.values())
+        per_class = " ".join(f"{k}={v}" for k, v in counts.items())
+        console.print(f"{split:>6}: {total:,} images  {per_class}")
+    console.print(
+        f"skipped: {summary['skipped_total']}  duplicates: {summary['duplicates']}  "
+        f"cross-split duplicates: {summary['cross_split_duplicates']}"
+    )
+    console.print(f"wrote {args.output / 'report.html'} and {args.output / 'summary.json'}")
+    return 0
+
+
+def run_augment(args: argparse.Namespace) -> int:
+    """Augmented copies on disk."""
+    from emotrace.data.augment import AugmentConfig
+    from emotrace.data.augment_export import write_augmented
+    from emotrace.data.readers import open_dataset
+    from emotrace.training.config import apply_overrides
+
+    config = AugmentConfig.from_dict(apply_overrides(AugmentConfig().to_dict(), args.settings))
+    index = open_dataset(args.dataset, args.format)
+    entries = len(index.select(args.split))
+    with progress_factory() as make:
+        written = write_augmented(
+            index,
+            args.output,
+            copies=args.copies,
+            config=config,
+            seed=args.seed,
+            split=args.split,
+            progress=make("augmenting", entries),
+        )
+    console.print(f"wrote {written:,} augmented images to {args.output}")
+    if index.skipped:
+        console.print(
+            f"skipped {len(index.skipped)} file(s): " + json.dumps(index.skipped[0].source)
+        )
+    return 0

@@ -1,0 +1,51 @@
+"""Entry point: builds the parser from the sub-command modules and maps errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from emotrace import __version__
+from emotrace.cli import data_cmd, demo_cmd, evaluate_cmd, models_cmd, train_cmd
+from emotrace.errors import EmotraceError
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+COMMANDS = (data_cmd, models_cmd, train_cmd, evaluate_cmd, demo_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``emotrace`` parser."""
+    parser = argparse.ArgumentParser(
+        prog="emotrace",
+        description="Facial emotion recognition: datasets, training, inference, video, sessions.",
+    )
+    parser.add_argument("--version", action="version", version=f"emotrace {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (2 for bad input, 130 for Ctrl+C)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+        return code
+    except EmotraceError as exc:
+        print(f"emotrace: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("emotrace: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+
+
+def entry() -> None:
+    """Console-script wrapper."""
+    sys.exit(main())

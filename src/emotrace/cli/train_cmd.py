@@ -1,0 +1,68 @@
+"""``emotrace train``: fit a model from a YAML config."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from emotrace.cli._common import console, progress_factory
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``train``."""
+    p = sub.add_parser("train", help="train a model from a YAML config (resumable)")
+    p.add_argument("--config", type=Path, help="YAML config (see configs/)")
+    p.add_argument("--data", help="dataset folder/CSV or prepared .npz (overrides config 'data')")
+    p.add_argument("--out", type=Path, help="run folder (default runs/<config name>)")
+    p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this folder")
+    p.add_argument("--format", default=None, help="force the dataset layout")
+    p.add_argument("--no-progress", action="store_true", help="log one line per epoch only")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train (or resume) and print where the best checkpoint is."""
+    from emotrace.errors import ConfigError, require
+
+    require("torch", "train")
+    from emotrace.data.prepared import load_prepared
+    from emotrace.preprocessing import Preprocess
+    from emotrace.training import fit, load_config
+
+    if args.resume is not None:
+        config_path = args.resume / "config.yaml"
+        if not config_path.is_file():
+            raise ConfigError(f"{args.resume}: not a run folder (no config.yaml)")
+        config = load_config(config_path, args.overrides)
+        out = args.resume
+    else:
+        if args.config is None:
+            raise ConfigError("give --config configs/NAME.yaml (or --resume runs/NAME)")
+        config = load_config(args.config, args.overrides)
+        out = args.out or Path("runs") / config.name
+    if args.data:
+        config.data = args.data
+    if not config.data:
+        raise ConfigError("no dataset: pass --data PATH or set 'data' in the config")
+    settings = Preprocess.from_dict(config.preprocess)
+    with progress_factory() as make:
+        data = load_prepared(config.data, settings, format=args.format, progress=make)
+    console.print(
+        f"training {config.model} on {config.data}: "
+        + ", ".join(f"{s} {len(a.labels):,}" for s, a in data.splits.items())
+    )
+    result = fit(
+        config,
+        data,
+        out,
+        resume=args.resume is not None,
+        log=console.print,
+        progress=not args.no_progress,
+    )
+    console.print(
+        f"best {config.monitor} {result.best_metric:.4f} at epoch {result.best_epoch}; "
+        f"checkpoint {out / 'model.safetensors'}"
+    )
+    return 130 if result.interrupted else 0

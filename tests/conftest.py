@@ -1,0 +1,71 @@
+"""Shared fixtures. Tests that need ../shared skip with a reason when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EMOTRACE_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """``../shared`` (or ``$EMOTRACE_SHARED``); skips the test when it is absent."""
+    if not SHARED.is_dir():
+        pytest.skip(f"needs the shared material at {SHARED} (absent)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def fer2013_dir(shared_dir: Path) -> Path:
+    """The FER2013 image release in ``../shared/datasets/fer2013``."""
+    path = shared_dir / "datasets" / "fer2013"
+    if not path.is_dir():
+        pytest.skip(f"needs FER2013 at {path} (absent)")
+    return path
+
+
+def face_like(seed: int, size: int = 48, color: bool = False) -> np.ndarray:
+    """A deterministic synthetic image (gradient + blobs), different for every seed."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    base = (xx * rng.uniform(0.5, 3) + yy * rng.uniform(0.5, 3)) % 256
+    image = base.astype(np.float32)
+    for _ in range(3):
+        cx, cy, r = rng.integers(0, size, 3)
+        image[(xx - cx) ** 2 + (yy - cy) ** 2 < (r % (size // 3) + 2) ** 2] = rng.integers(0, 256)
+    image = np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8)
+    if color:
+        return np.stack([image, np.roll(image, 3, 0), np.roll(image, 5, 1)], axis=2)
+    return image
+
+
+def write_image(path: Path, image: np.ndarray) -> Path:
+    """Write ``image`` with OpenCV, creating parent folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), image):
+        raise OSError(f"could not write {path}")
+    return path
+
+
+def make_class_folders(
+    root: Path,
+    counts: dict[str, int],
+    splits: tuple[str, ...] | None = ("train", "valid"),
+    size: int = 48,
+    suffix: str = ".png",
+) -> Path:
+    """Generate ``root/[split/]class/i.png`` images; returns ``root``."""
+    seed = 0
+    for split in splits or (None,):
+        for name, n in counts.items():
+            for i in range(n):
+                folder = root / split / name if split else root / name
+                write_image(folder / f"{name}_{i}{suffix}", face_like(seed, size))
+                seed += 1
+    return root
