@@ -16,7 +16,9 @@ def conv_bn_act(
 ) -> nn.Sequential:
     """Conv2d (no bias, 'same' padding) + BatchNorm2d + activation."""
     layers: list[nn.Module] = [
-        nn.Conv2d(in_channels, out_channels, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.Conv2d(
+            in_channels, out_channels, kernel, stride, kernel // 2, groups=groups, bias=False
+        ),
         nn.BatchNorm2d(out_channels),
     ]
     if act is not None:

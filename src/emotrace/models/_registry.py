@@ -48,7 +48,7 @@ def register(
 
 def _ensure_loaded() -> None:
     # Importing the architecture modules runs their @register decorators.
-    from emotrace.models import emonet  # noqa: F401
+    from emotrace.models import cnn, emonet, mobilenet_v2, mobilevit  # noqa: F401
 
 
 def list_models(pattern: str = "*") -> list[str]:

@@ -104,4 +104,6 @@ def emonet_wide(
 ) -> nn.Module:
     """EmoNet with widths 48-96-192-384: ~2x compute, for when accuracy matters more than speed."""
     del input_size, pretrained
-    return EmoNet(num_classes, in_channels, widths=(48, 96, 192, 384), stem_channels=24, dropout=dropout)
+    return EmoNet(
+        num_classes, in_channels, widths=(48, 96, 192, 384), stem_channels=24, dropout=dropout
+    )
