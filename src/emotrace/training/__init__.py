@@ -4,4 +4,12 @@ from emotrace.training.checkpoint import Checkpoint, load_checkpoint, read_metad
 from emotrace.training.config import TrainConfig, load_config
 from emotrace.training.loop import FitResult, fit
 
-__all__ = ["Checkpoint", "FitResult", "TrainConfig", "fit", "load_checkpoint", "load_config", "read_metadata"]
+__all__ = [
+    "Checkpoint",
+    "FitResult",
+    "TrainConfig",
+    "fit",
+    "load_checkpoint",
+    "load_config",
+    "read_metadata",
+]

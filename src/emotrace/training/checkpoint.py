@@ -72,7 +72,9 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
     try:
         meta: dict[str, Any] = json.loads(p.with_suffix(".json").read_text("utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{p.with_suffix('.json')}: unreadable checkpoint metadata ({exc})") from None
+        raise ModelError(
+            f"{p.with_suffix('.json')}: unreadable checkpoint metadata ({exc})"
+        ) from None
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise ModelError(f"{p}: not an emotrace checkpoint (format {meta.get('format')!r})")
     return meta

@@ -79,7 +79,8 @@ class TrainConfig:
         unknown = sorted(set(data).difference(valid))
         if unknown:
             raise ConfigError(
-                f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}"
+                f"unknown config key(s) {', '.join(unknown)}; "
+                f"valid keys: {', '.join(sorted(valid))}"
             )
         try:
             return cls(**data)

@@ -114,7 +114,10 @@ def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     )
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+            params,
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
             nesterov=True,
         )
     cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
@@ -149,13 +152,18 @@ def _mix(
     """Mixup or CutMix on a batch; returns inputs, both targets and the first target's weight."""
     use_mixup = config.mixup > 0 and (config.cutmix <= 0 or torch.rand(1, generator=gen) < 0.5)
     alpha = config.mixup if use_mixup else config.cutmix
-    lam = float(np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen))).beta(alpha, alpha))
+    lam = float(
+        np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen))).beta(alpha, alpha)
+    )
     perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
     if use_mixup:
         return lam * x + (1 - lam) * x[perm], y, y[perm], lam
     h, w = x.shape[2], x.shape[3]
     cut_h, cut_w = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
-    cy, cx = int(torch.randint(0, h, (1,), generator=gen)), int(torch.randint(0, w, (1,), generator=gen))
+    cy, cx = (
+        int(torch.randint(0, h, (1,), generator=gen)),
+        int(torch.randint(0, w, (1,), generator=gen)),
+    )
     y0, y1 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h)
     x0, x1 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
     x = x.clone()
@@ -204,7 +212,8 @@ def fit(
     if data.preprocess.size != int(config.preprocess.get("size", data.preprocess.size)):
         raise ConfigError(
             f"config asks for {config.preprocess.get('size')} px images but the data is "
-            f"{data.preprocess.size} px; prepare the data with --size {config.preprocess.get('size')}"
+            f"{data.preprocess.size} px; prepare the data with "
+            f"--size {config.preprocess.get('size')}"
         )
     train = data.split(config.train_split)
     val = data.split(config.val_split)
@@ -240,7 +249,9 @@ def fit(
         else None
     )
     weights = (
-        _class_weights(y_train, num_classes).to(device) if config.class_balance == "weights" else None
+        _class_weights(y_train, num_classes).to(device)
+        if config.class_balance == "weights"
+        else None
     )
     sample_weights = (
         _class_weights(y_train, num_classes)[y_train] if config.class_balance == "sampler" else None
@@ -345,7 +356,7 @@ def fit(
             if best.update(metrics, epoch + 1):
                 save_checkpoint(eval_model, meta, out / "model.safetensors")
             save_checkpoint(model, meta, out / "last.safetensors")
-            state: dict[str, Any] = {
+            progress_state: dict[str, Any] = {
                 "epoch": epoch,
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
@@ -353,10 +364,10 @@ def fit(
                 "early_stopping": stopper.state_dict(),
             }
             if plateau is not None:
-                state["plateau"] = plateau.state_dict()
+                progress_state["plateau"] = plateau.state_dict()
             if ema is not None:
-                state["ema"] = ema.state_dict()
-            save_state(state, state_path)
+                progress_state["ema"] = ema.state_dict()
+            save_state(progress_state, state_path)
             log(
                 f"epoch {epoch + 1}/{config.epochs}  loss {metrics['train_loss']:.4f}  "
                 f"acc {metrics['train_accuracy']:.4f}  val_loss {metrics['val_loss']:.4f}  "
@@ -365,7 +376,10 @@ def fit(
             )
             if stopper.step(metrics):
                 stopped_early = True
-                log(f"early stopping: {config.monitor} did not improve for {stopper.patience} epochs")
+                log(
+                    f"early stopping: {config.monitor} did not improve "
+                    f"for {stopper.patience} epochs"
+                )
                 break
     except KeyboardInterrupt:
         interrupted = True
@@ -436,8 +450,8 @@ class _Bar:
         self._task = self._progress.add_task(description, total=total, loss=0.0, acc=0.0)
         self._progress.start()
 
-    def update(self, n: int, **fields: float) -> None:
-        self._progress.update(self._task, advance=n, **fields)
+    def update(self, n: int, loss: float, acc: float) -> None:
+        self._progress.update(self._task, advance=n, loss=loss, acc=acc)
 
     def close(self) -> None:
         self._progress.stop()
