@@ -1,0 +1,152 @@
+"""Evaluate a model on a labelled dataset: metrics.json, plots and a self-contained report.html.
+
+When the dataset's classes differ from the model's (CK+ has ``contempt`` and no ``neutral``), the
+evaluation keeps the shared classes, says which were excluded, and reports accuracy both with the
+model's full output and with predictions restricted to the shared classes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emotrace.data.cache import PreparedDataset, SplitArrays
+from emotrace.data.prepared import load_prepared
+from emotrace.errors import DatasetError, ModelError
+from emotrace.evaluation.metrics import compute_metrics, softmax
+from emotrace.runtime.loading import Backend, load_backend
+
+
+def choose_split(data: PreparedDataset, split: str | None) -> tuple[str, SplitArrays]:
+    """The asked split; with none asked, ``test``, else the only split of a split-less folder."""
+    if split is not None:
+        arrays = data.split(split)
+        return next(k for k, v in data.splits.items() if v is arrays), arrays
+    for name in ("test", "all"):
+        if name in data.splits:
+            return name, data.splits[name]
+    raise DatasetError(
+        f"{data.source}: no 'test' split; pass --split (it has: {', '.join(data.splits)})"
+    )
+
+
+def batched_logits(backend: Backend, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Backend logits over ``images`` in batches."""
+    chunks = [backend.logits(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+    return (
+        np.concatenate(chunks) if chunks else np.zeros((0, len(backend.spec.classes)), np.float32)
+    )
+
+
+def class_mapping(model_classes: list[str], data_classes: list[str]) -> tuple[list[str], list[str]]:
+    """``(shared, excluded)``: classes both know (model order) and data classes the model lacks."""
+    shared = [c for c in model_classes if c in data_classes]
+    excluded = [c for c in data_classes if c not in model_classes]
+    if not shared:
+        raise ModelError(
+            f"model classes ({', '.join(model_classes)}) and dataset classes "
+            f"({', '.join(data_classes)}) have nothing in common"
+        )
+    return shared, excluded
+
+
+def evaluate(
+    model: str | Path,
+    data: str | Path,
+    out_dir: str | Path,
+    split: str | None = None,
+    tta: str | None = None,
+    format: str | None = None,
+    threads: int | None = None,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``model`` (``default``, ``.onnx``, checkpoint or run folder) on ``data``.
+
+    Writes ``metrics.json``, ``confusion_matrix.png``, ``reliability.png`` and ``report.html`` into
+    ``out_dir`` and returns the metrics. ``tta="flip"`` adds horizontally-flipped test-time
+    augmentation, reported separately under ``"tta"``.
+    """
+    if tta not in (None, "flip"):
+        raise DatasetError(f"unknown test-time augmentation {tta!r}; use 'flip'")
+    backend = load_backend(model, threads=threads)
+    spec = backend.spec
+    dataset = load_prepared(data, spec.preprocess, format=format, progress=progress)
+    split_name, arrays = choose_split(dataset, split)
+    model_classes = list(spec.classes)
+    shared, excluded = class_mapping(model_classes, dataset.classes)
+    keep_names = np.array([dataset.classes[i] in shared for i in arrays.labels], dtype=bool)
+    images = arrays.images[keep_names]
+    if len(images) == 0:
+        raise DatasetError(
+            f"{dataset.source}: no images of the model's classes in split {split_name}"
+        )
+    to_model = {dataset.classes.index(c): model_classes.index(c) for c in shared}
+    y_true = np.array([to_model[int(i)] for i in arrays.labels[keep_names]], dtype=np.int64)
+
+    logits = batched_logits(backend, images)
+    probs = softmax(logits, spec.temperature)
+    metrics = _with_restriction(
+        compute_metrics(y_true, probs, model_classes), y_true, probs, model_classes, shared
+    )
+    result: dict[str, Any] = {
+        **metrics,
+        "model": str(model),
+        "model_name": spec.name,
+        "temperature": spec.temperature,
+        "dataset": str(data),
+        "split": split_name,
+        "dataset_classes": dataset.classes,
+        "shared_classes": shared,
+        "excluded_classes": excluded,
+        "excluded_images": int((~keep_names).sum()),
+        "model_only_classes": [c for c in model_classes if c not in shared],
+        "skipped_files": len(dataset.skipped),
+    }
+    if tta == "flip":
+        flipped_logits = batched_logits(backend, np.ascontiguousarray(images[:, :, ::-1]))
+        tta_probs = (probs + softmax(flipped_logits, spec.temperature)) / 2
+        tta_metrics = _with_restriction(
+            compute_metrics(y_true, tta_probs, model_classes),
+            y_true,
+            tta_probs,
+            model_classes,
+            shared,
+        )
+        result["tta"] = {"method": "flip", **{k: tta_metrics[k] for k in _HEADLINE}}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(result, indent=2), "utf-8")
+    from emotrace.evaluation.report import write_report
+
+    write_report(result, out)
+    return result
+
+
+_HEADLINE = (
+    "accuracy",
+    "restricted_accuracy",
+    "macro_f1",
+    "weighted_f1",
+    "macro_auc",
+    "top2_accuracy",
+    "ece",
+    "loss",
+)
+
+
+def _with_restriction(
+    metrics: dict[str, Any],
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    model_classes: list[str],
+    shared: list[str],
+) -> dict[str, Any]:
+    """Add accuracy with predictions restricted to the shared classes."""
+    columns = [model_classes.index(c) for c in shared]
+    restricted_pred = np.array(columns)[probs[:, columns].argmax(axis=1)]
+    metrics["restricted_accuracy"] = float((restricted_pred == y_true).mean())
+    return metrics

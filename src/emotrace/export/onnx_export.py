@@ -1,0 +1,152 @@
+"""Checkpoint -> ONNX with a dynamic batch axis and emotrace metadata, checked against torch.
+
+The metadata JSON (classes, input size, normalisation, preprocessing, temperature, version,
+metrics) is stored in the file's ``metadata_props`` under the key ``emotrace``, so one
+``.onnx`` file is a complete model for :class:`emotrace.EmotionClassifier`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emotrace import __version__
+from emotrace.errors import ModelError, require
+from emotrace.runtime.onnx_backend import METADATA_KEY
+
+PARITY_TOLERANCE = 1e-4
+
+
+@dataclass
+class ExportResult:
+    """The written file and how closely it matches the torch model."""
+
+    path: Path
+    max_abs_diff: float
+    int8: bool
+    size_bytes: int
+    quantization: dict[str, Any] | None = None
+
+
+def onnx_metadata(meta: dict[str, Any], name: str) -> dict[str, Any]:
+    """The subset of checkpoint metadata inference needs (no training config)."""
+    keep = (
+        "architecture",
+        "model_options",
+        "classes",
+        "input_size",
+        "channels",
+        "normalization",
+        "preprocess",
+        "temperature",
+        "metrics",
+        "dataset_key",
+        "epoch",
+    )
+    out = {k: meta[k] for k in keep if k in meta}
+    out["name"] = name
+    out["emotrace_version"] = __version__
+    return out
+
+
+def _torch_export(model: Any, channels: int, size: int, path: Path) -> None:
+    import torch
+
+    example = (torch.randn(2, channels, size, size),)
+    # The exporter logs a warning per missing torchvision op and a progress line per step.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    logging.getLogger("onnxscript").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model,
+            example,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),
+            dynamo=True,
+            opset_version=18,
+            verbose=False,
+        )
+    if program is None:
+        raise ModelError("torch.onnx.export returned no program")
+    program.save(str(path))
+
+
+def write_metadata(path: Path, metadata: dict[str, Any]) -> None:
+    """Set the emotrace metadata_props entry of an ONNX file in place."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    kept = [p for p in proto.metadata_props if p.key != METADATA_KEY]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
+    tmp = path.with_name(path.name + ".tmp")
+    onnx.save(proto, str(tmp))
+    os.replace(tmp, path)
+
+
+def parity(model: Any, path: Path, channels: int, size: int, batch: int = 8) -> float:
+    """Max absolute logit difference between torch and onnxruntime on a random batch."""
+    import torch
+
+    from emotrace.runtime.onnx_backend import OnnxBackend
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (batch, size, size, channels), dtype=np.uint8)
+    backend = OnnxBackend(path, threads=None)
+    onnx_logits = backend.logits(images)
+    x = torch.from_numpy(images.transpose(0, 3, 1, 2).astype(np.float32))
+    x = (x / 255.0 - backend.spec.mean) / backend.spec.std
+    with torch.inference_mode():
+        torch_logits = model(x).numpy()
+    return float(np.abs(onnx_logits - torch_logits).max())
+
+
+def export_onnx(
+    checkpoint: Path | str,
+    output: Path | str,
+    int8: bool = False,
+    calibration_images: np.ndarray | None = None,
+    name: str | None = None,
+) -> ExportResult:
+    """Export a checkpoint (run folder or ``.safetensors``) to ONNX and verify it.
+
+    fp32 logits must match torch within :data:`PARITY_TOLERANCE` or a :class:`ModelError` is raised.
+    ``int8`` quantises statically (QDQ, per-channel) with ``calibration_images`` (uint8
+    ``(N, S, S, C)`` prepared like the model's input; a few hundred are plenty).
+    """
+    require("torch", "train")
+    require("onnxscript", "train")
+    from emotrace.training.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(checkpoint)
+    meta = loaded.meta
+    channels, size = int(meta["channels"]), int(meta["input_size"])
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fp32_path = out if not int8 else out.with_name(out.stem + ".fp32.tmp.onnx")
+    _torch_export(loaded.model, channels, size, fp32_path)
+    metadata = onnx_metadata(meta, name or loaded.path.parent.name)
+    write_metadata(fp32_path, metadata)
+    diff = parity(loaded.model, fp32_path, channels, size)
+    if diff > PARITY_TOLERANCE:
+        raise ModelError(f"ONNX export differs from torch by {diff:.2e} (> {PARITY_TOLERANCE})")
+    quant_info = None
+    if int8:
+        from emotrace.export.quantize import quantize_int8
+
+        if calibration_images is None or len(calibration_images) == 0:
+            raise ModelError("int8 export needs calibration images (pass --data)")
+        quant_info = quantize_int8(fp32_path, out, calibration_images, metadata)
+        fp32_path.unlink(missing_ok=True)
+    return ExportResult(out, diff, int8, out.stat().st_size, quant_info)

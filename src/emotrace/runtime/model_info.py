@@ -1,0 +1,56 @@
+"""What every loaded model tells its users: classes, input geometry, normalisation, temperature.
+
+The same fields live in checkpoint JSON sidecars and in ONNX ``metadata_props``, so inference never
+hard-codes an input size or a class order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from emotrace.errors import ModelError
+from emotrace.preprocessing import Preprocess
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to turn a face crop into this model's input and read its output."""
+
+    name: str
+    classes: tuple[str, ...]
+    preprocess: Preprocess
+    mean: float = 0.5
+    std: float = 0.5
+    temperature: float = 1.0
+    version: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_size(self) -> int:
+        """Square input side in pixels."""
+        return self.preprocess.size
+
+    @property
+    def channels(self) -> int:
+        """1 for gray models, 3 for colour (BGR)."""
+        return self.preprocess.channels
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any], name: str = "") -> ModelSpec:
+        """Read the checkpoint/ONNX metadata layout (see ``training.loop.checkpoint_meta``)."""
+        try:
+            preprocess = Preprocess.from_dict(dict(meta["preprocess"]))
+            norm = meta.get("normalization", {})
+            return cls(
+                name=name or str(meta.get("architecture", "model")),
+                classes=tuple(meta["classes"]),
+                preprocess=preprocess,
+                mean=float(norm.get("mean", 0.5)),
+                std=float(norm.get("std", 0.5)),
+                temperature=float(meta.get("temperature", 1.0)),
+                version=str(meta.get("emotrace_version", "")),
+                metrics=dict(meta.get("metrics", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"model metadata is incomplete or invalid ({exc})") from None

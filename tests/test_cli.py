@@ -1,0 +1,151 @@
+"""The command line as a user runs it: real processes, real files, exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import make_class_folders, write_image
+
+
+def emotrace(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "EMOTRACE_CACHE": str(Path(cwd or ".") / ".emotrace-cache")}
+    return subprocess.run(
+        [sys.executable, "-m", "emotrace", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env=env,
+    )
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("emotrace: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_help_lists_every_command_with_a_description() -> None:
+    result = emotrace("--help")
+    assert result.returncode == 0
+    for command in ("data", "models", "train", "evaluate", "demo"):
+        assert f"    {command} " in result.stdout
+    data_help = emotrace("data", "--help").stdout
+    for action in ("prepare", "inspect", "augment"):
+        assert action in data_help
+
+
+def test_prepare_inspect_augment_round_trip(tmp_path: Path) -> None:
+    dataset = make_class_folders(tmp_path / "ds", {"anger": 3, "Happy": 4}, splits=("train", "val"))
+    before = snapshot(dataset)
+
+    cache = tmp_path / "cache.npz"
+    first = emotrace("data", "prepare", dataset, "-o", cache, "--size", "32", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "train:" in first.stdout.replace(" ", "") and cache.is_file()
+    with np.load(cache) as data:
+        assert data["x_train"].shape == (7, 32, 32, 1)
+        assert data["x_valid"].shape == (7, 32, 32, 1)
+    again = emotrace("data", "prepare", dataset, "-o", cache, "--size", "32", cwd=tmp_path)
+    assert "up to date" in again.stdout
+
+    eda = emotrace("data", "inspect", dataset, "-o", tmp_path / "eda", cwd=tmp_path)
+    assert eda.returncode == 0, eda.stderr
+    summary = json.loads((tmp_path / "eda" / "summary.json").read_text())
+    assert summary["splits"]["train"] == {"angry": 3, "happy": 4}
+    assert (tmp_path / "eda" / "report.html").is_file()
+
+    aug = emotrace(
+        "data", "augment", dataset, "-o", tmp_path / "aug", "--copies", "2", "--split", "train",
+        "--set", "rotation=15", cwd=tmp_path,
+    )  # fmt: skip
+    assert aug.returncode == 0, aug.stderr
+    assert len(list((tmp_path / "aug").rglob("*.png"))) == 14
+
+    assert snapshot(dataset) == before, "a command wrote into the dataset folder"
+
+
+def _empty_class(root: Path) -> Path:
+    make_class_folders(root, {"happy": 2}, splits=None)
+    (root / "sad").mkdir()
+    return root
+
+
+def _unknown_class(root: Path) -> Path:
+    return make_class_folders(root, {"happy": 2, "bored": 2}, splits=None)
+
+
+def _bad_csv_row(root: Path) -> Path:
+    root.mkdir()
+    good = " ".join(["0"] * 2304)
+    short = " ".join(["0"] * 2303)
+    csv = root / "fer2013.csv"
+    csv.write_text(f"emotion,pixels,Usage\n3,{good},Training\n4,{short},Training\n")
+    return csv
+
+
+def _only_train(root: Path) -> Path:
+    return make_class_folders(root, {"happy": 2}, splits=("train",))
+
+
+@pytest.mark.parametrize(
+    ("build", "extra", "fragments"),
+    [
+        (_empty_class, [], ["sad", "empty class folder"]),
+        (_unknown_class, [], ["bored", "unknown emotion class"]),
+        (_bad_csv_row, [], ["row 3", "2303 pixels", "2304"]),
+        (_only_train, ["--split", "test"], ["no split 'test'", "train"]),
+        (lambda root: root / "missing", [], ["missing"]),
+        (_only_train, ["--format", "parquet"], ["parquet"]),
+    ],
+)
+def test_bad_datasets_give_one_line_and_exit_2(
+    tmp_path: Path, build: object, extra: list[str], fragments: list[str]
+) -> None:
+    dataset = build(tmp_path / "ds")  # type: ignore[operator]
+    result = emotrace("data", "prepare", dataset, "-o", tmp_path / "c.npz", *extra, cwd=tmp_path)
+    assert_one_line_error(result, *fragments)
+    assert not (tmp_path / "c.npz").exists()
+
+
+def test_unreadable_images_are_skipped_and_reported(tmp_path: Path) -> None:
+    dataset = make_class_folders(tmp_path / "ds", {"happy": 3, "sad": 2}, splits=None)
+    (dataset / "happy" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    write_image(dataset / "sad" / "ok.png", np.zeros((10, 10), np.uint8))
+    result = emotrace("data", "prepare", dataset, "-o", tmp_path / "c.npz", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "skipped 1 file" in result.stdout and "broken.jpg" in result.stdout
+
+
+def test_augment_refuses_to_write_into_the_dataset(tmp_path: Path) -> None:
+    dataset = make_class_folders(tmp_path / "ds", {"happy": 2}, splits=None)
+    before = snapshot(dataset)
+    result = emotrace("data", "augment", dataset, "-o", dataset / "aug", cwd=tmp_path)
+    assert_one_line_error(result)
+    assert snapshot(dataset) == before
+
+
+def test_bad_training_config_lists_valid_keys(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("model: emonet\nepochz: 3\n")
+    result = emotrace("train", "--config", config, "--data", tmp_path, cwd=tmp_path)
+    assert_one_line_error(result, "epochz", "valid keys", "epochs")
+    unknown_model = emotrace(
+        "train", "--config", config, "--data", tmp_path, "model=resnet9000", cwd=tmp_path
+    )
+    assert_one_line_error(unknown_model, "epochz")
