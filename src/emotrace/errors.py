@@ -43,3 +43,7 @@ def require(module: str, extra: str) -> None:
         raise MissingDependencyError(
             f"this needs {module}; install it with: pip install 'emotrace[{extra}]'"
         )
+
+
+class InputError(EmotraceError, ValueError):
+    """Images or arrays passed to the API that cannot be interpreted."""

@@ -1,4 +1,4 @@
-"""``emotrace demo``: the main job on built-in defaults (what ``make demo`` runs)."""
+"""``emotrace demo``: the whole inference path on a real photo (what ``make demo`` runs)."""
 
 from __future__ import annotations
 
@@ -11,21 +11,39 @@ from emotrace.cli._common import console
 
 def add_parser(sub: Any) -> None:
     """Register ``demo``."""
-    p = sub.add_parser("demo", help="run the bundled model on a built-in photo")
+    p = sub.add_parser("demo", help="run the bundled model on scikit-image's astronaut photo")
     p.add_argument("-o", "--output", type=Path, default=Path("demo-out"), help="output folder")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Until the bundled model exists this says so and exits cleanly."""
-    from importlib import resources
+    """Detect, classify, print and write the annotated photo."""
+    import cv2
 
-    assets = resources.files("emotrace") / "assets"
-    model = assets / "emotrace_default.onnx"
-    if not model.is_file():
+    from emotrace.annotate import draw_faces
+    from emotrace.errors import require
+    from emotrace.runtime.recognizer import EmotionRecognizer
+
+    require("skimage", "demo")
+    from skimage import data
+
+    image = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    recognizer = EmotionRecognizer()
+    faces = recognizer.recognize(image)
+    args.output.mkdir(parents=True, exist_ok=True)
+    out = args.output / "astronaut_emotrace.png"
+    cv2.imwrite(str(out), draw_faces(image, faces))
+    spec = recognizer.classifier.spec
+    console.print(f"model: {spec.name} ({spec.input_size}px, {', '.join(spec.classes)})")
+    if not len(faces):
+        console.print("astronaut.png: no face found")
+    for record in faces.records():
+        box = record["box"]
+        top = sorted(record["probabilities"].items(), key=lambda kv: -kv[1])[:3]
         console.print(
-            "no model yet: the bundled default model arrives with the inference engine. "
-            "Meanwhile try: emotrace models, emotrace data inspect DATASET -o eda-out"
+            f"astronaut.png: face at x={box['x']} y={box['y']} {box['w']}x{box['h']}: "
+            f"[bold]{record['label']}[/bold] {record['confidence']:.0%} "
+            f"({', '.join(f'{k} {v:.0%}' for k, v in top)})"
         )
-        return 0
-    raise NotImplementedError  # replaced when the bundled model lands
+    console.print(f"wrote {out}")
+    return 0

@@ -7,13 +7,21 @@ import sys
 from collections.abc import Sequence
 
 from emotrace import __version__
-from emotrace.cli import data_cmd, demo_cmd, evaluate_cmd, models_cmd, train_cmd
+from emotrace.cli import (
+    data_cmd,
+    demo_cmd,
+    evaluate_cmd,
+    export_cmd,
+    models_cmd,
+    predict_cmd,
+    train_cmd,
+)
 from emotrace.errors import EmotraceError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
-COMMANDS = (data_cmd, models_cmd, train_cmd, evaluate_cmd, demo_cmd)
+COMMANDS = (data_cmd, models_cmd, train_cmd, evaluate_cmd, export_cmd, predict_cmd, demo_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

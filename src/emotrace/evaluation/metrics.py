@@ -10,15 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from emotrace._numeric import softmax
 from emotrace.evaluation.calibration import expected_calibration_error, reliability_bins
 
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``logits / temperature`` (numerically stable)."""
-    z = logits.astype(np.float64) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float64)
+__all__ = ["compute_metrics", "softmax"]
 
 
 def compute_metrics(

@@ -12,6 +12,9 @@ from typing import Any
 from emotrace.errors import ModelError
 from emotrace.preprocessing import Preprocess
 
+#: Haar boxes run from brows to chin; FER2013-style crops show a little more (forehead, jaw).
+DEFAULT_FACE_MARGIN = 0.1
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -25,6 +28,8 @@ class ModelSpec:
     temperature: float = 1.0
     version: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: Margin added around a detector's face box before cropping, as a fraction of the box.
+    face_margin: float = DEFAULT_FACE_MARGIN
 
     @property
     def input_size(self) -> int:
@@ -51,6 +56,12 @@ class ModelSpec:
                 temperature=float(meta.get("temperature", 1.0)),
                 version=str(meta.get("emotrace_version", "")),
                 metrics=dict(meta.get("metrics", {})),
+                face_margin=float(
+                    meta.get(
+                        "face_margin",
+                        preprocess.margin if preprocess.face_crop else DEFAULT_FACE_MARGIN,
+                    )
+                ),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"model metadata is incomplete or invalid ({exc})") from None

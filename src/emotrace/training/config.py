@@ -51,6 +51,10 @@ class TrainConfig:
     augment: dict[str, Any] = field(default_factory=dict)
     ema: float = 0.0
     seed: int = 0
+    #: Stop after the epoch during which this many minutes (of this invocation) have passed.
+    max_minutes: float | None = None
+    #: Train on only this many images, drawn by a seeded shuffle of the train split (smoke runs).
+    limit_train: int | None = None
     threads: int | None = None
     device: str = "auto"
     channels_last: bool = True
@@ -71,6 +75,21 @@ class TrainConfig:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"ema is a decay in [0, 1), got {self.ema}")
+        # bool is an int subclass; "max_minutes: yes" must not read as one minute.
+        if self.max_minutes is not None and (
+            isinstance(self.max_minutes, bool)
+            or not isinstance(self.max_minutes, int | float)
+            or not self.max_minutes > 0
+        ):
+            raise ConfigError(f"max_minutes must be a number > 0 or null, got {self.max_minutes!r}")
+        if self.limit_train is not None and (
+            isinstance(self.limit_train, bool)
+            or not isinstance(self.limit_train, int)
+            or self.limit_train < 1
+        ):
+            raise ConfigError(
+                f"limit_train must be an integer >= 1 or null, got {self.limit_train!r}"
+            )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:

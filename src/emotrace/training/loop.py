@@ -1,17 +1,22 @@
 """The training loop: read it top to bottom in :func:`fit`.
 
 Data lives in memory as a uint8 tensor; each step indexes a batch, augments it as a batch, and runs
-the model in channels-last layout. Every epoch writes ``last.safetensors`` + ``state.pt`` (resume
-point), appends to ``history.csv``, and replaces ``model.safetensors`` when the monitored
-validation metric improves.
+the model in channels-last layout. Every epoch appends to ``history.csv``, replaces
+``model.safetensors`` when the monitored validation metric improves, and writes
+``last.safetensors`` + ``state.pt`` (the resume point), with Ctrl+C held back until all of them are
+written. Each epoch's randomness (order, augmentation, mixing, dropout) is seeded from
+``(seed, epoch)``, so a resumed run ends with the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +29,10 @@ from torch import nn
 
 from emotrace import __version__
 from emotrace.data.augment import AugmentConfig, BatchAugment
-from emotrace.data.cache import PreparedDataset
+from emotrace.data.cache import PreparedDataset, SplitArrays
 from emotrace.errors import ConfigError
 from emotrace.models import build
-from emotrace.training.callbacks import BestTracker, EarlyStopping
+from emotrace.training.callbacks import BestTracker, EarlyStopping, mode_for
 from emotrace.training.checkpoint import load_state, save_checkpoint, save_state
 from emotrace.training.config import TrainConfig
 
@@ -44,9 +49,17 @@ HISTORY_FIELDS = [
 ]
 
 
+#: Why :func:`fit` returned: all epochs done, early stopping, ``max_minutes`` spent, or Ctrl+C.
+STOP_REASONS = ("completed", "early_stopping", "time_budget", "interrupted")
+
+
 @dataclass
 class FitResult:
-    """Where the run wrote its outputs and how it ended."""
+    """Where the run wrote its outputs and how it ended.
+
+    ``epochs_run`` is the number of the last finished epoch (counting epochs before a resume);
+    ``stopped_reason`` is one of :data:`STOP_REASONS`.
+    """
 
     out_dir: Path
     best_metric: float
@@ -54,6 +67,7 @@ class FitResult:
     epochs_run: int
     stopped_early: bool
     interrupted: bool
+    stopped_reason: str = "completed"
 
 
 def select_device(name: str) -> torch.device:
@@ -172,6 +186,54 @@ def _mix(
     return x, y, y[perm], lam
 
 
+@contextmanager
+def _hold_interrupt() -> Iterator[None]:
+    """Delay Ctrl+C until the block ends, so an epoch's files are written completely or not at all.
+
+    Only the main thread can handle signals; elsewhere (and where SIGINT is ignored) it is a no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous in (signal.SIG_IGN, None):
+        yield
+        return
+    received: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    # A separate stream from the order/augmentation generator's, derived from (seed, epoch) alone.
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def _limit(train: SplitArrays, limit: int | None, seed: int) -> SplitArrays:
+    """The first ``limit`` images of a seeded shuffle (the same subset on every resume)."""
+    if limit is None or limit >= len(train.labels):
+        return train
+    keep = np.random.default_rng(seed).permutation(len(train.labels))[:limit]
+    return SplitArrays(train.images[keep], train.labels[keep])
+
+
+def _truncate_history(path: Path, last_epoch: int) -> None:
+    """Drop rows after ``last_epoch``: an epoch logged but not saved (killed) is trained again."""
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= last_epoch]
+    if len(kept) != len(rows):
+        with path.open("w", newline="") as handle:
+            csv.writer(handle).writerows(kept)
+
+
 def checkpoint_meta(
     config: TrainConfig, data: PreparedDataset, metrics: dict[str, float], epoch: int
 ) -> dict[str, Any]:
@@ -202,7 +264,14 @@ def fit(
     log: Callable[[str], None] = print,
     progress: bool = True,
 ) -> FitResult:
-    """Train ``config.model`` on ``data`` and write checkpoints and history into ``out_dir``."""
+    """Train ``config.model`` on ``data`` and write checkpoints and history into ``out_dir``.
+
+    With ``resume`` the run continues after the last epoch saved in ``out_dir``. Ctrl+C ends the
+    run after saving nothing partial (``interrupted``); ``config.max_minutes`` ends it after the
+    epoch during which that budget, counted from this call, ran out. The learning-rate schedule
+    still spans ``config.epochs`` either way.
+    """
+    fit_started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if config.threads:
@@ -215,7 +284,9 @@ def fit(
             f"{data.preprocess.size} px; prepare the data with "
             f"--size {config.preprocess.get('size')}"
         )
-    train = data.split(config.train_split)
+    train = _limit(data.split(config.train_split), config.limit_train, config.seed)
+    if config.limit_train is not None:
+        log(f"limit_train: training on {len(train.labels):,} images")
     val = data.split(config.val_split)
     num_classes = len(data.classes)
     x_train, y_train = to_tensor_nchw(train.images), torch.from_numpy(train.labels)
@@ -236,7 +307,11 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, steps_per_epoch))
     plateau = (
         torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=0.5, patience=config.plateau_patience
+            optimizer,
+            mode=mode_for(config.monitor),
+            factor=0.5,
+            patience=config.plateau_patience,
+            min_lr=config.min_lr,
         )
         if config.scheduler == "plateau"
         else None
@@ -276,18 +351,22 @@ def fit(
         best.load_state_dict(state["best"])
         stopper.load_state_dict(state["early_stopping"])
         start_epoch = int(state["epoch"]) + 1
+        _truncate_history(history_path, start_epoch)
         log(f"resuming {out} at epoch {start_epoch + 1}/{config.epochs}")
     else:
         (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), "utf-8")
         with history_path.open("w", newline="") as handle:
             csv.writer(handle).writerow(HISTORY_FIELDS)
 
-    stopped_early = interrupted = False
-    epoch = start_epoch - 1
+    stopped_reason = "completed"
+    epochs_done = start_epoch
     try:
         for epoch in range(start_epoch, config.epochs):
             seed = config.seed * 100_003 + epoch
             gen = torch.Generator().manual_seed(seed)
+            # Dropout (and anything else drawing from the global generator) must not depend on
+            # how many epochs this process has run, or a resumed run would diverge.
+            torch.manual_seed(_epoch_seed(config.seed, epoch))
             augment = BatchAugment(augment_config, seed=seed)
             if sample_weights is not None:
                 order = torch.multinomial(sample_weights, x_train.shape[0], True, generator=gen)
@@ -347,27 +426,40 @@ def fit(
                 images_per_s=seen / elapsed,
             )
             if plateau is not None:
-                plateau.step(metrics["val_accuracy"])
-            with history_path.open("a", newline="") as handle:
-                csv.writer(handle).writerow(
-                    [epoch + 1] + [f"{metrics[k]:.6g}" for k in HISTORY_FIELDS[1:]]
-                )
-            meta = checkpoint_meta(config, data, metrics, epoch + 1)
-            if best.update(metrics, epoch + 1):
-                save_checkpoint(eval_model, meta, out / "model.safetensors")
-            save_checkpoint(model, meta, out / "last.safetensors")
-            progress_state: dict[str, Any] = {
-                "epoch": epoch,
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "best": best.state_dict(),
-                "early_stopping": stopper.state_dict(),
-            }
-            if plateau is not None:
-                progress_state["plateau"] = plateau.state_dict()
-            if ema is not None:
-                progress_state["ema"] = ema.state_dict()
-            save_state(progress_state, state_path)
+                before = [group["lr"] for group in optimizer.param_groups]
+                plateau.step(metrics[config.monitor])
+                # LambdaLR recomputes every lr from its base_lrs at the next step, which would
+                # undo the plateau's cut; scale the bases by the same factor so it sticks.
+                scheduler.base_lrs = [
+                    base * group["lr"] / old if old > 0 else base
+                    for base, group, old in zip(
+                        scheduler.base_lrs, optimizer.param_groups, before, strict=True
+                    )
+                ]
+            with _hold_interrupt():
+                # The history row goes first: a crash before state.pt is saved leaves an extra
+                # row, which a resume drops (_truncate_history) and writes again.
+                with history_path.open("a", newline="") as handle:
+                    csv.writer(handle).writerow(
+                        [epoch + 1] + [f"{metrics[k]:.6g}" for k in HISTORY_FIELDS[1:]]
+                    )
+                meta = checkpoint_meta(config, data, metrics, epoch + 1)
+                if best.update(metrics, epoch + 1):
+                    save_checkpoint(eval_model, meta, out / "model.safetensors")
+                save_checkpoint(model, meta, out / "last.safetensors")
+                progress_state: dict[str, Any] = {
+                    "epoch": epoch,
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "best": best.state_dict(),
+                    "early_stopping": stopper.state_dict(),
+                }
+                if plateau is not None:
+                    progress_state["plateau"] = plateau.state_dict()
+                if ema is not None:
+                    progress_state["ema"] = ema.state_dict()
+                save_state(progress_state, state_path)
+            epochs_done = epoch + 1
             log(
                 f"epoch {epoch + 1}/{config.epochs}  loss {metrics['train_loss']:.4f}  "
                 f"acc {metrics['train_accuracy']:.4f}  val_loss {metrics['val_loss']:.4f}  "
@@ -375,23 +467,37 @@ def fit(
                 f"{metrics['images_per_s']:.0f} img/s  {elapsed:.0f}s"
             )
             if stopper.step(metrics):
-                stopped_early = True
+                stopped_reason = "early_stopping"
                 log(
                     f"early stopping: {config.monitor} did not improve "
                     f"for {stopper.patience} epochs"
                 )
                 break
+            minutes = (time.perf_counter() - fit_started) / 60
+            if (
+                config.max_minutes is not None
+                and minutes >= config.max_minutes
+                and epoch + 1 < config.epochs
+            ):
+                stopped_reason = "time_budget"
+                log(
+                    f"time budget: stopping after epoch {epoch + 1}/{config.epochs} "
+                    f"({minutes:.1f} of max_minutes={config.max_minutes:g}); "
+                    f"continue with: emotrace train --resume {out}"
+                )
+                break
     except KeyboardInterrupt:
-        interrupted = True
+        stopped_reason = "interrupted"
         log(f"interrupted; resume with: emotrace train --resume {out}")
     _plot_history(history_path, out / "curves.png")
     return FitResult(
         out_dir=out,
         best_metric=best.best,
         best_epoch=best.best_epoch,
-        epochs_run=epoch + 1,
-        stopped_early=stopped_early,
-        interrupted=interrupted,
+        epochs_run=epochs_done,
+        stopped_early=stopped_reason == "early_stopping",
+        interrupted=stopped_reason == "interrupted",
+        stopped_reason=stopped_reason,
     )
 
 

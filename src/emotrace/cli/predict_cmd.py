@@ -1,0 +1,92 @@
+"""``emotrace predict``: faces and emotions in photos, as a table or JSON, optionally annotated."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from emotrace.cli._common import console
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``predict``."""
+    p = sub.add_parser("predict", help="detect faces in images and classify their emotions")
+    p.add_argument("images", nargs="+", type=Path, help="image files")
+    p.add_argument("--model", default="default", help="'default', an .onnx file or a run folder")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--annotate", type=Path, metavar="OUT_DIR", help="write annotated copies here")
+    p.add_argument("--min-face", type=int, default=30, help="smallest face side in pixels")
+    p.add_argument("--threads", type=int, default=1, help="inference threads")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predict every image; unreadable ones are reported and skipped."""
+    import cv2
+
+    from emotrace.data.imageio import read_image
+    from emotrace.errors import InputError, UnreadableImageError
+    from emotrace.faces import HaarFaceDetector
+    from emotrace.preprocessing import to_bgr
+    from emotrace.runtime.recognizer import EmotionRecognizer
+
+    recognizer = EmotionRecognizer(
+        model=args.model, detector=HaarFaceDetector(min_size=args.min_face), threads=args.threads
+    )
+    results: list[dict[str, Any]] = []
+    readable = 0
+    for path in args.images:
+        try:
+            image = to_bgr(read_image(path))
+        except UnreadableImageError as exc:
+            print(f"emotrace: skipped {exc}", file=sys.stderr)
+            results.append({"file": str(path), "error": str(exc), "faces": []})
+            continue
+        readable += 1
+        faces = recognizer.recognize(image)
+        records = [{k: v for k, v in r.items() if k != "track_id"} for r in faces.records()]
+        results.append({"file": str(path), "faces": records, "error": None})
+        if args.annotate is not None:
+            from emotrace.annotate import draw_faces
+
+            args.annotate.mkdir(parents=True, exist_ok=True)
+            out = args.annotate / f"{path.stem}_emotrace.png"
+            cv2.imwrite(str(out), draw_faces(image, faces))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        _print_table(results, recognizer.classifier.classes)
+    if args.annotate is not None and readable:
+        console.print(f"annotated images in {args.annotate}")
+    if readable == 0:
+        raise InputError("none of the given files is a readable image")
+    return 0
+
+
+def _print_table(results: list[dict[str, Any]], classes: tuple[str, ...]) -> None:
+    from rich.table import Table
+
+    table = Table("file", "face (x, y, w, h)", "label", "confidence", "probabilities")
+    for result in results:
+        name = Path(result["file"]).name
+        if result["error"]:
+            table.add_row(name, "-", "unreadable", "-", "")
+            continue
+        if not result["faces"]:
+            table.add_row(name, "-", "no face found", "-", "")
+            continue
+        for face in result["faces"]:
+            box = face["box"]
+            top = sorted(face["probabilities"].items(), key=lambda kv: -kv[1])[:3]
+            table.add_row(
+                name,
+                f"{box['x']}, {box['y']}, {box['w']}, {box['h']}",
+                face["label"],
+                f"{face['confidence']:.0%}",
+                "  ".join(f"{k} {v:.0%}" for k, v in top),
+            )
+    del classes
+    console.print(table)

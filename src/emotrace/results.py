@@ -1,0 +1,97 @@
+"""The one result container that flows from detector to classifier, tracker, overlay and store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from emotrace.errors import InputError
+
+
+@dataclass
+class FaceEmotions:
+    """The faces found in one image and their emotion probabilities.
+
+    ``boxes``: ``(N, 4)`` int ``x, y, w, h`` in image pixels. ``probabilities``: ``(N, K)`` float32,
+    calibrated, columns in ``classes`` order. ``scores``: detector confidence per face (1.0 when
+    the detector gives none). ``track_ids``: stable ids from a tracker, or -1 when untracked.
+    """
+
+    boxes: np.ndarray
+    probabilities: np.ndarray
+    classes: tuple[str, ...]
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    track_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def __post_init__(self) -> None:
+        n = len(self.boxes)
+        self.boxes = np.asarray(self.boxes, dtype=np.int64).reshape(n, 4)
+        self.probabilities = np.asarray(self.probabilities, dtype=np.float32).reshape(
+            n, len(self.classes)
+        )
+        if len(self.scores) == 0:
+            self.scores = np.ones(n, np.float32)
+        if len(self.track_ids) == 0:
+            self.track_ids = np.full(n, -1, np.int64)
+        if not len(self.scores) == len(self.track_ids) == n:
+            raise InputError(
+                f"FaceEmotions: {n} boxes but {len(self.scores)} scores, "
+                f"{len(self.track_ids)} track ids"
+            )
+
+    @classmethod
+    def empty(cls, classes: tuple[str, ...]) -> FaceEmotions:
+        """No faces."""
+        return cls(np.zeros((0, 4), np.int64), np.zeros((0, len(classes)), np.float32), classes)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @property
+    def label_ids(self) -> np.ndarray:
+        """Index of the most probable class per face."""
+        return self.probabilities.argmax(axis=1) if len(self) else np.zeros(0, np.int64)
+
+    @property
+    def labels(self) -> list[str]:
+        """Most probable class name per face."""
+        return [self.classes[i] for i in self.label_ids]
+
+    @property
+    def confidences(self) -> np.ndarray:
+        """Probability of the most probable class per face."""
+        return self.probabilities.max(axis=1) if len(self) else np.zeros(0, np.float32)
+
+    def largest(self) -> int | None:
+        """Index of the face with the largest box, or ``None``."""
+        if not len(self):
+            return None
+        return int((self.boxes[:, 2] * self.boxes[:, 3]).argmax())
+
+    def select(self, index: np.ndarray | list[int]) -> FaceEmotions:
+        """A subset of faces (boolean mask or indices)."""
+        return FaceEmotions(
+            self.boxes[index],
+            self.probabilities[index],
+            self.classes,
+            self.scores[index],
+            self.track_ids[index],
+        )
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """One plain dict per face: box, label, confidence, probabilities, track id."""
+        for i in range(len(self)):
+            x, y, w, h = (int(v) for v in self.boxes[i])
+            yield {
+                "box": {"x": x, "y": y, "w": w, "h": h},
+                "label": self.classes[int(self.label_ids[i])],
+                "confidence": round(float(self.confidences[i]), 4),
+                "probabilities": {
+                    c: round(float(p), 4)
+                    for c, p in zip(self.classes, self.probabilities[i], strict=True)
+                },
+                "track_id": int(self.track_ids[i]),
+            }

@@ -1,0 +1,229 @@
+"""Export and the torch-free inference path, on a small model trained in the test session."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from emotrace.data.cache import PreparedDataset, SplitArrays
+from emotrace.errors import InputError, ModelError
+from emotrace.preprocessing import Preprocess
+
+torch = pytest.importorskip("torch", reason="export needs the train extra (torch)")
+pytest.importorskip("onnxscript", reason="export needs the train extra (onnxscript)")
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from emotrace.training import TrainConfig, fit
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    classes = ["angry", "happy", "sad"]
+    images = rng.integers(0, 256, (48, 40, 40, 1), dtype=np.uint8)
+    labels = np.arange(48) % 3
+    images[labels == 1, :20] = 255  # a learnable cue
+    split = SplitArrays(images, labels)
+    data = PreparedDataset(
+        classes, Preprocess(size=40, gray=True), {"train": split, "valid": split}, key="t"
+    )
+    out = tmp_path_factory.mktemp("run")
+    config = TrainConfig(
+        epochs=1,
+        batch_size=16,
+        threads=1,
+        channels_last=False,
+        preprocess={"size": 40, "gray": True},
+    )
+    fit(config, data, out, progress=False, log=lambda _: None)
+    meta = json.loads((out / "model.json").read_text())
+    meta["temperature"] = 2.0  # so that tests see it applied
+    (out / "model.json").write_text(json.dumps(meta))
+    return out
+
+
+@pytest.fixture(scope="session")
+def onnx_model(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from emotrace.export import export_onnx
+
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    result = export_onnx(trained_run, path)
+    assert result.max_abs_diff <= 1e-4
+    return path
+
+
+def test_export_matches_torch_and_carries_metadata(trained_run: Path, onnx_model: Path) -> None:
+    import onnx
+
+    from emotrace.runtime.onnx_backend import OnnxBackend
+    from emotrace.runtime.torch_backend import TorchBackend
+
+    props = {p.key: p.value for p in onnx.load(str(onnx_model)).metadata_props}
+    meta = json.loads(props["emotrace"])
+    assert meta["classes"] == ["angry", "happy", "sad"]
+    assert meta["input_size"] == 40 and meta["temperature"] == 2.0
+    assert meta["normalization"] == {"mean": 0.5, "std": 0.5}
+    onnx_backend, torch_backend = OnnxBackend(onnx_model), TorchBackend(trained_run)
+    for batch in (1, 37):  # the batch axis is dynamic
+        x = np.random.default_rng(batch).integers(0, 256, (batch, 40, 40, 1), dtype=np.uint8)
+        np.testing.assert_allclose(onnx_backend.logits(x), torch_backend.logits(x), atol=1e-4)
+
+
+def test_int8_export_is_smaller_and_agrees(
+    trained_run: Path, onnx_model: Path, tmp_path: Path
+) -> None:
+    from emotrace.export import export_onnx
+    from emotrace.runtime.onnx_backend import OnnxBackend
+
+    calibration = np.random.default_rng(1).integers(0, 256, (64, 40, 40, 1), dtype=np.uint8)
+    result = export_onnx(
+        trained_run, tmp_path / "q.onnx", int8=True, calibration_images=calibration
+    )
+    assert result.int8 and result.path.stat().st_size < onnx_model.stat().st_size
+    q, f = OnnxBackend(result.path), OnnxBackend(onnx_model)
+    assert q.meta["quantization"]["format"] == "QDQ"
+    x = calibration[:32]
+    agreement = (q.logits(x).argmax(1) == f.logits(x).argmax(1)).mean()
+    assert agreement >= 0.9
+
+
+def test_classifier_accepts_every_face_layout(onnx_model: Path) -> None:
+    from emotrace import EmotionClassifier
+
+    clf = EmotionClassifier(onnx_model)
+    rng = np.random.default_rng(2)
+    bgr = rng.integers(0, 256, (90, 70, 3), dtype=np.uint8)
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    one = clf.predict(bgr)
+    assert one.shape == (1, 3) and one.dtype == np.float32
+    np.testing.assert_allclose(one.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(clf.predict(bgr[:, :, ::-1].copy(), color="rgb"), one, atol=1e-6)
+    np.testing.assert_allclose(clf.predict(gray), one, atol=1e-6)
+    np.testing.assert_allclose(clf.predict(np.dstack([bgr, np.full((90, 70), 255, np.uint8)])), one)
+    mixed = clf.predict([bgr, gray[:40, :50], rng.integers(0, 256, (200, 120, 3), dtype=np.uint8)])
+    assert mixed.shape == (3, 3)
+    np.testing.assert_allclose(mixed[0], one[0], atol=1e-6)
+    assert clf.predict(np.stack([gray, gray])).shape == (2, 3)
+    assert clf.predict([]).shape == (0, 3)
+
+
+def test_classifier_applies_the_temperature(onnx_model: Path) -> None:
+    from emotrace import EmotionClassifier
+
+    clf = EmotionClassifier(onnx_model)
+    face = np.random.default_rng(3).integers(0, 256, (40, 40), dtype=np.uint8)
+    logits = clf.logits(face)[0].astype(np.float64)
+    expected = np.exp(logits / 2.0) / np.exp(logits / 2.0).sum()
+    np.testing.assert_allclose(clf.predict(face)[0], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("faces", "message"),
+    [
+        (np.zeros((48, 48), np.float32), "uint8"),
+        (np.zeros((2, 2, 48, 48, 1), np.uint8), "shape"),
+        ([np.zeros((0, 5), np.uint8)], "not an image"),
+        ([np.zeros((20, 20, 2), np.uint8)], "channels"),
+        (["face.png"], "uint8"),
+    ],
+)
+def test_classifier_rejects_bad_input(onnx_model: Path, faces: object, message: str) -> None:
+    from emotrace import EmotionClassifier
+
+    with pytest.raises(InputError, match=message):
+        EmotionClassifier(onnx_model).predict(faces)  # type: ignore[arg-type]
+
+
+def test_bad_model_files_raise_model_error(tmp_path: Path, trained_run: Path) -> None:
+    import onnx
+
+    from emotrace import EmotionClassifier
+
+    with pytest.raises(ModelError, match="no such model"):
+        EmotionClassifier(tmp_path / "missing.onnx")
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a protobuf at all" * 10)
+    with pytest.raises(ModelError, match="not a loadable ONNX model"):
+        EmotionClassifier(garbage)
+    bare = tmp_path / "bare.onnx"
+    from emotrace.export.onnx_export import _torch_export
+    from emotrace.training.checkpoint import load_checkpoint
+
+    _torch_export(load_checkpoint(trained_run).model, 1, 40, bare)
+    assert not onnx.load(str(bare)).metadata_props
+    with pytest.raises(ModelError, match="no emotrace metadata"):
+        EmotionClassifier(bare)
+
+
+def test_inference_path_never_imports_torch(onnx_model: Path) -> None:
+    code = (
+        "import sys, numpy as np\n"
+        "from emotrace import EmotionClassifier, EmotionRecognizer\n"
+        f"clf = EmotionClassifier({str(onnx_model)!r})\n"
+        "p = clf.predict(np.zeros((64, 64, 3), np.uint8))\n"
+        "EmotionRecognizer(clf).recognize(np.zeros((120, 160, 3), np.uint8))\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "print(p.shape)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(1, 3)"
+
+
+def _astronaut(path: Path) -> Path:
+    data = pytest.importorskip("skimage.data", reason="scikit-image (demo extra) not installed")
+    cv2.imwrite(str(path), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def test_predict_cli_reports_faces_no_faces_and_unreadable_files(
+    onnx_model: Path, tmp_path: Path
+) -> None:
+    photo = _astronaut(tmp_path / "astronaut.png")
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 127, np.uint8))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff truncated")
+    cmd = [sys.executable, "-m", "emotrace", "predict", photo, blank, broken, "--model", onnx_model]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [*map(str, cmd), "--json", "--annotate", str(tmp_path / "ann")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    records = json.loads(result.stdout[: result.stdout.rindex("]") + 1])
+    by_name = {Path(r["file"]).name: r for r in records}
+    face = by_name["astronaut.png"]["faces"][0]
+    assert set(face) == {"box", "label", "confidence", "probabilities"}
+    assert 150 < face["box"]["x"] + face["box"]["w"] / 2 < 280
+    assert face["label"] in ("angry", "happy", "sad")
+    assert abs(sum(face["probabilities"].values()) - 1) < 1e-3
+    assert by_name["blank.png"]["faces"] == [] and by_name["blank.png"]["error"] is None
+    assert "broken.jpg" in by_name["broken.jpg"]["error"]
+    assert "skipped" in result.stderr and "broken.jpg" in result.stderr
+    annotated = cv2.imread(str(tmp_path / "ann" / "astronaut_emotrace.png"))
+    assert annotated is not None and annotated.shape == (512, 512, 3)
+
+    table = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=60, env=env)
+    assert "no face found" in table.stdout and "unreadable" in table.stdout
+
+    only_broken = subprocess.run(
+        [sys.executable, "-m", "emotrace", "predict", str(broken), "--model", str(onnx_model)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert only_broken.returncode == 2
+    assert only_broken.stderr.strip().splitlines()[-1].startswith("emotrace: error: ")
