@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from emotrace.data.cache import PreparedDataset, SplitArrays
+from emotrace.data.cache import PreparedDataset, SplitArrays, read_meta
 from emotrace.data.prepared import load_prepared
 from emotrace.errors import DatasetError, ModelError
 from emotrace.evaluation.metrics import compute_metrics, softmax
+from emotrace.preprocessing import Preprocess
 from emotrace.runtime.loading import Backend, load_backend
 
 
@@ -31,6 +32,32 @@ def choose_split(data: PreparedDataset, split: str | None) -> tuple[str, SplitAr
             return name, data.splits[name]
     raise DatasetError(
         f"{data.source}: no 'test' split; pass --split (it has: {', '.join(data.splits)})"
+    )
+
+
+def _describe(settings: Preprocess) -> str:
+    text = f"{settings.size} px {'gray' if settings.gray else 'colour'}"
+    return text + (f", face crop margin {settings.margin:g}" if settings.face_crop else "")
+
+
+def check_cache_fits(data: str | Path, settings: Preprocess, model: str | Path) -> None:
+    """Refuse a prepared ``.npz`` whose images are not what the model takes, saying how to fix it.
+
+    A dataset folder or CSV needs no check: it is prepared with the model's own settings.
+    """
+    path = Path(data)
+    if path.suffix != ".npz":
+        return
+    cached = Preprocess.from_dict(read_meta(path)["preprocess"])
+    if cached == settings:
+        return
+    flags = f"--size {settings.size} {'--gray' if settings.gray else '--color'}"
+    if settings.face_crop:
+        flags += f" --face-crop --margin {settings.margin:g}"
+    raise ModelError(
+        f"model {model} takes {_describe(settings)} images but {path} holds "
+        f"{_describe(cached)} ones; evaluate the dataset folder itself, or prepare it again "
+        f"with: emotrace data prepare DATASET -o {path.name} {flags}"
     )
 
 
@@ -74,6 +101,7 @@ def evaluate(
         raise DatasetError(f"unknown test-time augmentation {tta!r}; use 'flip'")
     backend = load_backend(model, threads=threads)
     spec = backend.spec
+    check_cache_fits(data, spec.preprocess, model)
     dataset = load_prepared(data, spec.preprocess, format=format, progress=progress)
     split_name, arrays = choose_split(dataset, split)
     model_classes = list(spec.classes)

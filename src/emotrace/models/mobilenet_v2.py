@@ -107,6 +107,8 @@ class MobileNetV2(nn.Module):
             self.load_torchvision_weights(weights)
         # Decided after loading so that "adapt" can sum the pretrained RGB filters.
         self.repeat_gray = in_channels == 1 and gray_mode == "repeat"
+        # emotrace arrays are BGR (OpenCV's order) but ImageNet filters expect RGB.
+        self.bgr_to_rgb = in_channels == 3
         if in_channels == 1 and gray_mode == "adapt":
             self._adapt_first_conv()
 
@@ -191,6 +193,8 @@ class MobileNetV2(nn.Module):
         """Feature map before pooling (gray input repeated to RGB first when configured)."""
         if self.repeat_gray:
             x = x.expand(-1, 3, -1, -1)
+        elif self.bgr_to_rgb:
+            x = x.flip(1)
         out: torch.Tensor = self.features(x)
         return out
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 
 def _better(mode: str, value: float, best: float) -> bool:
     return value < best if mode == "min" else value > best
 
 
-def mode_for(monitor: str) -> str:
+def mode_for(monitor: str) -> Literal["min", "max"]:
     """``min`` for losses, ``max`` for everything else."""
     return "min" if monitor.endswith("loss") else "max"
 

@@ -318,7 +318,11 @@ def fit(
     )
     ema = (
         torch.optim.swa_utils.AveragedModel(
-            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema)
+            model,
+            multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema),
+            # BatchNorm statistics are averaged with the weights: the live model's statistics do
+            # not fit averaged weights (that mismatch collapsed validation to one class).
+            use_buffers=True,
         )
         if config.ema > 0
         else None
@@ -352,11 +356,18 @@ def fit(
         stopper.load_state_dict(state["early_stopping"])
         start_epoch = int(state["epoch"]) + 1
         _truncate_history(history_path, start_epoch)
-        log(f"resuming {out} at epoch {start_epoch + 1}/{config.epochs}")
+        if start_epoch >= config.epochs:
+            log(
+                f"{out} already ran {start_epoch} of epochs={config.epochs}; nothing to train "
+                f"(pass epochs={start_epoch + 1} or more to continue)"
+            )
+        else:
+            log(f"resuming {out} at epoch {start_epoch + 1}/{config.epochs}")
     else:
-        (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), "utf-8")
         with history_path.open("w", newline="") as handle:
             csv.writer(handle).writerow(HISTORY_FIELDS)
+    # Rewritten on resume too, so overrides given then (epochs=...) stick for the next resume.
+    (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), "utf-8")
 
     stopped_reason = "completed"
     epochs_done = start_epoch
@@ -415,8 +426,6 @@ def fit(
                 bar.close()
             elapsed = time.perf_counter() - started
             eval_model: nn.Module = ema.module if ema is not None else model
-            if ema is not None:
-                _refresh_bn(ema, model)
             metrics = evaluate_arrays(eval_model, x_val, y_val, config, device, num_classes)
             metrics.update(
                 train_loss=total_loss / seen,
@@ -459,7 +468,7 @@ def fit(
                 if ema is not None:
                     progress_state["ema"] = ema.state_dict()
                 save_state(progress_state, state_path)
-            epochs_done = epoch + 1
+                epochs_done = epoch + 1  # before a held Ctrl+C is raised at the block's end
             log(
                 f"epoch {epoch + 1}/{config.epochs}  loss {metrics['train_loss']:.4f}  "
                 f"acc {metrics['train_accuracy']:.4f}  val_loss {metrics['val_loss']:.4f}  "
@@ -499,13 +508,6 @@ def fit(
         interrupted=stopped_reason == "interrupted",
         stopped_reason=stopped_reason,
     )
-
-
-@torch.no_grad()
-def _refresh_bn(ema: torch.optim.swa_utils.AveragedModel, model: nn.Module) -> None:
-    # The EMA averages parameters; BatchNorm running statistics are copied from the live model.
-    for ema_buf, buf in zip(ema.module.buffers(), model.buffers(), strict=True):
-        ema_buf.copy_(buf)
 
 
 def evaluate_arrays(

@@ -1,0 +1,628 @@
+"""Training: the loop with every model and option, checkpoints, resume, callbacks and configs.
+
+Everything trains on a tiny generated dataset held in memory (a bright band whose position is the
+class), on one torch thread, so a run takes a fraction of a second per epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from emotrace.cli.main import main as cli_main
+from emotrace.data.cache import PreparedDataset, SplitArrays, save
+from emotrace.errors import ConfigError, ModelError
+from emotrace.models import build, list_models
+from emotrace.models import pretrained as pretrained_mod
+from emotrace.preprocessing import Preprocess
+from emotrace.training import FitResult, TrainConfig, fit, load_checkpoint, load_config
+from emotrace.training.loop import HISTORY_FIELDS
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+CLASSES = ["angry", "happy", "sad"]
+SIZE = 32
+RUN_FILES = (
+    "model.safetensors",
+    "model.json",
+    "last.safetensors",
+    "last.json",
+    "state.pt",
+    "history.csv",
+    "curves.png",
+    "config.yaml",
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny batches: on a busy 2-core machine extra threads only wait on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def band_images(labels: np.ndarray, classes: int, size: int, seed: int) -> np.ndarray:
+    """Noise images ``(N, S, S, 1)`` whose class is the horizontal band that is bright.
+
+    Horizontal bands survive the flips and small rotations of the default augmentation.
+    """
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 70, (len(labels), size, size, 1)).astype(np.uint8)
+    band = size // classes
+    for i, label in enumerate(labels):
+        images[i, label * band : (label + 1) * band] += 150
+    return images
+
+
+def band_dataset(
+    n_train: int = 64,
+    n_valid: int = 32,
+    classes: list[str] | None = None,
+    size: int = SIZE,
+    constant_valid: bool = False,
+) -> PreparedDataset:
+    """A learnable in-memory dataset with ``train`` and ``valid`` splits.
+
+    ``constant_valid`` makes every validation image the same with labels spread evenly, so every
+    model predicts one class for all of them: validation accuracy is ``1/K`` and cannot improve.
+    """
+    names = classes or CLASSES
+    k = len(names)
+    y_train = np.arange(n_train) % k
+    y_valid = np.arange(n_valid) % k
+    x_valid = band_images(y_valid, k, size, seed=1)
+    if constant_valid:
+        x_valid = np.repeat(x_valid[:1], n_valid, axis=0)
+    return PreparedDataset(
+        classes=names,
+        preprocess=Preprocess(size=size, gray=True),
+        splits={
+            "train": SplitArrays(band_images(y_train, k, size, seed=0), y_train),
+            "valid": SplitArrays(x_valid, y_valid),
+        },
+        key=f"band-{n_train}-{n_valid}-{k}-{size}-{constant_valid}",
+        source="generated",
+    )
+
+
+DATA = band_dataset()
+
+
+def config(**overrides: Any) -> TrainConfig:
+    """A config sized for the tiny dataset: 2 steps of 32 images per epoch, one thread."""
+    base: dict[str, Any] = {
+        "model": "emonet",
+        "preprocess": {"size": SIZE, "gray": True},
+        "epochs": 1,
+        "batch_size": 32,
+        "lr": 3e-3,
+        "warmup_epochs": 0,
+        "min_lr": 1e-6,
+        "augment": {"rotation": 5, "zoom": 0.05, "erasing": 0.0},
+        "threads": 1,
+    }
+    return TrainConfig.from_dict({**base, **overrides})
+
+
+def train(
+    cfg: TrainConfig,
+    out: Path,
+    data: PreparedDataset = DATA,
+    resume: bool = False,
+    log: list[str] | None = None,
+) -> FitResult:
+    lines = log if log is not None else []
+    return fit(cfg, data, out, resume=resume, log=lines.append, progress=False)
+
+
+def history(run: Path) -> list[dict[str, str]]:
+    with (run / "history.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def column(run: Path, name: str) -> list[float]:
+    return [float(row[name]) for row in history(run)]
+
+
+def val_loss_and_accuracy(run: Path, data: PreparedDataset = DATA) -> tuple[float, float]:
+    """Validation loss and accuracy of ``run/model.safetensors``, rebuilt from the file alone."""
+    loaded = load_checkpoint(run)
+    norm = loaded.meta["normalization"]
+    valid = data.split("valid")
+    x = torch.from_numpy(valid.images.transpose(0, 3, 1, 2).copy()).float() / 255
+    with torch.no_grad():
+        logits = loaded.model((x - norm["mean"]) / norm["std"])
+    labels = torch.from_numpy(valid.labels)
+    loss = torch.nn.functional.cross_entropy(logits, labels)
+    return float(loss), float((logits.argmax(1) == labels).float().mean())
+
+
+def weights_equal(a: Path, b: Path) -> bool:
+    left, right = load_file(str(a)), load_file(str(b))
+    return left.keys() == right.keys() and all(torch.equal(left[k], right[k]) for k in left)
+
+
+# One epoch of every model -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_one_epoch_of_every_model_writes_a_complete_run(name: str, tmp_path: Path) -> None:
+    cfg = config(model=name)  # mobilenet_v2: pretrained is False by default, nothing is fetched
+    result = train(cfg, tmp_path)
+
+    assert result.epochs_run == 1 and result.stopped_reason == "completed"
+    assert not result.stopped_early and not result.interrupted
+    for filename in RUN_FILES:
+        assert (tmp_path / filename).is_file(), f"{filename} missing"
+    with (tmp_path / "history.csv").open(newline="") as handle:
+        assert next(csv.reader(handle)) == HISTORY_FIELDS
+    rows = history(tmp_path)
+    assert [row["epoch"] for row in rows] == ["1"]
+    assert all(np.isfinite(float(rows[0][k])) for k in HISTORY_FIELDS)
+    assert load_config(tmp_path / "config.yaml") == cfg
+
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["architecture"] == name
+    assert meta["classes"] == CLASSES
+    assert (meta["input_size"], meta["channels"]) == (SIZE, 1)
+    assert meta["normalization"] == {"mean": cfg.mean, "std": cfg.std}
+    assert meta["preprocess"] == DATA.preprocess.to_dict()
+    assert meta["dataset_key"] == DATA.key
+    assert meta["config"] == cfg.to_dict()
+    assert meta["epoch"] == 1
+    assert {"val_loss", "val_accuracy", "val_macro_f1", "train_loss"} <= set(meta["metrics"])
+
+    # The checkpoint alone rebuilds a model giving the outputs the training run measured.
+    loss, accuracy = val_loss_and_accuracy(tmp_path)
+    assert accuracy == meta["metrics"]["val_accuracy"]
+    assert loss == pytest.approx(meta["metrics"]["val_loss"], rel=1e-4, abs=1e-5)
+
+
+# Resume and determinism ---------------------------------------------------------------------------
+
+
+def interrupt_after(epoch: int, lines: list[str]) -> Any:
+    """A log callback that records lines and presses Ctrl+C once ``epoch`` has been logged."""
+
+    def log(line: str) -> None:
+        lines.append(line)
+        if line.startswith(f"epoch {epoch}/"):
+            raise KeyboardInterrupt
+
+    return log
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "options",
+    [
+        # Dropout, augmentation, a class-balanced sampler, mixup and EMA all draw random numbers
+        # or carry state across epochs: each would break bit-exact resumption if mishandled.
+        {"ema": 0.9, "mixup": 0.2, "class_balance": "sampler", "augment": {"rotation": 10}},
+        {"scheduler": "plateau", "plateau_patience": 0, "optimizer": "sgd", "cutmix": 1.0},
+    ],
+    ids=["ema-mixup-sampler", "plateau-sgd-cutmix"],
+)
+def test_resumed_run_ends_with_the_same_weights(options: dict[str, Any], tmp_path: Path) -> None:
+    cfg = config(epochs=3, **options)
+    whole = train(cfg, tmp_path / "whole")
+
+    first: list[str] = []
+    part = fit(cfg, DATA, tmp_path / "part", log=interrupt_after(2, first), progress=False)
+    assert part.interrupted and part.stopped_reason == "interrupted"
+    assert part.epochs_run == 2 and len(history(tmp_path / "part")) == 2
+    assert any("--resume" in line for line in first)
+
+    second: list[str] = []
+    saved = load_config(tmp_path / "part" / "config.yaml")
+    resumed = train(saved, tmp_path / "part", resume=True, log=second)
+    assert any("at epoch 3/3" in line for line in second)
+    assert resumed.epochs_run == whole.epochs_run == 3
+    assert (resumed.best_epoch, resumed.best_metric) == (whole.best_epoch, whole.best_metric)
+    for name in ("last.safetensors", "model.safetensors"):
+        assert weights_equal(tmp_path / "whole" / name, tmp_path / "part" / name), name
+    timing = {"seconds", "images_per_s"}
+    strip = [{k: v for k, v in r.items() if k not in timing} for r in history(tmp_path / "whole")]
+    assert [
+        {k: v for k, v in r.items() if k not in timing} for r in history(tmp_path / "part")
+    ] == strip
+
+
+def test_resume_of_a_finished_run_trains_nothing(tmp_path: Path) -> None:
+    train(config(epochs=1), tmp_path)
+    before = (tmp_path / "last.safetensors").read_bytes()
+    lines: list[str] = []
+    result = train(config(epochs=1), tmp_path, resume=True, log=lines)
+    assert result.epochs_run == 1 and len(history(tmp_path)) == 1
+    assert any("nothing to train" in line and "epochs=2" in line for line in lines)
+    assert (tmp_path / "last.safetensors").read_bytes() == before
+
+
+def test_overrides_given_on_resume_are_saved_for_the_next_resume(tmp_path: Path) -> None:
+    train(config(epochs=1), tmp_path)
+    train(config(epochs=2), tmp_path, resume=True)
+    saved = load_config(tmp_path / "config.yaml")
+    assert saved.epochs == 2 and len(history(tmp_path)) == 2
+
+
+def test_resume_without_saved_state_is_a_model_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="no training state to resume from"):
+        train(config(), tmp_path, resume=True)
+
+
+# Time budget and training subset ------------------------------------------------------------------
+
+
+def test_time_budget_stops_after_the_running_epoch_and_resume_continues(tmp_path: Path) -> None:
+    lines: list[str] = []
+    # A budget far below one epoch runs out during the first epoch, which still completes.
+    result = train(config(epochs=3, max_minutes=1e-6), tmp_path, log=lines)
+    assert result.stopped_reason == "time_budget" and not result.interrupted
+    assert result.epochs_run == 1 and len(history(tmp_path)) == 1
+    assert any(line.startswith("time budget") and "--resume" in line for line in lines)
+
+    resumed = train(config(epochs=3), tmp_path, resume=True)
+    assert resumed.stopped_reason == "completed"
+    assert [int(r["epoch"]) for r in history(tmp_path)] == [1, 2, 3]
+
+
+def test_time_budget_on_the_last_epoch_is_a_normal_end(tmp_path: Path) -> None:
+    assert train(config(max_minutes=1e-6), tmp_path).stopped_reason == "completed"
+
+
+def test_limit_train_uses_that_many_images(tmp_path: Path) -> None:
+    lines: list[str] = []
+    train(config(limit_train=20, batch_size=64), tmp_path, log=lines)
+    row = history(tmp_path)[0]
+    # images/s x seconds is the number of images the epoch trained on.
+    assert round(float(row["images_per_s"]) * float(row["seconds"])) == 20
+    assert any("training on 20 images" in line for line in lines)
+
+    # A limit above the split's size changes nothing.
+    train(config(limit_train=1000), tmp_path / "big")
+    train(config(), tmp_path / "all")
+    assert weights_equal(tmp_path / "big" / "last.safetensors", tmp_path / "all/last.safetensors")
+
+
+# Callbacks ----------------------------------------------------------------------------------------
+
+
+def test_early_stopping_stops_when_the_monitor_cannot_improve(tmp_path: Path) -> None:
+    lines: list[str] = []
+    stalled = band_dataset(n_valid=30, constant_valid=True)
+    result = train(config(epochs=6, early_stopping=1), tmp_path, stalled, log=lines)
+    assert result.stopped_early and result.stopped_reason == "early_stopping"
+    assert result.epochs_run == 2 and len(history(tmp_path)) == 2
+    assert column(tmp_path, "val_accuracy") == pytest.approx([1 / 3, 1 / 3])
+    assert result.best_epoch == 1
+    assert any(line.startswith("early stopping") for line in lines)
+
+
+def test_model_checkpoint_keeps_the_best_epoch(tmp_path: Path) -> None:
+    result = train(config(epochs=4, lr=0.01), tmp_path)
+    accuracy = column(tmp_path, "val_accuracy")
+    best_epoch = accuracy.index(max(accuracy)) + 1  # the first epoch reaching the best value
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert (result.best_epoch, meta["epoch"]) == (best_epoch, best_epoch)
+    assert result.best_metric == meta["metrics"]["val_accuracy"] == max(accuracy)
+    assert val_loss_and_accuracy(tmp_path)[1] == max(accuracy)
+    assert json.loads((tmp_path / "last.json").read_text())["epoch"] == 4
+
+
+def test_monitoring_a_loss_keeps_its_minimum(tmp_path: Path) -> None:
+    train(config(epochs=3, monitor="val_loss"), tmp_path)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["metrics"]["val_loss"] == pytest.approx(min(column(tmp_path, "val_loss")), 1e-5)
+
+
+def test_plateau_halves_the_learning_rate_when_the_monitor_stalls(tmp_path: Path) -> None:
+    cfg = config(epochs=3, scheduler="plateau", plateau_patience=0, lr=1e-3)
+    train(cfg, tmp_path, band_dataset(n_valid=30, constant_valid=True))
+    # The halving is decided after an epoch, so it shows in the next epoch's row.
+    assert column(tmp_path, "lr") == pytest.approx([1e-3, 1e-3, 5e-4])
+
+
+# Options ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"class_balance": "weights"},
+        {"class_balance": "sampler"},
+        {"mixup": 0.4, "mix_prob": 1.0},
+        {"cutmix": 1.0, "mix_prob": 1.0},
+        {"mixup": 0.4, "cutmix": 1.0, "mix_prob": 1.0},
+        {"grad_clip": 0.5},
+        {"ema": 0.9},
+        {"optimizer": "sgd", "lr": 0.05},
+        {"optimizer": "adam"},
+        {"optimizer": "adamw", "scheduler": "cosine"},
+        {"scheduler": "plateau"},
+        {"scheduler": "none"},
+        # augment {} is the default augmentation, erasing included.
+        {"channels_last": False, "label_smoothing": 0.0, "augment": {}},
+    ],
+    ids=lambda options: ",".join(f"{k}={v}" for k, v in options.items()),
+)
+def test_training_options_run(options: dict[str, Any], tmp_path: Path) -> None:
+    result = train(config(epochs=2, **options), tmp_path)
+    assert result.stopped_reason == "completed"
+    rows = history(tmp_path)
+    assert len(rows) == 2
+    assert all(np.isfinite(float(r[k])) for r in rows for k in HISTORY_FIELDS)
+
+
+def test_ema_checkpoint_holds_the_averaged_weights(tmp_path: Path) -> None:
+    train(config(ema=0.9), tmp_path)
+    # model.safetensors is the EMA (the best epoch's), last.safetensors the live weights.
+    assert not weights_equal(tmp_path / "model.safetensors", tmp_path / "last.safetensors")
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "expected"),
+    [
+        ("none", [3e-3, 3e-3, 3e-3]),
+        # From 3e-3 down to min_lr 1e-6 over 6 steps, read after steps 2, 4 and 6:
+        # 1e-6 + (3e-3 - 1e-6) * (1 + cos(pi * step / 6)) / 2.
+        ("cosine", [1e-6 + 2.999e-3 * 0.75, 1e-6 + 2.999e-3 * 0.25, 1e-6]),
+    ],
+)
+def test_learning_rate_schedules(scheduler: str, expected: list[float], tmp_path: Path) -> None:
+    train(config(epochs=3, scheduler=scheduler), tmp_path)
+    assert column(tmp_path, "lr") == pytest.approx(expected, rel=1e-4)
+
+
+# Errors -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "fragments"),
+    [
+        ({"epochz": 3}, ["unknown config key", "epochz", "valid keys", "epochs", "max_minutes"]),
+        ({"optimizer": "rmsprop"}, ["optimizer='rmsprop'", "adamw"]),
+        ({"max_minutes": 0}, ["max_minutes"]),
+        ({"max_minutes": True}, ["max_minutes"]),
+        ({"limit_train": 0}, ["limit_train"]),
+        ({"limit_train": 2.5}, ["limit_train"]),
+    ],
+)
+def test_bad_config_is_a_config_error(data: dict[str, Any], fragments: list[str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_dict(data)
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+def test_unknown_override_key_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"epochz.*valid keys"):
+        load_config(None, ["epochz=3"])
+
+
+def test_unknown_model_is_a_model_error_listing_the_models(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="unknown model 'resnet9000'") as info:
+        train(config(model="resnet9000"), tmp_path)
+    for name in list_models():
+        assert name in str(info.value)
+
+
+def test_config_asking_for_another_image_size_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="48 px images but the data is 32 px"):
+        train(config(preprocess={"size": 48, "gray": True}), tmp_path)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished one-epoch emonet run; copy it before changing anything in it."""
+    run = tmp_path_factory.mktemp("trained") / "run"
+    train(config(), run)
+    return run
+
+
+def test_truncated_weights_and_garbage_metadata_are_one_line_model_errors(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    weights = run / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ModelError, match="corrupted or truncated") as info:
+        load_checkpoint(run)
+    assert "\n" not in str(info.value)
+
+    (run / "last.json").write_text("{not json")
+    with pytest.raises(ModelError, match="unreadable checkpoint metadata") as info:
+        load_checkpoint(run / "last.safetensors")
+    assert "\n" not in str(info.value)
+
+
+def test_corrupted_training_state_is_a_model_error(trained_run: Path, tmp_path: Path) -> None:
+    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    (run / "state.pt").write_bytes(b"garbage")
+    with pytest.raises(ModelError, match="corrupted training state"):
+        train(config(epochs=2), run, resume=True)
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run the CLI in-process; assert exit code 2 with one error line, and return that line."""
+    assert cli_main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("emotrace: error: "), lines
+    return lines[0]
+
+
+def test_evaluate_refuses_data_of_another_size_or_other_classes(
+    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = str(tmp_path / "eval")
+    bigger = save(band_dataset(size=48), tmp_path / "big.npz")
+    args = ["evaluate", "--model", str(trained_run), "--split", "valid", "-o", out, "--data"]
+    line = one_line_error(capsys, [*args, str(bigger)])
+    assert "32 px gray" in line and "48 px gray" in line and "--size 32" in line
+
+    other = save(band_dataset(classes=["disgust", "fear"]), tmp_path / "other.npz")
+    line = one_line_error(capsys, [*args, str(other)])
+    assert "nothing in common" in line and "disgust" in line and "angry" in line
+    assert not Path(out).exists()
+
+
+# Seed-recipe configs ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_config_is_documented_and_trains(path: Path, tmp_path: Path) -> None:
+    text = path.read_text()
+    header = "\n".join(line for line in text.splitlines()[:12] if line.startswith("#"))
+    assert text.startswith("#")
+    assert f"Reproduce: emotrace train --config configs/{path.name}" in header
+    if path.stem != "emonet_fer2013":  # emotrace's own recipe; the others follow seed projects
+        assert "Seed project" in header
+    raw = yaml.safe_load(text)
+    assert "threads" in raw and raw["threads"] is None
+
+    cfg = load_config(path)
+    assert cfg.name == path.stem
+    # The recipe's own options at a tiny size, offline (no pretrained download), 8 images.
+    smoke = load_config(
+        path,
+        [
+            "pretrained=false",
+            "epochs=1",
+            "limit_train=8",
+            "batch_size=8",
+            "threads=1",
+            f"preprocess={{size: {SIZE}, gray: true}}",
+        ],
+    )
+    result = train(smoke, tmp_path)
+    assert result.epochs_run == 1
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["architecture"] == cfg.model and meta["model_options"] == cfg.model_options
+
+
+@pytest.fixture
+def imagenet_weights(
+    shared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, torch.Tensor]:
+    """The shared MobileNetV2 ImageNet file in a temporary TORCH_HOME; downloads are refused."""
+    source = shared_dir / "weights" / pretrained_mod.MOBILENET_V2_FILE
+    if not source.is_file():
+        pytest.skip(f"needs {source} (absent)")
+    hub = tmp_path / "torch_home" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    shutil.copy(source, hub / source.name)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+
+    def refuse(url: str, dst: str, hash_prefix: str | None) -> None:
+        raise AssertionError(f"test tried to download {url}")
+
+    monkeypatch.setattr(pretrained_mod, "_default_download", refuse)
+    state: dict[str, torch.Tensor] = torch.load(source, map_location="cpu", weights_only=True)
+    return state
+
+
+@pytest.mark.needs_shared
+def test_frozen_recipe_trains_the_head_only(
+    imagenet_weights: dict[str, torch.Tensor], tmp_path: Path
+) -> None:
+    cfg = load_config(
+        REPO / "configs" / "mobilenet_v2_frozen.yaml",
+        ["epochs=1", "batch_size=32", "threads=1", f"preprocess={{size: {SIZE}, gray: true}}"],
+    )
+    assert cfg.pretrained
+    train(cfg, tmp_path / "run")
+    trained = load_file(str(tmp_path / "run" / "last.safetensors"))
+    backbone = {k: v for k, v in imagenet_weights.items() if k.startswith("features.")}
+    assert set(trained) - set(backbone) == {"head.fc.weight", "head.fc.bias"}
+    # Weights and BatchNorm statistics of the backbone are exactly ImageNet's ...
+    assert all(torch.equal(trained[k], v) for k, v in backbone.items())
+    # ... while the head moved from its initialisation (fit seeds torch before building).
+    torch.manual_seed(cfg.seed)
+    initial = build("mobilenet_v2", 3, 1, SIZE, pretrained=True, **cfg.model_options)
+    assert not torch.equal(initial.head.fc.weight, trained["head.fc.weight"])
+
+
+# Ctrl+C in a real process -------------------------------------------------------------------------
+
+
+def _sigint_default() -> None:
+    # A test runner started in the background ignores SIGINT, and children inherit that; the
+    # training process must receive Ctrl+C as it would from a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def emotrace(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "EMOTRACE_CACHE": str(cwd / "cache"), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "emotrace", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env=env,
+    )
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_and_resume_continues_from_the_saved_epoch(tmp_path: Path) -> None:
+    data = save(band_dataset(n_train=512), tmp_path / "cache.npz")
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(
+        f"model: emonet\npreprocess: {{size: {SIZE}, gray: true}}\nbatch_size: 32\n"
+        "augment: {rotation: 5}\n"
+    )
+    run = tmp_path / "RUN"
+    env = {**os.environ, "EMOTRACE_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    args = ["train", "--config", cfg, "--data", data, "--out", run, "threads=1", "epochs=50"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emotrace", *map(str, args), "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        preexec_fn=_sigint_default,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not (run / "history.csv").is_file() or len(history(run)) < 1:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no epoch finished in 90 s"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert f"resume with: emotrace train --resume {run}" in stdout.replace("\n", "")
+    saved = len(history(run))
+    assert 1 <= saved < 50
+    state = torch.load(run / "state.pt", map_location="cpu", weights_only=True)
+    assert state["epoch"] + 1 == saved  # the state and the history agree on the last epoch
+
+    # The resume reads RUN/config.yaml; the override gives it one more epoch to run.
+    resumed = emotrace(
+        "train", "--resume", run, f"epochs={saved + 1}", "--no-progress", cwd=tmp_path
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"at epoch {saved + 1}/{saved + 1}" in resumed.stdout
+    assert [int(r["epoch"]) for r in history(run)] == list(range(1, saved + 2))
