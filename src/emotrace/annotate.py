@@ -1,4 +1,4 @@
-"""Drawing boxes, labels and probability bars on images (OpenCV), shared by predict and video."""
+"""Drawing boxes, labels, probability bars and the video overlay (OpenCV), for predict and video."""
 
 from __future__ import annotations
 
@@ -67,20 +67,64 @@ def draw_probability_bars(
     classes: tuple[str, ...],
     probabilities: np.ndarray,
     origin: tuple[int, int] = (8, 8),
+    scale: float = 1.0,
 ) -> None:
     """A small bar chart of all class probabilities, drawn in place (for the largest face)."""
     x0, y0 = origin
-    bar_h, width = 14, 120
+    bar_h, width, label_w = round(14 * scale), round(120 * scale), round(70 * scale)
+    gap, font = max(2, round(3 * scale)), 0.4 * scale
     for i, (name, p) in enumerate(zip(classes, probabilities, strict=True)):
-        y = y0 + i * (bar_h + 3)
-        cv2.rectangle(image, (x0, y), (x0 + 70 + width, y + bar_h), (30, 30, 30), -1)
+        y = y0 + i * (bar_h + gap)
+        cv2.rectangle(image, (x0, y), (x0 + label_w + width, y + bar_h), (30, 30, 30), -1)
         cv2.rectangle(
             image,
-            (x0 + 70, y + 2),
-            (x0 + 70 + int(width * float(p)), y + bar_h - 2),
+            (x0 + label_w, y + 2),
+            (x0 + label_w + int(width * float(p)), y + bar_h - 2),
             color_for(name),
             -1,
         )
         cv2.putText(
-            image, name[:8], (x0 + 3, y + bar_h - 3), _FONT, 0.4, (255, 255, 255), 1, cv2.LINE_AA
+            image,
+            name[:8],
+            (x0 + 3, y + bar_h - 3),
+            _FONT,
+            font,
+            (255, 255, 255),
+            max(1, round(scale)),
+            cv2.LINE_AA,
         )
+
+
+def draw_overlay(
+    image: np.ndarray, faces: FaceEmotions, fps: float | None = None, bars: bool = True
+) -> np.ndarray:
+    """The video overlay on a BGR copy of ``image``: every face's box, track id, label and
+    confidence; a bar chart of the largest face's probabilities; the FPS.
+
+    The chart goes in the top corner away from the largest face (the FPS in the other one), so
+    it does not hide the face it describes; sizes follow the frame, from 640x480 to 4K.
+    """
+    canvas = draw_faces(image, faces)
+    height, width = canvas.shape[:2]
+    scale = max(1.0, min(height, width) / 480)
+    largest = faces.largest()
+    chart_left = True
+    if largest is not None:
+        x, _, w, _ = (int(v) for v in faces.boxes[largest])
+        chart_left = x + w / 2 >= width / 2
+    if bars and largest is not None:
+        chart_w = round(190 * scale) + 8
+        origin = (8, 8) if chart_left else (max(8, width - chart_w), 8)
+        draw_probability_bars(
+            canvas, faces.classes, faces.probabilities[largest], origin, scale=scale
+        )
+    if fps is not None:
+        text = f"{fps:.1f} FPS"
+        size, thickness = 0.5 * scale, max(1, round(scale))
+        (w, h), _ = cv2.getTextSize(text, _FONT, size, thickness)
+        margin = round(10 * scale)
+        x = width - w - margin if chart_left else margin
+        y = h + margin
+        cv2.rectangle(canvas, (x - 4, y - h - 4), (x + w + 4, y + 6), (30, 30, 30), -1)
+        cv2.putText(canvas, text, (x, y), _FONT, size, (255, 255, 255), thickness, cv2.LINE_AA)
+    return canvas

@@ -25,13 +25,12 @@ class FaceEmotions:
     classes: tuple[str, ...]
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     track_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    held_label_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        n = len(self.boxes)
+        n, k = len(self.boxes), len(self.classes)
         self.boxes = np.asarray(self.boxes, dtype=np.int64).reshape(n, 4)
-        self.probabilities = np.asarray(self.probabilities, dtype=np.float32).reshape(
-            n, len(self.classes)
-        )
+        self.probabilities = np.asarray(self.probabilities, dtype=np.float32).reshape(n, k)
         if len(self.scores) == 0:
             self.scores = np.ones(n, np.float32)
         if len(self.track_ids) == 0:
@@ -41,6 +40,12 @@ class FaceEmotions:
                 f"FaceEmotions: {n} boxes but {len(self.scores)} scores, "
                 f"{len(self.track_ids)} track ids"
             )
+        if self.held_label_ids is not None:
+            self.held_label_ids = np.asarray(self.held_label_ids, dtype=np.int64).reshape(-1)
+            if len(self.held_label_ids) != n:
+                raise InputError(f"FaceEmotions: {n} boxes but {len(self.held_label_ids)} labels")
+            if n and not (0 <= self.held_label_ids.min() <= self.held_label_ids.max() < k):
+                raise InputError(f"FaceEmotions: held label ids outside 0..{k - 1}")
 
     @classmethod
     def empty(cls, classes: tuple[str, ...]) -> FaceEmotions:
@@ -52,7 +57,9 @@ class FaceEmotions:
 
     @property
     def label_ids(self) -> np.ndarray:
-        """Index of the most probable class per face."""
+        """Class index per face: the held class when smoothed, else the most probable one."""
+        if self.held_label_ids is not None:
+            return self.held_label_ids
         return self.probabilities.argmax(axis=1) if len(self) else np.zeros(0, np.int64)
 
     @property
@@ -62,8 +69,10 @@ class FaceEmotions:
 
     @property
     def confidences(self) -> np.ndarray:
-        """Probability of the most probable class per face."""
-        return self.probabilities.max(axis=1) if len(self) else np.zeros(0, np.float32)
+        """Probability of each face's label (see :attr:`label_ids`)."""
+        if not len(self):
+            return np.zeros(0, np.float32)
+        return self.probabilities[np.arange(len(self)), self.label_ids]
 
     def largest(self) -> int | None:
         """Index of the face with the largest box, or ``None``."""
@@ -79,6 +88,7 @@ class FaceEmotions:
             self.classes,
             self.scores[index],
             self.track_ids[index],
+            None if self.held_label_ids is None else self.held_label_ids[index],
         )
 
     def records(self) -> Iterator[dict[str, Any]]:

@@ -13,8 +13,11 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @contextmanager
-def progress_factory() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
-    """Yield ``make(description, total) -> advance(n)``; bars only on a terminal."""
+def progress_factory() -> Iterator[Callable[[str, int | None], Callable[[int], None]]]:
+    """Yield ``make(description, total) -> advance(n)``; bars only on a terminal.
+
+    ``total=None`` (a stream of unknown length) shows a pulsing bar and the count.
+    """
     if not sys.stderr.isatty():
         yield lambda description, total: lambda n: None
         return
@@ -37,7 +40,7 @@ def progress_factory() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
         transient=True,
     ) as bars:
 
-        def make(description: str, total: int) -> Callable[[int], None]:
+        def make(description: str, total: int | None) -> Callable[[int], None]:
             task = bars.add_task(description, total=total)
             return lambda n: bars.advance(task, n)
 
