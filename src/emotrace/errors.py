@@ -47,3 +47,15 @@ def require(module: str, extra: str) -> None:
 
 class InputError(EmotraceError, ValueError):
     """Images or arrays passed to the API that cannot be interpreted."""
+
+
+class VideoError(EmotraceError, OSError):
+    """A camera, video file, image folder or stream that cannot be opened or read to the end."""
+
+
+class SessionError(EmotraceError, ValueError):
+    """A session that does not exist, a bad session name or pseudonym, or an invalid record."""
+
+
+class StoreError(EmotraceError, OSError):
+    """A session workspace that is not emotrace's, is newer than this version, or is corrupted."""

@@ -14,14 +14,26 @@ from emotrace.cli import (
     export_cmd,
     models_cmd,
     predict_cmd,
+    sessions_cmd,
     train_cmd,
+    video_cmd,
 )
 from emotrace.errors import EmotraceError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
-COMMANDS = (data_cmd, models_cmd, train_cmd, evaluate_cmd, export_cmd, predict_cmd, demo_cmd)
+COMMANDS = (
+    data_cmd,
+    models_cmd,
+    train_cmd,
+    evaluate_cmd,
+    export_cmd,
+    predict_cmd,
+    demo_cmd,
+    video_cmd,
+    sessions_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

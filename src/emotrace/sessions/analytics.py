@@ -1,0 +1,257 @@
+"""Session analytics: what the clinician's report shows, computed from the stored numbers only.
+
+Conventions, shared by every measure:
+
+* **Time weighting.** Each frame stands for the time until the next frame, capped at
+  ``max_gap_s`` (1 s), so a variable frame rate does not bias shares and a stalled video counts as
+  missing time (``_series.frame_durations``).
+* **Missing data.** Frames without the patient's face carry NaN. They lower the face-visible
+  ratio, appear as gaps, and are excluded from every affect measure; they are never filled in.
+* **Time share** of an emotion: share of the face-visible time in which it is the most probable
+  class. **Mean probability** is reported alongside it.
+* **Dominant emotion per window** (5 s and 30 s by default): the class with the highest
+  time-weighted mean probability; ``None`` (missing) when the face is visible for less than
+  ``min_window_visible`` (50 %) of the window.
+* **Valence and arousal** per frame from Russell's circumplex (see ``circumplex``), smoothed by a
+  centred moving mean over ``smooth_s`` (2 s) of visible frames.
+* **Variability**: standard deviation of per-frame valence and arousal, and RMSSD (root mean
+  square of successive differences) of their 1-second means (instability, as in affect-dynamics
+  research); **entropy** of the time shares, normalised to [0, 1].
+* **Transitions**: counts and row-normalised probabilities of dominant-emotion changes between
+  consecutive ``transition_window_s`` (5 s) windows that both have a dominant emotion.
+* **Sustained negative affect**: stretches where smoothed negative affect (probability of a
+  negative-valence class) stays >= ``negative_threshold`` (0.5) for >= ``negative_min_s`` (10 s);
+  missing stretches up to ``max_gap_s`` do not break a segment, longer ones do.
+* **Peaks**: local maxima of smoothed negative affect >= ``peak_threshold`` (0.7) and of smoothed
+  arousal >= ``arousal_peak_threshold`` (0.5), at least ``peak_separation_s`` (10 s) apart.
+* **Markers**: affect in the ``marker_window_s`` (30 s) after each marker minus the session
+  baseline (the mean over all visible frames).
+* **Trends** across sessions of one patient: each measure per session, in time order, with its
+  least-squares slope per session.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from emotrace.errors import SessionError
+from emotrace.sessions import _series
+from emotrace.sessions.circumplex import RUSSELL_1980, Circumplex
+from emotrace.sessions.measures import (
+    AnalyticsConfig,
+    Gap,
+    MarkerStat,
+    Peak,
+    Segment,
+    Series,
+    Window,
+    affect_peaks,
+    dominant_windows,
+    marker_stats,
+    negative_segments,
+    transition_matrix,
+    visible_gaps,
+    weighted_mean,
+)
+from emotrace.sessions.types import SessionData, SessionInfo
+
+__all__ = [
+    "AnalyticsConfig",
+    "Gap",
+    "MarkerStat",
+    "Peak",
+    "Segment",
+    "Series",
+    "SessionSummary",
+    "Trend",
+    "Window",
+    "summarize",
+    "trend",
+]
+
+
+@dataclass
+class SessionSummary:
+    """Everything the report shows about one session."""
+
+    info: SessionInfo
+    config: AnalyticsConfig
+    start_s: float
+    duration_s: float
+    visible_ratio: float
+    time_share: dict[str, float]
+    mean_probability: dict[str, float]
+    mean_valence: float
+    mean_arousal: float
+    mean_negative: float
+    negative_share: float
+    variability: dict[str, float]
+    windows: dict[float, list[Window]]
+    transitions: np.ndarray
+    segments: list[Segment]
+    peaks: list[Peak]
+    gaps: list[Gap]
+    markers: list[MarkerStat]
+    series: Series = field(repr=False)
+
+    @property
+    def has_face(self) -> bool:
+        """Whether the patient's face was visible at all."""
+        return bool(self.series.visible.any())
+
+    def measures(self) -> dict[str, float]:
+        """The scalar measures compared across sessions (see :func:`trend`)."""
+        out = {
+            "duration_min": self.duration_s / 60,
+            "visible_pct": 100 * self.visible_ratio,
+            "mean_valence": self.mean_valence,
+            "mean_arousal": self.mean_arousal,
+            "valence_sd": self.variability["valence_sd"],
+            "negative_pct": 100 * self.negative_share,
+        }
+        out.update({f"{c}_pct": 100 * s for c, s in self.time_share.items()})
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (NaN becomes ``None``)."""
+        return _clean(
+            {
+                "session": self.info.to_dict(),
+                "config": asdict(self.config),
+                "duration_s": self.duration_s,
+                "visible_ratio": self.visible_ratio,
+                "time_share": self.time_share,
+                "mean_probability": self.mean_probability,
+                "mean_valence": self.mean_valence,
+                "mean_arousal": self.mean_arousal,
+                "mean_negative_affect": self.mean_negative,
+                "negative_share": self.negative_share,
+                "variability": self.variability,
+                "windows": {str(w): [asdict(x) for x in v] for w, v in self.windows.items()},
+                "transitions": {
+                    "window_s": self.config.transition_window_s,
+                    "classes": list(self.info.classes),
+                    "counts": self.transitions.tolist(),
+                },
+                "segments": [asdict(s) for s in self.segments],
+                "peaks": [asdict(p) for p in self.peaks],
+                "gaps": [{**asdict(g), "duration_s": g.duration_s} for g in self.gaps],
+                "markers": [asdict(m) for m in self.markers],
+            }
+        )
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 6)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def summarize(
+    data: SessionData,
+    config: AnalyticsConfig | None = None,
+    circumplex: Circumplex = RUSSELL_1980,
+) -> SessionSummary:
+    """All analytics of one loaded session (see the module docstring for definitions)."""
+    config = config or AnalyticsConfig()
+    classes = data.classes
+    series = Series.from_data(data, config, circumplex)
+    dt, visible = series.durations, series.visible
+    duration = float(series.times[-1] - series.times[0] + dt[-1]) if len(dt) else 0.0
+    seen = float((dt * visible).sum())
+    labels = np.nan_to_num(series.probabilities, nan=-1.0).argmax(axis=1)
+    share = {
+        c: float((dt * visible * (labels == k)).sum() / seen) if seen else math.nan
+        for k, c in enumerate(classes)
+    }
+    mean_p = {
+        c: weighted_mean(series.probabilities[:, k], dt * visible) for k, c in enumerate(classes)
+    }
+    probs = np.array([s for s in share.values() if s > 0])
+    entropy = float(-(probs * np.log(probs)).sum() / math.log(len(classes))) if seen else math.nan
+    n_seconds = max(1, math.ceil(duration))
+    start = float(series.times[0]) if len(dt) else 0.0
+    seconds = _series.bin_index(series.times, start, 1.0, n_seconds)
+    variability = {
+        "valence_sd": float(np.nanstd(series.valence)) if seen else math.nan,
+        "arousal_sd": float(np.nanstd(series.arousal)) if seen else math.nan,
+        "valence_rmssd": _series.rmssd(_series.binned_mean(seconds, series.valence, n_seconds)),
+        "arousal_rmssd": _series.rmssd(_series.binned_mean(seconds, series.arousal, n_seconds)),
+        "entropy": entropy,
+    }
+    windows = {
+        w: dominant_windows(series, classes, w, config.min_window_visible)
+        for w in sorted({*config.windows_s, config.transition_window_s})
+    }
+    negative_time = float((dt * (series.negative_smooth >= config.negative_threshold)).sum())
+    return SessionSummary(
+        info=data.info,
+        config=config,
+        start_s=start,
+        duration_s=duration,
+        visible_ratio=seen / duration if duration else 0.0,
+        time_share=share,
+        mean_probability=mean_p,
+        mean_valence=weighted_mean(series.valence, dt * visible),
+        mean_arousal=weighted_mean(series.arousal, dt * visible),
+        mean_negative=weighted_mean(series.negative, dt * visible),
+        negative_share=negative_time / seen if seen else math.nan,
+        variability=variability,
+        windows=windows,
+        transitions=transition_matrix(windows[config.transition_window_s], classes),
+        segments=negative_segments(series, classes, config),
+        peaks=affect_peaks(series, classes, config),
+        gaps=visible_gaps(series, config.min_gap_s),
+        markers=marker_stats(series, data.markers, classes, config.marker_window_s),
+        series=series,
+    )
+
+
+#: Labels of the measures compared across sessions (keys of ``SessionSummary.measures``).
+MEASURE_LABELS = {
+    "duration_min": "duration (min)",
+    "visible_pct": "face visible (%)",
+    "mean_valence": "mean valence",
+    "mean_arousal": "mean arousal",
+    "valence_sd": "valence variability (SD)",
+    "negative_pct": "sustained negative affect (% of visible time)",
+}
+
+
+@dataclass
+class Trend:
+    """Each measure over one patient's sessions (oldest first) and its slope per session."""
+
+    patient: str
+    sessions: list[SessionInfo]
+    values: dict[str, list[float]]
+    slopes: dict[str, float]
+
+
+def trend(summaries: list[SessionSummary]) -> Trend:
+    """Measures of several sessions of one patient, ordered by start time, with OLS slopes."""
+    if not summaries:
+        raise SessionError("no sessions to compare")
+    patients = sorted({s.info.patient for s in summaries})
+    if len(patients) > 1:
+        raise SessionError(f"compared sessions must be one patient's, got {', '.join(patients)}")
+    ordered = sorted(summaries, key=lambda s: (s.info.started_at, s.info.id))
+    keys = list(ordered[0].measures())
+    for other in ordered[1:]:
+        keys += [k for k in other.measures() if k not in keys]
+    values = {k: [s.measures().get(k, math.nan) for s in ordered] for k in keys}
+    slopes = {}
+    for key, ys in values.items():
+        y = np.array(ys, np.float64)
+        x = np.arange(len(y), dtype=np.float64)
+        ok = ~np.isnan(y)
+        slopes[key] = float(np.polyfit(x[ok], y[ok], 1)[0]) if ok.sum() >= 2 else math.nan
+    return Trend(patients[0], [s.info for s in ordered], values, slopes)

@@ -1,0 +1,281 @@
+"""Building blocks of the session analytics; definitions are in ``analytics``' docstring."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from emotrace.errors import SessionError
+from emotrace.sessions import _series
+from emotrace.sessions.circumplex import RUSSELL_1980, Circumplex
+from emotrace.sessions.types import SessionData
+
+
+@dataclass(frozen=True)
+class AnalyticsConfig:
+    """Every threshold and window of the analytics (seconds unless said otherwise)."""
+
+    windows_s: tuple[float, ...] = (5.0, 30.0)
+    transition_window_s: float = 5.0
+    min_window_visible: float = 0.5
+    smooth_s: float = 2.0
+    max_gap_s: float = 1.0
+    min_gap_s: float = 1.0
+    negative_threshold: float = 0.5
+    negative_min_s: float = 10.0
+    peak_threshold: float = 0.7
+    arousal_peak_threshold: float = 0.5
+    peak_separation_s: float = 10.0
+    max_peaks: int = 10
+    marker_window_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        positive = ("transition_window_s", "max_gap_s", "negative_min_s", "marker_window_s")
+        bad = [n for n in positive if not getattr(self, n) > 0]
+        bad += ["windows_s"] if not self.windows_s or min(self.windows_s) <= 0 else []
+        if bad:
+            raise SessionError(f"analytics settings must be positive: {', '.join(bad)}")
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of the dominant-emotion sequence."""
+
+    start_s: float
+    end_s: float
+    dominant: str | None
+    probability: float
+    visible: float
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A stretch without the patient's face."""
+
+    start_s: float
+    end_s: float
+
+    @property
+    def duration_s(self) -> float:
+        """Length in seconds."""
+        return self.end_s - self.start_s
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of sustained negative affect."""
+
+    start_s: float
+    end_s: float
+    negative_affect: float
+    valence: float
+    dominant: str
+
+
+@dataclass(frozen=True)
+class Peak:
+    """A moment of high negative affect (``kind="negative"``) or high arousal."""
+
+    time_s: float
+    kind: str
+    value: float
+    dominant: str
+
+
+@dataclass(frozen=True)
+class MarkerStat:
+    """Affect in the window after a marker, and its difference from the session baseline."""
+
+    time_s: float
+    label: str
+    visible: float
+    valence: float
+    arousal: float
+    negative_affect: float
+    valence_delta: float
+    arousal_delta: float
+    negative_delta: float
+    dominant: str | None
+
+
+@dataclass
+class Series:
+    """Per-frame series (NaN where the face is missing); ``*_smooth`` are smoothed."""
+
+    times: np.ndarray
+    durations: np.ndarray
+    visible: np.ndarray
+    probabilities: np.ndarray
+    valence: np.ndarray
+    arousal: np.ndarray
+    negative: np.ndarray
+    valence_smooth: np.ndarray
+    arousal_smooth: np.ndarray
+    negative_smooth: np.ndarray
+
+    @classmethod
+    def from_data(
+        cls, data: SessionData, config: AnalyticsConfig, circumplex: Circumplex = RUSSELL_1980
+    ) -> Series:
+        """Derive the series of a loaded session."""
+        probs = data.probabilities.astype(np.float64)
+        probs[~data.visible] = np.nan
+        va = circumplex.valence_arousal(probs, data.classes)
+        negative = circumplex.negative_affect(probs, data.classes)
+        times = data.times.astype(np.float64)
+        return cls(
+            times=times,
+            durations=_series.frame_durations(times, config.max_gap_s),
+            visible=data.visible.astype(bool),
+            probabilities=probs,
+            valence=va[:, 0],
+            arousal=va[:, 1],
+            negative=negative,
+            valence_smooth=_series.smooth(times, va[:, 0], config.smooth_s),
+            arousal_smooth=_series.smooth(times, va[:, 1], config.smooth_s),
+            negative_smooth=_series.smooth(times, negative, config.smooth_s),
+        )
+
+
+def weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
+    ok = ~np.isnan(values) & (weights > 0)
+    return float(np.average(values[ok], weights=weights[ok])) if ok.any() else math.nan
+
+
+def dominant_windows(
+    series: Series, classes: Sequence[str], window_s: float, min_visible: float
+) -> list[Window]:
+    """The dominant emotion of each ``window_s`` window (``None`` when mostly missing)."""
+    if not len(series.times):
+        return []
+    start = float(series.times[0])
+    end = float(series.times[-1] + series.durations[-1])
+    n = max(1, math.ceil((end - start) / window_s - 1e-9))
+    bins = _series.bin_index(series.times, start, window_s, n)
+    weights = series.durations
+    visible_time = np.bincount(bins, weights=weights * series.visible, minlength=n)[:n]
+    means = _series.binned_mean(bins, series.probabilities, n, weights)
+    windows = []
+    for i in range(n):
+        lo, hi = start + i * window_s, min(start + (i + 1) * window_s, end)
+        visible = float(visible_time[i] / (hi - lo)) if hi > lo else 0.0
+        if visible < min_visible or np.isnan(means[i]).any():
+            windows.append(Window(lo, hi, None, math.nan, min(visible, 1.0)))
+            continue
+        k = int(np.argmax(means[i]))
+        windows.append(Window(lo, hi, classes[k], float(means[i, k]), min(visible, 1.0)))
+    return windows
+
+
+def transition_matrix(windows: Sequence[Window], classes: Sequence[str]) -> np.ndarray:
+    """``(K, K)`` counts of dominant emotion ``i`` followed by ``j`` in the next window."""
+    index = {c: i for i, c in enumerate(classes)}
+    counts = np.zeros((len(classes), len(classes)), np.int64)
+    for a, b in itertools.pairwise(windows):
+        if a.dominant is not None and b.dominant is not None:
+            counts[index[a.dominant], index[b.dominant]] += 1
+    return counts
+
+
+def visible_gaps(series: Series, min_gap_s: float) -> list[Gap]:
+    """Stretches of at least ``min_gap_s`` without the patient's face (incl. stalled video)."""
+    if not len(series.times):
+        return []
+    start, end = float(series.times[0]), float(series.times[-1] + series.durations[-1])
+    v = series.visible
+    covered_from = series.times[v]
+    covered_to = covered_from + series.durations[v]
+    gaps, cursor = [], start
+    for a, b in zip(covered_from.tolist(), covered_to.tolist(), strict=True):
+        if a - cursor > 1e-6:
+            gaps.append(Gap(cursor, a))
+        cursor = max(cursor, b)
+    if end - cursor > 1e-6:
+        gaps.append(Gap(cursor, end))
+    return [g for g in gaps if g.duration_s >= min_gap_s - 1e-6]
+
+
+def dominant_class(probabilities: np.ndarray, classes: Sequence[str]) -> str:
+    return classes[int(np.nanmean(probabilities, axis=0).argmax())]
+
+
+def negative_segments(
+    series: Series, classes: Sequence[str], config: AnalyticsConfig
+) -> list[Segment]:
+    """Sustained negative affect (see the module docstring)."""
+    v = np.flatnonzero(series.visible)
+    if not len(v):
+        return []
+    high = series.negative_smooth[v] >= config.negative_threshold
+    jumps = np.diff(series.times[v]) > config.max_gap_s
+    # A long gap ends a run: split runs of `high` at every jump.
+    breaks = np.concatenate([[False], jumps])
+    segments = []
+    for first, last in _series.runs(high):
+        cuts = [first, *(i for i in range(first + 1, last + 1) if breaks[i]), last + 1]
+        for a, b in itertools.pairwise(cuts):
+            rows = v[a:b]
+            begin = float(series.times[rows[0]])
+            stop = float(series.times[rows[-1]] + series.durations[rows[-1]])
+            if stop - begin >= config.negative_min_s:
+                segments.append(
+                    Segment(
+                        begin,
+                        stop,
+                        float(np.mean(series.negative[rows])),
+                        float(np.mean(series.valence[rows])),
+                        dominant_class(series.probabilities[rows], classes),
+                    )
+                )
+    return segments
+
+
+def affect_peaks(series: Series, classes: Sequence[str], config: AnalyticsConfig) -> list[Peak]:
+    """Peaks of negative affect and of arousal, in time order."""
+    found = []
+    for kind, values, threshold in (
+        ("negative", series.negative_smooth, config.peak_threshold),
+        ("arousal", series.arousal_smooth, config.arousal_peak_threshold),
+    ):
+        for i in _series.peaks(
+            series.times, values, threshold, config.peak_separation_s, config.max_peaks
+        ):
+            dominant = classes[int(np.argmax(series.probabilities[i]))]
+            found.append(Peak(float(series.times[i]), kind, float(values[i]), dominant))
+    return sorted(found, key=lambda p: (p.time_s, p.kind))
+
+
+def marker_stats(
+    series: Series, markers: Sequence[Any], classes: Sequence[str], window_s: float
+) -> list[MarkerStat]:
+    """Affect in the ``window_s`` after each marker against the whole-session baseline."""
+    w = series.durations * series.visible
+    base = [weighted_mean(x, w) for x in (series.valence, series.arousal, series.negative)]
+    stats = []
+    for marker in markers:
+        inside = (series.times >= marker.time_s) & (series.times < marker.time_s + window_s)
+        wi = w * inside
+        values = [weighted_mean(x, wi) for x in (series.valence, series.arousal, series.negative)]
+        span = min(window_s, float(series.times[-1] + series.durations[-1]) - marker.time_s)
+        visible = float(wi.sum() / span) if len(series.times) and span > 0 else 0.0
+        rows = np.flatnonzero(inside & series.visible)
+        stats.append(
+            MarkerStat(
+                time_s=marker.time_s,
+                label=marker.label,
+                visible=min(visible, 1.0),
+                valence=values[0],
+                arousal=values[1],
+                negative_affect=values[2],
+                valence_delta=values[0] - base[0],
+                arousal_delta=values[1] - base[1],
+                negative_delta=values[2] - base[2],
+                dominant=dominant_class(series.probabilities[rows], classes) if len(rows) else None,
+            )
+        )
+    return stats

@@ -1,0 +1,342 @@
+"""Recording a session: pick the patient's face in each frame and store it in small transactions.
+
+The caller's thread only validates a frame, picks the patient and queues one row (microseconds);
+a writer thread owns the SQLite connection and commits whatever is queued at least every
+``commit_interval_s`` (0.5 s), so after ``kill -9`` every frame older than one second is on disk.
+The writer also beats a heartbeat once a second while idle; a recording whose heartbeat stops (or
+whose process is gone) is reported as ``interrupted`` (see ``store.writer_alive``).
+
+>>> with SessionRecorder("week-3", "P-017", recognizer.classifier.classes,
+...                      workspace="~/therapy", model=ModelInfo.from_model("default")) as rec:
+...     for index, time_s, faces in frames:            # faces: FaceEmotions with track ids
+...         rec.record(index, time_s, faces)
+...     rec.mark("exercise start")
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from emotrace.errors import SessionError, StoreError
+from emotrace.results import FaceEmotions
+from emotrace.sessions.store import FrameRow, SessionStore
+from emotrace.sessions.types import (
+    COMPLETE,
+    INTERRUPTED,
+    ModelInfo,
+    SessionInfo,
+    check_name,
+)
+
+_HEARTBEAT_S = 1.0
+_STOP = object()
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ax, ay, aw, ah = (float(v) for v in a)
+    bx, by, bw, bh = (float(v) for v in b)
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class _Track:
+    """What the selector remembers of one track."""
+
+    weight: float  # decayed sum of box areas, as of weight_time
+    weight_time: float
+    first_seen: float
+    last_seen: float
+    box: np.ndarray
+
+
+class PatientSelector:
+    """Which face in a frame is the patient's.
+
+    With ``track_id`` given, that track (missing when absent). Otherwise each track accumulates
+    its box area, decaying with ``half_life_s``: the patient is the track with the largest
+    weight, that is the largest and most persistent face. When that track is absent the frame
+    is missing (a visitor's face is never recorded in its place), unless a new track appears
+    where the patient was (box IoU >= ``reacquire_iou``), which is the tracker re-identifying
+    the patient under a new id. Untracked faces (id -1): the largest face of the frame.
+    """
+
+    def __init__(
+        self, track_id: int | None = None, half_life_s: float = 10.0, reacquire_iou: float = 0.3
+    ) -> None:
+        self.track_id = track_id
+        self.half_life_s = half_life_s
+        self.reacquire_iou = reacquire_iou
+        self._tracks: dict[int, _Track] = {}
+
+    def _weight(self, track: int, time_s: float) -> float:
+        state = self._tracks[track]
+        return state.weight * 0.5 ** ((time_s - state.weight_time) / self.half_life_s)
+
+    def select(self, time_s: float, faces: FaceEmotions) -> int | None:
+        """Index into ``faces`` of the patient's face, or ``None`` when it is not there."""
+        ids = faces.track_ids
+        if self.track_id is not None:
+            hits = np.flatnonzero(ids == self.track_id)
+            return int(hits[0]) if len(hits) else None
+        if len(faces) and (ids < 0).all():
+            return faces.largest()
+        for i, track in enumerate(ids.tolist()):
+            if track < 0:
+                continue
+            area = float(faces.boxes[i, 2] * faces.boxes[i, 3])
+            if track in self._tracks:
+                state = self._tracks[track]
+                state.weight, state.weight_time = self._weight(track, time_s) + area, time_s
+                state.last_seen, state.box = time_s, faces.boxes[i].copy()
+            else:
+                self._tracks[track] = _Track(area, time_s, time_s, time_s, faces.boxes[i].copy())
+        if not self._tracks:
+            return None
+        weights = {t: self._weight(t, time_s) for t in self._tracks}
+        best = max(weights, key=weights.__getitem__)
+        # Forget tracks that no longer matter, so the table stays small over an hour.
+        for track in [t for t, w in weights.items() if w < 1e-3 * weights[best] and t != best]:
+            del self._tracks[track]
+        present = {t: i for i, t in enumerate(ids.tolist()) if t >= 0}
+        if best not in present:
+            lost = self._tracks[best]
+            for track, i in present.items():
+                state = self._tracks[track]
+                if (
+                    state.first_seen > lost.last_seen
+                    and _iou(faces.boxes[i], lost.box) >= self.reacquire_iou
+                ):
+                    state.weight = self._weight(track, time_s) + weights[best]
+                    state.weight_time = time_s
+                    del self._tracks[best]
+                    best = track
+                    break
+        return present.get(best)
+
+
+class SessionRecorder:
+    """Record one session into a workspace; a context manager (see the module docstring).
+
+    Leaving the ``with`` block normally ends the session as ``complete``; an exception ends it
+    as ``interrupted``. ``record`` raises :class:`SessionError` for frames that go back in time,
+    classes that differ from the session's, or non-finite probabilities.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        patient: str,
+        classes: Sequence[str],
+        *,
+        workspace: str | Path | None = None,
+        source: str = "",
+        model: ModelInfo | None = None,
+        settings: dict[str, Any] | None = None,
+        consent: bool = False,
+        notes: str = "",
+        track_id: int | None = None,
+        commit_interval_s: float = 0.5,
+        max_batch: int = 1000,
+    ) -> None:
+        self.name = check_name(name, "session name")
+        self.patient = check_name(patient, "patient pseudonym")
+        self.classes = tuple(classes)
+        if not self.classes:
+            raise SessionError("a session needs the model's class names")
+        self.workspace = workspace
+        self.source = source
+        self.model = model
+        self.settings = {**(settings or {}), "patient_track": track_id}
+        self.consent = consent
+        self.notes = notes
+        self.selector = PatientSelector(track_id)
+        self.commit_interval_s = commit_interval_s
+        self.max_batch = max_batch
+        self.session_id: int | None = None
+        self.frames_recorded = 0
+        self.frames_with_face = 0
+        self.info: SessionInfo | None = None
+        self._store: SessionStore | None = None
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=100_000)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._last_frame = -1
+        self._last_time = -math.inf
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> SessionRecorder:
+        """Open (or create) the workspace, create the session and start the writer thread."""
+        if self._store is not None or self.info is not None:
+            raise SessionError("a recorder records one session; create another recorder")
+        store = SessionStore(self.workspace, create=True)
+        try:
+            self.session_id = store.create_session(
+                self.name,
+                self.patient,
+                self.classes,
+                source=self.source,
+                model=self.model,
+                settings=self.settings,
+                consent=self.consent,
+                notes=self.notes,
+            )
+        except BaseException:
+            store.close()
+            raise
+        # From here on only the writer thread uses the connection, until it is joined.
+        self._store = store
+        self._thread = threading.Thread(target=self._write, name="emotrace-session", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self, status: str = COMPLETE) -> SessionInfo:
+        """Flush, end the session with ``status`` and return its final metadata."""
+        if self._store is None or self.session_id is None:
+            raise SessionError("the recorder is not running")
+        store, self._store = self._store, None
+        try:
+            if self._thread is not None:
+                self._queue.put(_STOP)
+                self._thread.join()
+            store.finish(self.session_id, INTERRUPTED if self._error else status)
+            self.info = store.get(self.session_id)
+        finally:
+            store.close()
+        if self._error is not None:
+            raise StoreError(f"recording stopped: {self._error}") from self._error
+        return self.info
+
+    def __enter__(self) -> SessionRecorder:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._store is not None:
+            self.close(COMPLETE if exc_type is None else INTERRUPTED)
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def record(self, frame_index: int, time_s: float, faces: FaceEmotions) -> bool:
+        """Queue one frame; returns whether the patient's face was in it."""
+        if self._error is not None:
+            raise StoreError(f"recording stopped: {self._error}")
+        if self._store is None:
+            raise SessionError("the recorder is not running (use it as a context manager)")
+        frame_index, time_s = int(frame_index), float(time_s)
+        if frame_index <= self._last_frame:
+            raise SessionError(f"frame {frame_index} after frame {self._last_frame}")
+        if not math.isfinite(time_s) or time_s < self._last_time:
+            raise SessionError(f"frame {frame_index}: time {time_s} after {self._last_time}")
+        if tuple(faces.classes) != self.classes:
+            raise SessionError(
+                f"frame {frame_index}: classes {faces.classes} differ from the session's "
+                f"{self.classes}"
+            )
+        self._last_frame, self._last_time = frame_index, time_s
+        index = self.selector.select(time_s, faces)
+        row: FrameRow
+        if index is None:
+            row = (frame_index, time_s, 0, None, None, None, None, None, None, None)
+        else:
+            probs = faces.probabilities[index]
+            if not np.isfinite(probs).all():
+                raise SessionError(f"frame {frame_index}: non-finite probabilities")
+            x, y, w, h = (int(v) for v in faces.boxes[index])
+            row = (
+                frame_index,
+                time_s,
+                1,
+                int(faces.track_ids[index]),
+                x,
+                y,
+                w,
+                h,
+                float(faces.scores[index]),
+                probs.astype("<f4").tobytes(),
+            )
+            self.frames_with_face += 1
+        self.frames_recorded += 1
+        self._queue.put(("frame", row))
+        return index is not None
+
+    def mark(self, label: str, time_s: float | None = None) -> None:
+        """A marker at ``time_s``, by default the time of the last recorded frame."""
+        if not label.strip():
+            raise SessionError("a marker needs a label")
+        at = time_s if time_s is not None else max(self._last_time, 0.0)
+        self._queue.put(("marker", (float(at), label.strip())))
+
+    def _write(self) -> None:
+        """Writer thread: commit what is queued every ``commit_interval_s``; beat when idle."""
+        store, session_id = self._store, self.session_id
+        assert store is not None and session_id is not None  # set before the thread starts
+        frames: list[FrameRow] = []
+        markers: list[tuple[float, str]] = []
+        oldest: float | None = None
+        last_commit = time.monotonic()
+        try:
+            while True:
+                now = time.monotonic()
+                if oldest is None:
+                    timeout = max(0.0, last_commit + _HEARTBEAT_S - now)
+                else:
+                    timeout = max(0.0, oldest + self.commit_interval_s - now)
+                try:
+                    item = self._queue.get(timeout=timeout)
+                except queue.Empty:
+                    item = None
+                now = time.monotonic()
+                stop = item is _STOP
+                if item is not None and not stop:
+                    kind, payload = item
+                    (frames if kind == "frame" else markers).append(payload)
+                    oldest = now if oldest is None else oldest
+                due = oldest is not None and (
+                    now - oldest >= self.commit_interval_s or len(frames) >= self.max_batch
+                )
+                if stop or due or now - last_commit >= _HEARTBEAT_S:
+                    store.append(session_id, frames, markers)
+                    frames, markers, oldest, last_commit = [], [], None, now
+                if stop:
+                    return
+        except BaseException as exc:  # reported to the caller's thread by record()/close()
+            self._error = exc
+
+
+def record_session(
+    frames: Iterable[tuple[int, float, FaceEmotions]],
+    name: str,
+    patient: str,
+    classes: Sequence[str],
+    **options: Any,
+) -> SessionInfo:
+    """Record ``(frame_index, time_s, FaceEmotions)`` items into a new session; its metadata.
+
+    ``options`` are :class:`SessionRecorder`'s keyword arguments (``workspace``, ``source``,
+    ``model``, ``settings``, ``consent``, ``notes``, ``track_id``).
+    """
+    recorder = SessionRecorder(name, patient, classes, **options)
+    with recorder:
+        for frame_index, time_s, faces in frames:
+            recorder.record(frame_index, time_s, faces)
+    assert recorder.info is not None  # set by close()
+    return recorder.info

@@ -1,0 +1,361 @@
+"""The clinician's session report: one self-contained HTML file, optionally printed to PDF.
+
+Charts are inline SVG; there are no scripts, fonts, images or links to fetch, and a
+Content-Security-Policy (``default-src 'none'``) makes the browser refuse any request should one
+slip in, so the report opens offline and never contacts a server. A session without any face of
+the patient says so instead of drawing empty charts.
+
+PDF: ``write_report(..., pdf=path)`` prints the same HTML with headless Chromium
+(``--print-to-pdf``); Chromium is found on ``PATH`` (``chromium``, ``chromium-browser``,
+``google-chrome``) or in ``$EMOTRACE_CHROMIUM``.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from emotrace import __version__
+from emotrace.errors import MissingDependencyError, StoreError
+from emotrace.sessions import _svg
+from emotrace.sessions._series import bin_index, binned_mean
+from emotrace.sessions.analytics import MEASURE_LABELS, SessionSummary, trend
+from emotrace.sessions.types import clock
+
+CAUTION = (
+    "These figures were produced automatically by a machine-learning model from the patient's "
+    "facial expressions. They are decision support for a qualified clinician, not a diagnosis. "
+    "A facial expression is not the same as a felt emotion; the model can be wrong (lighting, "
+    "head pose, glasses, cultural and individual ways of expressing), and stretches without a "
+    "visible face are shown as missing, not estimated. Read them together with what was said "
+    "in the session and with your clinical judgement."
+)
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;margin:24px auto;
+max-width:960px;color:#222;line-height:1.4}
+h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;border-bottom:1px solid #ccc;
+padding-bottom:2px;margin-top:28px}table{border-collapse:collapse;font-size:13px;margin:6px 0}
+td,th{border:1px solid #ddd;padding:3px 7px;text-align:left}th{background:#f4f4f4}
+.caution{background:#fff4e5;border-left:4px solid #E69F00;padding:8px 12px;font-size:14px}
+.muted{color:#666;font-size:12px}.legend span{display:inline-block;margin-right:12px;
+font-size:12px}.legend i{display:inline-block;width:11px;height:11px;margin-right:4px;
+vertical-align:middle}.num{text-align:right}section{page-break-inside:avoid}
+@media print{body{margin:0}}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _num(value: float, fmt: str = "{:+.2f}") -> str:
+    return "–" if value is None or math.isnan(value) else fmt.format(value)
+
+
+def _pct(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.0%}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], empty: str) -> str:
+    if not rows:
+        return f'<p class="muted">{_e(empty)}</p>'
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _legend(classes: Sequence[str]) -> str:
+    items = "".join(
+        f'<span><i style="background:{_svg.color(c)}"></i>{_e(c)}</span>' for c in classes
+    )
+    missing = (
+        '<span><i style="background:#e4e4e4;border:1px dashed #999"></i>face not visible</span>'
+    )
+    return f'<p class="legend">{items}{missing}</p>'
+
+
+def _header(s: SessionSummary) -> str:
+    info = s.info
+    model = info.model
+    sha = f", sha256 {model.sha256[:12]}…" if model.sha256 else ""
+    rows = [
+        ("Patient (pseudonym)", _e(info.patient)),
+        ("Session", _e(info.name)),
+        ("Date", _e(time.strftime("%Y-%m-%d %H:%M", time.localtime(info.started_at)))),
+        ("Duration", clock(s.duration_s)),
+        ("Model", _e(f"{model.name or 'unknown'} {model.version}".strip()) + _e(sha)),
+        ("Data quality", f"face visible {_pct(s.visible_ratio)} of the time, "
+         f"{len(s.gaps)} gap(s), recording {_e(info.status)}"),
+        ("Consent recorded", "yes" if info.consent else "no"),
+    ]  # fmt: skip
+    body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    return (
+        f'<section id="header"><h1>Session report: {_e(info.patient)}</h1>'
+        f"<table>{body}</table></section>"
+        f'<section id="caution"><p class="caution"><b>Please note.</b> {_e(CAUTION)}</p></section>'
+    )
+
+
+def _quality(s: SessionSummary) -> str:
+    info, gaps = s.info, s.gaps
+    missing = sum(g.duration_s for g in gaps)
+    longest = max((g.duration_s for g in gaps), default=0.0)
+    fps = info.frames / s.duration_s if s.duration_s else math.nan
+    rows = [
+        [str(info.frames), str(info.visible_frames), _pct(s.visible_ratio), _num(fps, "{:.1f}"),
+         str(len(gaps)), clock(missing), clock(longest)],
+    ]  # fmt: skip
+    note = ""
+    if info.status != "complete":
+        note = (
+            f'<p class="caution">The recording is <b>{_e(info.status)}</b>: data end at '
+            f"{clock(s.start_s + s.duration_s)}.</p>"
+        )
+    header = ["frames", "with face", "face visible", "frames/s", "gaps ≥ 1 s", "missing", "longest"]
+    return f'<section id="quality"><h2>Data quality</h2>{_table(header, rows, "")}{note}</section>'
+
+
+def _bins(s: SessionSummary) -> tuple[np.ndarray, np.ndarray]:
+    """Chart bin edges (about 600 bins, at least 1 s) and each frame's bin."""
+    bin_s = max(1.0, s.duration_s / 600)
+    n = max(1, math.ceil(s.duration_s / bin_s))
+    edges = s.start_s + bin_s * np.arange(n + 1)
+    return edges, bin_index(s.series.times, s.start_s, bin_s, n)
+
+
+def _charts(s: SessionSummary) -> str:
+    series, classes = s.series, s.info.classes
+    edges, bins = _bins(s)
+    n = len(edges) - 1
+    weights = series.durations
+    probs = binned_mean(bins, series.probabilities, n, weights)
+    markers = [m.time_s for m in s.markers]
+    strips = "".join(
+        f'<p class="muted">Dominant emotion per {w:g} s window</p>'
+        + _svg.strip([x.start_s for x in ws] + [ws[-1].end_s], [x.dominant for x in ws], f"{w:g} s")
+        for w, ws in s.windows.items()
+        if ws and w in s.config.windows_s
+    )
+    valence = binned_mean(bins, series.valence_smooth, n, weights)
+    arousal = binned_mean(bins, series.arousal_smooth, n, weights)
+    affect = _svg.lines(
+        edges,
+        [("valence", valence, "#0072B2"), ("arousal", arousal, "#D55E00")],
+        markers,
+        [(g.start_s, g.end_s) for g in s.segments],
+    )
+    v = s.variability
+    return (
+        '<section id="timeline"><h2>Emotion timeline</h2>'
+        f"{_svg.stacked_area(edges, probs, classes, markers)}{_legend(classes)}{strips}"
+        '<p class="muted">Dashed lines: markers (numbers as in the marker table).</p></section>'
+        '<section id="affect"><h2>Valence and arousal</h2>'
+        f"{affect}"
+        '<p class="legend"><span><i style="background:#0072B2"></i>valence (pleasant +)</span>'
+        '<span><i style="background:#D55E00"></i>arousal (activated +)</span>'
+        '<span><i style="background:#f7d9c4"></i>sustained negative affect</span></p>'
+        f"<p>Mean valence {_num(s.mean_valence)}, mean arousal {_num(s.mean_arousal)}; "
+        f"variability (SD) {_num(v['valence_sd'], '{:.2f}')} / {_num(v['arousal_sd'], '{:.2f}')}, "
+        f"instability (RMSSD of 1 s means) {_num(v['valence_rmssd'], '{:.2f}')} / "
+        f"{_num(v['arousal_rmssd'], '{:.2f}')}; emotional diversity (entropy) "
+        f"{_num(v['entropy'], '{:.2f}')}.</p></section>"
+    )
+
+
+def _distribution(s: SessionSummary) -> str:
+    classes = s.info.classes
+    rows = [
+        [_e(c), _pct(s.time_share[c]), _pct(s.mean_probability[c])]
+        for c in sorted(classes, key=lambda c: -np.nan_to_num(s.time_share[c]))
+    ]
+    table = _table(["emotion", "time share", "mean probability"], rows, "")
+    bars = _svg.bars(list(classes), [s.time_share[c] for c in classes])
+    return f'<section id="distribution"><h2>Distribution of emotions</h2>{bars}{table}</section>'
+
+
+def _segments(s: SessionSummary) -> str:
+    c = s.config
+    seg_rows = [
+        [clock(g.start_s), clock(g.end_s), clock(g.end_s - g.start_s), _pct(g.negative_affect),
+         _num(g.valence), _e(g.dominant)]
+        for g in s.segments
+    ]  # fmt: skip
+    peak_rows = [
+        [clock(p.time_s), _e(p.kind), _num(p.value, "{:.2f}"), _e(p.dominant)] for p in s.peaks
+    ]
+    return (
+        '<section id="segments"><h2>Sustained negative affect and peaks</h2>'
+        f'<p class="muted">Segments: negative affect ≥ {c.negative_threshold:.0%} for at least '
+        f"{c.negative_min_s:g} s (smoothed over {c.smooth_s:g} s).</p>"
+        + _table(
+            ["from", "to", "duration", "negative affect", "valence", "dominant"],
+            seg_rows,
+            "No segment of sustained negative affect.",
+        )
+        + _table(["time", "peak of", "value", "dominant"], peak_rows, "No peaks above threshold.")
+        + "</section>"
+    )
+
+
+def _markers(s: SessionSummary) -> str:
+    rows = [
+        [str(i), clock(m.time_s), _e(m.label), _pct(m.visible),
+         f"{_num(m.valence)} ({_num(m.valence_delta)})",
+         f"{_num(m.arousal)} ({_num(m.arousal_delta)})",
+         f"{_pct(m.negative_affect)} ({_num(m.negative_delta)})", _e(m.dominant or "–")]
+        for i, m in enumerate(s.markers, start=1)
+    ]  # fmt: skip
+    header = ["#", "time", "marker", "face visible", "valence (Δ)", "arousal (Δ)",
+              "negative affect (Δ)", "dominant"]  # fmt: skip
+    return (
+        f'<section id="markers"><h2>Markers</h2><p class="muted">Affect in the '
+        f"{s.config.marker_window_s:g} s after each marker; Δ is the difference from the "
+        "session average.</p>"
+        f"{_table(header, rows, 'No markers in this session.')}</section>"
+    )
+
+
+def _transitions(s: SessionSummary) -> str:
+    counts, classes = s.transitions, s.info.classes
+    used = [i for i in range(len(classes)) if counts[i].sum() or counts[:, i].sum()]
+    rows = []
+    for i in used:
+        total = counts[i].sum()
+        cells = [f"<b>{_e(classes[i])}</b>"]
+        for j in used:
+            share = counts[i, j] / total if total else 0.0
+            ink = "#fff" if share > 0.5 else "#222"  # readable on the darker cells
+            cells.append(
+                f'<span style="background:rgba(0,114,178,{share:.2f});color:{ink};padding:0 3px">'
+                f"{share:.0%}</span>"
+            )
+        rows.append(cells)
+    table = _table(["from \\ to", *(classes[j] for j in used)], rows, "No transitions to show.")
+    return (
+        '<section id="transitions"><h2>Transitions between dominant emotions</h2>'
+        f'<p class="muted">Between consecutive {s.config.transition_window_s:g} s windows; rows '
+        f"sum to 100 %.</p>{table}</section>"
+    )
+
+
+def _trend(sessions: Sequence[SessionSummary]) -> str:
+    t = trend(list(sessions))
+    names = [
+        f"{time.strftime('%Y-%m-%d', time.localtime(i.started_at))} {i.name}" for i in t.sessions
+    ]
+    keys = [k for k in MEASURE_LABELS if k in t.values]
+    keys += [k for k in t.values if k not in keys and np.nansum(t.values[k]) > 0]
+    charts = "".join(
+        _svg.small_trend(
+            MEASURE_LABELS.get(k, k.replace("_pct", " share (%)")),
+            t.values[k],
+            [i.name for i in t.sessions],
+        )
+        for k in keys
+    )
+    rows = [
+        [_e(MEASURE_LABELS.get(k, k.replace("_pct", " share (%)"))),
+         *(_num(v, "{:.2f}") for v in t.values[k]), _num(t.slopes[k], "{:+.2f}")]
+        for k in keys
+    ]  # fmt: skip
+    table = _table(["measure", *names, "trend per session"], rows, "")
+    return f'<section id="trend"><h2>Session-to-session trend</h2>{charts}{table}</section>'
+
+
+def _method(s: SessionSummary) -> str:
+    c = s.config
+    return (
+        '<section id="method"><h2>How these figures are computed</h2><p class="muted">'
+        "Valence and arousal are the probability-weighted positions of the emotion classes on "
+        "Russell's circumplex of affect (Russell, J. A. (1980), A circumplex model of affect, "
+        "Journal of Personality and Social Psychology 39(6), 1161-1178, doi:10.1037/h0077714). "
+        "Negative affect is the probability of an emotion with negative valence. "
+        f"Smoothing {c.smooth_s:g} s; windows {', '.join(f'{w:g} s' for w in c.windows_s)}; a "
+        f"window needs the face for {c.min_window_visible:.0%} of its time. Only numbers were "
+        f"stored (no images). emotrace {_e(__version__)}.</p></section>"
+    )
+
+
+def render_report(summary: SessionSummary, compare: Sequence[SessionSummary] = ()) -> str:
+    """The report as one HTML string (``compare``: other sessions of the same patient)."""
+    s = summary
+    parts = [_header(s), _quality(s)]
+    if s.has_face:
+        parts += [_charts(s), _distribution(s), _segments(s), _markers(s), _transitions(s)]
+    else:
+        parts.append(
+            '<section id="no-face"><h2>No face detected</h2><p class="caution">The patient\'s '
+            f"face was not detected in any of the {s.info.frames} recorded frames, so there are "
+            "no emotion figures to show. Check the camera framing and lighting.</p></section>"
+        )
+        parts.append(_markers(s))
+    if compare:
+        parts.append(_trend([s, *compare]))
+    if s.info.notes:
+        parts.append(f'<section id="notes"><h2>Notes</h2><p>{_e(s.info.notes)}</p></section>')
+    parts.append(_method(s))
+    csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>emotrace session report {_e(s.info.patient)}</title><style>{_CSS}</style>"
+        f"</head><body>{''.join(parts)}</body></html>"
+    )
+
+
+def find_chromium() -> str | None:
+    """Path of a Chromium/Chrome executable, or ``None``."""
+    configured = os.environ.get("EMOTRACE_CHROMIUM")
+    if configured:
+        return configured
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def print_pdf(html_path: Path, pdf_path: Path, timeout_s: float = 120.0) -> Path:
+    """Print an HTML file to PDF with headless Chromium (offline, throw-away profile)."""
+    chromium = find_chromium()
+    if chromium is None:
+        raise MissingDependencyError(
+            "a PDF needs Chromium (Debian: apt-get install chromium; or set EMOTRACE_CHROMIUM); "
+            "the HTML report was written"
+        )
+    with tempfile.TemporaryDirectory(prefix="emotrace-chromium-") as profile:
+        command = [
+            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={profile}", "--no-pdf-header-footer",
+            f"--print-to-pdf={pdf_path.resolve()}", html_path.resolve().as_uri(),
+        ]  # fmt: skip
+        try:
+            subprocess.run(command, capture_output=True, timeout=timeout_s, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise StoreError(f"printing the PDF with {chromium} failed: {exc}") from None
+    if not pdf_path.is_file() or pdf_path.stat().st_size == 0:
+        raise StoreError(f"printing the PDF with {chromium} failed (no file written)")
+    return pdf_path
+
+
+def write_report(
+    summary: SessionSummary,
+    path: Path,
+    compare: Sequence[SessionSummary] = (),
+    pdf: Path | None = None,
+) -> list[Path]:
+    """Write the HTML report (and a PDF of it); the files written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(summary, compare), encoding="utf-8")
+    return [path] if pdf is None else [path, print_pdf(path, pdf)]

@@ -1,0 +1,363 @@
+"""``SessionStore``: sessions, per-frame records and markers in the workspace (see ``workspace``).
+
+Per-frame probabilities are stored as little-endian float32 blobs in the session's class order;
+exports (``export``) turn them into one column per class.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emotrace.errors import SessionError, StoreError
+from emotrace.sessions._schema import SCHEMA_VERSION
+from emotrace.sessions.types import (
+    COMPLETE,
+    INTERRUPTED,
+    RECORDING,
+    Marker,
+    ModelInfo,
+    SessionData,
+    SessionInfo,
+)
+from emotrace.sessions.workspace import (
+    check_workspace,
+    connect,
+    create_workspace,
+    migrate,
+    resolve_workspace,
+    sql_errors,
+    writer_alive,
+)
+
+#: One stored frame: frame, time_s, face, track_id, x, y, w, h, score, probs (float32 bytes);
+#: everything after ``face`` is ``None`` when the patient's face is missing.
+FrameRow = tuple[Any, ...]
+
+
+class SessionStore:
+    """A session workspace. Use as a context manager; ``readonly`` for list/show/export/report
+    (it writes nothing, except that a workspace from an older emotrace is migrated first).
+
+    >>> with SessionStore("~/therapy", readonly=True) as store:
+    ...     for info in store.sessions(patient="P-017"):
+    ...         print(info.name, info.status, info.duration_s)
+    """
+
+    def __init__(
+        self, workspace: str | Path | None = None, *, create: bool = False, readonly: bool = False
+    ) -> None:
+        self.path = resolve_workspace(workspace)
+        self._conn: sqlite3.Connection | None = None
+        if not self.path.exists():
+            if not create:
+                raise StoreError(f"no emotrace workspace at {self.path} (nothing recorded yet)")
+            create_workspace(self.path)
+        version = check_workspace(self.path)
+        # A reader of an older workspace upgrades it first: the queries speak the newest schema.
+        self._conn = connect(self.path, readonly=readonly and version == SCHEMA_VERSION)
+        try:
+            if version < SCHEMA_VERSION:
+                migrate(self._conn, self.path)
+            if not (readonly and version == SCHEMA_VERSION):
+                self._recover_stale()
+        except BaseException:
+            self.close()
+            raise
+
+    def _recover_stale(self) -> None:
+        rows = self.conn.execute(
+            "SELECT id, writer_pid, writer_host, heartbeat FROM sessions WHERE status = ?",
+            (RECORDING,),
+        ).fetchall()
+        stale = [(r[3], r[0]) for r in rows if not writer_alive(r[1], r[2], r[3])]
+        if stale:
+            with self.transaction() as conn:
+                conn.executemany(
+                    "UPDATE sessions SET status = 'interrupted', ended_at = COALESCE(?, started_at)"
+                    " WHERE id = ? AND status = 'recording'",
+                    stale,
+                )
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The open connection."""
+        if self._conn is None:
+            raise StoreError(f"workspace {self.path} is closed")
+        return self._conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on error)."""
+        conn = self.conn
+        with sql_errors(self.path):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> SessionStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    _INFO_SQL = """
+        SELECT s.id, s.name, s.patient, s.started_at, s.ended_at, s.source, s.model_name,
+               s.model_version, s.model_sha256, s.classes, s.settings, s.consent, s.notes,
+               s.status, s.writer_pid, s.writer_host, s.heartbeat,
+               (SELECT count(*) FROM frames f WHERE f.session_id = s.id),
+               (SELECT coalesce(sum(f.face), 0) FROM frames f WHERE f.session_id = s.id),
+               (SELECT min(f.time_s) FROM frames f WHERE f.session_id = s.id),
+               (SELECT max(f.time_s) FROM frames f WHERE f.session_id = s.id),
+               (SELECT count(*) FROM markers m WHERE m.session_id = s.id)
+        FROM sessions s
+    """
+
+    @staticmethod
+    def _info(row: Sequence[Any]) -> SessionInfo:
+        status = row[13]
+        if status == RECORDING and not writer_alive(row[14], row[15], row[16]):
+            status = INTERRUPTED
+        return SessionInfo(
+            id=row[0],
+            name=row[1],
+            patient=row[2],
+            started_at=row[3],
+            ended_at=row[4] if row[4] is not None else (row[16] if status != RECORDING else None),
+            source=row[5],
+            model=ModelInfo(row[6], row[7], row[8]),
+            classes=tuple(json.loads(row[9])),
+            settings=json.loads(row[10]),
+            consent=bool(row[11]),
+            notes=row[12],
+            status=status,
+            frames=row[17],
+            visible_frames=row[18],
+            first_time_s=row[19],
+            last_time_s=row[20],
+            markers=row[21],
+        )
+
+    def sessions(self, patient: str | None = None) -> list[SessionInfo]:
+        """All sessions (of one ``patient``), oldest first."""
+        with sql_errors(self.path):
+            if patient is None:
+                rows = self.conn.execute(self._INFO_SQL + " ORDER BY s.started_at, s.id")
+            else:
+                rows = self.conn.execute(
+                    self._INFO_SQL + " WHERE s.patient = ? ORDER BY s.started_at, s.id", (patient,)
+                )
+            return [self._info(row) for row in rows.fetchall()]
+
+    def get(self, ref: str | int) -> SessionInfo:
+        """A session by name, or by id (a number that is not also a name)."""
+        with sql_errors(self.path):
+            row = None
+            if isinstance(ref, str):
+                row = self.conn.execute(self._INFO_SQL + " WHERE s.name = ?", (ref,)).fetchone()
+            if row is None and str(ref).isdigit():
+                row = self.conn.execute(self._INFO_SQL + " WHERE s.id = ?", (int(ref),)).fetchone()
+            if row is None:
+                names = [r[0] for r in self.conn.execute("SELECT name FROM sessions LIMIT 6")]
+                hint = (
+                    f"known: {', '.join(names[:5])}{', ...' if len(names) > 5 else ''}"
+                    if names
+                    else "the workspace has no sessions"
+                )
+                raise SessionError(f"no session {ref!r} in workspace {self.path} ({hint})")
+            return self._info(row)
+
+    def markers(self, session_id: int) -> list[Marker]:
+        """A session's markers in time order."""
+        with sql_errors(self.path):
+            rows = self.conn.execute(
+                "SELECT id, time_s, label FROM markers WHERE session_id = ? ORDER BY time_s, id",
+                (session_id,),
+            ).fetchall()
+        return [Marker(*row) for row in rows]
+
+    def load(self, ref: str | int) -> SessionData:
+        """Metadata, per-frame arrays and markers of one session."""
+        info = self.get(ref)
+        with sql_errors(self.path):
+            rows = self.conn.execute(
+                "SELECT frame, time_s, face, track_id, x, y, w, h, score, probs FROM frames"
+                " WHERE session_id = ? ORDER BY frame",
+                (info.id,),
+            ).fetchall()
+        k, n = len(info.classes), len(rows)
+        missing = bytes(np.full(k, np.nan, "<f4").tobytes())
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 10
+        visible = np.array(columns[2], dtype=bool).reshape(n)
+
+        def numbers(values: Sequence[Any]) -> np.ndarray:
+            return np.array([np.nan if v is None else v for v in values], np.float64).reshape(n)
+
+        probs = np.frombuffer(b"".join(p or missing for p in columns[9]), "<f4").reshape(n, k)
+        return SessionData(
+            info=info,
+            frames=np.array(columns[0], np.int64).reshape(n),
+            times=np.array(columns[1], np.float64).reshape(n),
+            visible=visible,
+            probabilities=probs.astype(np.float32),
+            boxes=np.stack([numbers(columns[i]) for i in range(4, 8)], axis=1).reshape(n, 4),
+            track_ids=np.array([-1 if t is None else t for t in columns[3]], np.int64).reshape(n),
+            scores=numbers(columns[8]),
+            markers=self.markers(info.id),
+        )
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def create_session(
+        self,
+        name: str,
+        patient: str,
+        classes: Sequence[str],
+        *,
+        source: str = "",
+        model: ModelInfo | None = None,
+        settings: dict[str, Any] | None = None,
+        consent: bool = False,
+        notes: str = "",
+    ) -> int:
+        """A new session in state ``recording`` owned by this process; returns its id."""
+        model = model or ModelInfo("")
+        try:
+            with self.transaction() as conn:
+                cursor = conn.execute(
+                    "INSERT INTO sessions (name, patient, started_at, source, model_name,"
+                    " model_version, model_sha256, classes, settings, consent, notes, status,"
+                    " writer_pid, writer_host, heartbeat)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'recording', ?, ?, ?)",
+                    (
+                        name,
+                        patient,
+                        time.time(),
+                        source,
+                        model.name,
+                        model.version,
+                        model.sha256,
+                        json.dumps(list(classes)),
+                        json.dumps(settings or {}, sort_keys=True),
+                        int(consent),
+                        notes,
+                        os.getpid(),
+                        socket.gethostname(),
+                        time.time(),
+                    ),
+                )
+        except sqlite3.IntegrityError:
+            raise SessionError(
+                f"session {name!r} already exists in {self.path}; choose another name"
+            ) from None
+        return int(cursor.lastrowid or 0)
+
+    def append(
+        self,
+        session_id: int,
+        frames: Sequence[FrameRow],
+        markers: Sequence[tuple[float, str]] = (),
+    ) -> None:
+        """Store frame rows and markers in one transaction, and beat the writer's heartbeat."""
+        with self.transaction() as conn:
+            if frames:
+                conn.executemany(
+                    f"INSERT INTO frames VALUES ({int(session_id)}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    frames,
+                )
+            if markers:
+                now = time.time()
+                conn.executemany(
+                    "INSERT INTO markers (session_id, time_s, label, created_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    [(session_id, t, label, now) for t, label in markers],
+                )
+            conn.execute(
+                "UPDATE sessions SET heartbeat = ? WHERE id = ?", (time.time(), session_id)
+            )
+
+    def finish(self, session_id: int, status: str = COMPLETE) -> None:
+        """End a recording as ``complete`` or ``interrupted``."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE sessions SET status = ?, ended_at = ?, heartbeat = ? WHERE id = ?",
+                (status, time.time(), time.time(), session_id),
+            )
+
+    def add_marker(self, ref: str | int, label: str, time_s: float | None = None) -> Marker:
+        """A marker at ``time_s`` (session seconds); ``None`` means now, for a live recording."""
+        info = self.get(ref)
+        if not label.strip():
+            raise SessionError("a marker needs a label")
+        if time_s is None:
+            if info.status != RECORDING:
+                raise SessionError(
+                    f"session {info.name!r} is {info.status}; give the marker time with --at"
+                )
+            time_s = time.time() - info.started_at
+        if not np.isfinite(time_s) or time_s < 0:
+            raise SessionError(f"marker time {time_s} is not a time in the session")
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO markers (session_id, time_s, label, created_at) VALUES (?, ?, ?, ?)",
+                (info.id, float(time_s), label.strip(), time.time()),
+            )
+        return Marker(int(cursor.lastrowid or 0), float(time_s), label.strip())
+
+    def update(
+        self, ref: str | int, *, notes: str | None = None, consent: bool | None = None
+    ) -> SessionInfo:
+        """Change a session's free-text notes and/or consent flag."""
+        info = self.get(ref)
+        with self.transaction() as conn:
+            if notes is not None:
+                conn.execute("UPDATE sessions SET notes = ? WHERE id = ?", (notes, info.id))
+            if consent is not None:
+                conn.execute(
+                    "UPDATE sessions SET consent = ? WHERE id = ?", (int(consent), info.id)
+                )
+        return self.get(info.id)
+
+    def delete(self, refs: Sequence[str | int]) -> bool:
+        """Delete sessions and really remove their data; ``False`` if the WAL could not be
+        truncated yet because another process reads the workspace (purged at its next
+        checkpoint)."""
+        infos = [self.get(ref) for ref in refs]
+        live = [i.name for i in infos if i.status == RECORDING]
+        if live:
+            raise SessionError(f"session {live[0]!r} is being recorded; stop the recording first")
+        ids = sorted({i.id for i in infos})
+        with self.transaction() as conn:
+            for table, key in (("frames", "session_id"), ("markers", "session_id")):
+                conn.executemany(f"DELETE FROM {table} WHERE {key} = ?", [(i,) for i in ids])
+            conn.executemany("DELETE FROM sessions WHERE id = ?", [(i,) for i in ids])
+        return self.purge()
+
+    def purge(self) -> bool:
+        """Checkpoint and truncate the WAL, vacuum, truncate again; ``True`` when complete."""
+        with sql_errors(self.path):
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.conn.execute("VACUUM")
+            busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not busy

@@ -1,0 +1,171 @@
+"""Plain data types shared by the session store, recorder, analytics, export and report."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emotrace.errors import ModelError, SessionError
+
+#: Session states as stored. ``interrupted`` is also reported for a ``recording`` session whose
+#: writer is gone (killed, crashed, machine powered off).
+RECORDING, COMPLETE, INTERRUPTED = "recording", "complete", "interrupted"
+
+# Pseudonyms and session names end up in file names (exports, reports), so they are restricted to
+# characters that are safe on every file system and cannot smuggle in a path.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_name(value: str, what: str) -> str:
+    """``value`` if it is a valid session name or pseudonym, else :class:`SessionError`."""
+    if not _NAME.fullmatch(value):
+        raise SessionError(
+            f"{what} {value!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def clock(seconds: float) -> str:
+    """``m:ss`` (or ``h:mm:ss``) for tables and chart axes."""
+    s = max(0, round(seconds))
+    h, rest = divmod(s, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The model that produced a session's probabilities, with a checksum of its file(s)."""
+
+    name: str
+    version: str = ""
+    sha256: str = ""
+
+    @classmethod
+    def from_model(cls, model: str | Path, name: str = "", version: str = "") -> ModelInfo:
+        """Describe ``model`` (``"default"``, an ``.onnx`` file or a run folder) with its sha256."""
+        if str(model) == "default":
+            from emotrace.runtime.loading import default_model_path
+
+            path = default_model_path()
+        else:
+            path = Path(model)
+        return cls(name=name or path.stem, version=version, sha256=file_checksum(path))
+
+
+def file_checksum(path: Path) -> str:
+    """sha256 of a file, or of every file in a folder (relative names and bytes, sorted)."""
+    digest = hashlib.sha256()
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+    else:
+        raise ModelError(f"{path}: no such model file or folder")
+    for item in files:
+        if path.is_dir():
+            digest.update(item.relative_to(path).as_posix().encode() + b"\0")
+        with item.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A timestamped clinician annotation ("topic: family", "exercise start")."""
+
+    id: int
+    time_s: float
+    label: str
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One session's metadata, plus counts computed from its records."""
+
+    id: int
+    name: str
+    patient: str
+    started_at: float
+    ended_at: float | None
+    source: str
+    model: ModelInfo
+    classes: tuple[str, ...]
+    settings: dict[str, Any]
+    consent: bool
+    notes: str
+    #: ``recording``, ``complete`` or ``interrupted`` (a recording with no live writer).
+    status: str
+    frames: int = 0
+    visible_frames: int = 0
+    first_time_s: float | None = None
+    last_time_s: float | None = None
+    markers: int = 0
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds between the first and the last stored frame (0 without frames)."""
+        if self.first_time_s is None or self.last_time_s is None:
+            return 0.0
+        return self.last_time_s - self.first_time_s
+
+    @property
+    def file_stem(self) -> str:
+        """A file-name stem with no real name in it: pseudonym and session id."""
+        return f"{self.patient}_session{self.id}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready metadata (no source path and no notes, which may identify the patient)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "patient": self.patient,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration_s": round(self.duration_s, 3),
+            "status": self.status,
+            "consent": self.consent,
+            "model": {
+                "name": self.model.name,
+                "version": self.model.version,
+                "sha256": self.model.sha256,
+            },
+            "classes": list(self.classes),
+            "settings": self.settings,
+            "frames": self.frames,
+            "visible_frames": self.visible_frames,
+            "markers": self.markers,
+        }
+
+
+@dataclass
+class SessionData:
+    """A session's per-frame records as arrays; rows without the patient's face hold NaN.
+
+    ``probabilities``: ``(N, K)`` float32 in ``info.classes`` order. ``boxes``: ``(N, 4)`` float
+    ``x, y, w, h``. ``track_ids``: -1 where no face. Missing rows are kept, never interpolated.
+    """
+
+    info: SessionInfo
+    frames: np.ndarray
+    times: np.ndarray
+    visible: np.ndarray
+    probabilities: np.ndarray
+    boxes: np.ndarray
+    track_ids: np.ndarray
+    scores: np.ndarray
+    markers: list[Marker] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names in probability-column order."""
+        return self.info.classes

@@ -1,0 +1,179 @@
+"""The session workspace: one SQLite file in WAL mode, versioned schema, checked before any write.
+
+Where: ``--workspace DIR`` (``DIR/workspace.db``; a path to an existing file or one ending in
+``.db`` is used as is), else ``$XDG_DATA_HOME/emotrace/workspace.db``
+(``~/.local/share/emotrace/workspace.db``).
+
+Opening is careful, in this order, so that a file that is not ours is never written to:
+
+1. the 100-byte SQLite header is read as plain bytes: not SQLite, or an ``application_id`` that is
+   not emotrace's, is refused before SQLite touches the file;
+2. a read-only connection checks the schema version (newer: refused) and runs
+   ``PRAGMA integrity_check`` (corrupted: refused, never written to);
+3. only then, for writers, a read-write connection migrates an older schema in one transaction
+   and marks recordings whose writer is gone as ``interrupted``.
+
+Deleting overwrites the freed pages (``secure_delete``), checkpoints and truncates the WAL, and
+vacuums, so the deleted numbers and text are gone from the database and WAL files.
+Nothing here opens a network connection.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from emotrace.errors import StoreError
+from emotrace.sessions._schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+
+DB_NAME = "workspace.db"
+#: A recording whose writer has not written for this long is reported as interrupted. The writer
+#: beats about once a second even when no frames arrive (see ``recorder``).
+STALE_AFTER_S = 10.0
+#: Once the WAL is checkpointed, SQLite trims it to this size instead of keeping old pages.
+_WAL_LIMIT_BYTES = 4 << 20
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def default_workspace() -> Path:
+    """``$XDG_DATA_HOME/emotrace`` or ``~/.local/share/emotrace``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "emotrace"
+
+
+def resolve_workspace(workspace: str | Path | None = None) -> Path:
+    """The database file for ``workspace`` (a folder, a ``.db`` file, or ``None``: the default)."""
+    path = Path(workspace).expanduser() if workspace is not None else default_workspace()
+    if path.is_file() or path.suffix in (".db", ".sqlite", ".sqlite3"):
+        return path
+    return path / DB_NAME
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def writer_alive(pid: int | None, host: str | None, heartbeat: float | None) -> bool:
+    """Whether a recording's writer still runs: a recent heartbeat and, on this host, its pid."""
+    if pid is None or heartbeat is None or time.time() - heartbeat > STALE_AFTER_S:
+        return False
+    return host != socket.gethostname() or _pid_alive(pid)
+
+
+@contextmanager
+def sql_errors(path: Path) -> Iterator[None]:
+    """Turn SQLite failures (locked, disk full, malformed) into one-line :class:`StoreError`."""
+    try:
+        yield
+    except sqlite3.IntegrityError:  # a constraint the caller explains better (duplicate name)
+        raise
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"workspace {path}: {exc}") from None
+
+
+def create_workspace(path: Path) -> None:
+    """A new, empty workspace file: application id, WAL mode (schema by ``migrate``)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create workspace folder {path.parent}: {exc}") from None
+    with sql_errors(path):
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            # application_id goes to the main file before WAL mode, so step 1 of opening can
+            # always read it from the raw header.
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute("PRAGMA journal_mode = WAL")
+        finally:
+            conn.close()
+
+
+def check_workspace(path: Path) -> int:
+    """Steps 1 and 2 of opening (see the module docstring); the schema version. Writes nothing."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(100)
+    except OSError as exc:
+        raise StoreError(f"cannot read workspace {path}: {exc.strerror}") from None
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise StoreError(f"{path} is not an emotrace workspace (not an SQLite database)")
+    if int.from_bytes(header[68:72], "big") != APPLICATION_ID:
+        raise StoreError(
+            f"{path} is an SQLite database but not an emotrace workspace; give another --workspace"
+        )
+    try:
+        conn = connect(path, readonly=True)
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"workspace {path} has schema version {version}, newer than this "
+                    f"emotrace understands ({SCHEMA_VERSION}); upgrade emotrace"
+                )
+            problems = [row[0] for row in conn.execute("PRAGMA integrity_check(5)")]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        problems = [str(exc)]
+    if problems != ["ok"]:
+        raise StoreError(
+            f"workspace {path} is corrupted ({problems[0]}); it was not modified - "
+            "restore it from a backup"
+        )
+    return version
+
+
+def connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    """A connection with emotrace's pragmas; read-only ones cannot write anything."""
+    if readonly:
+        # Without a -wal file every change is in the main file, and ``immutable`` reads it
+        # without creating -wal/-shm companions, so a refused file gets no new files beside it.
+        # With a -wal (a live or killed writer) SQLite must read the log too.
+        wal_exists = path.with_name(path.name + "-wal").exists()
+        uri = path.resolve().as_uri() + ("?mode=ro" if wal_exists else "?mode=ro&immutable=1")
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 5000")
+        return conn
+    with sql_errors(path):
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        for pragma in (
+            "busy_timeout = 5000",
+            "journal_mode = WAL",
+            # FULL: each (twice a second) commit is on disk, surviving power loss, not only
+            # a killed process; the cost is one fsync per commit.
+            "synchronous = FULL",
+            "foreign_keys = ON",
+            "secure_delete = ON",
+            f"journal_size_limit = {_WAL_LIMIT_BYTES}",
+        ):
+            conn.execute(f"PRAGMA {pragma}")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the schema up to ``SCHEMA_VERSION`` in one transaction: all of it or nothing."""
+    with sql_errors(path):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read inside the write lock: another process may have migrated meanwhile.
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[target - 1].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")

@@ -1,0 +1,234 @@
+"""The SQLite workspace on real files: WAL, migrations, refusals that modify nothing, deletion."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emotrace.errors import SessionError, StoreError
+from emotrace.sessions._schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from emotrace.sessions.recorder import SessionRecorder, record_session
+from emotrace.sessions.store import SessionStore
+from emotrace.sessions.types import ModelInfo, check_name
+from emotrace.sessions.workspace import resolve_workspace
+from session_streams import CLASSES, db_files, file_digest, onehot, stream
+
+
+def _record(workspace: Path, name: str = "week-1", patient: str = "P-017", seconds: float = 30,
+            **options: object) -> None:  # fmt: skip
+    spec = [(seconds * 0.6, "happy"), (seconds * 0.1, None), (seconds * 0.3, "sad")]
+    record_session(stream(spec), name, patient, CLASSES, workspace=workspace, **options)
+
+
+def test_round_trip_in_wal_mode(tmp_path: Path) -> None:
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"not really a model, but it has a checksum")
+    recorder = SessionRecorder(
+        "week-1", "P-017", CLASSES, workspace=tmp_path, source="camera 0",
+        model=ModelInfo.from_model(model, version="1.2"), settings={"detect_every": 2},
+        consent=True, notes="first session",
+    )  # fmt: skip
+    with recorder:
+        for index, time_s, faces in stream([(6, "happy"), (1, None), (3, "sad")]):
+            recorder.record(index, time_s, faces)
+        recorder.mark("exercise start")
+    db = resolve_workspace(tmp_path)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+
+    with SessionStore(tmp_path, readonly=True) as store:
+        data = store.load("week-1")
+        assert store.load(str(data.info.id)).info == data.info  # by id as well as by name
+    info = data.info
+    assert (info.patient, info.status, info.consent, info.source) == (
+        "P-017", "complete", True, "camera 0",
+    )  # fmt: skip
+    assert info.model.sha256 == ModelInfo.from_model(model).sha256 and info.model.version == "1.2"
+    assert info.settings == {"detect_every": 2, "patient_track": None}
+    assert info.frames == 100 and info.visible_frames == 90 and info.notes == "first session"
+    assert data.frames.tolist() == list(range(100))
+    assert not data.visible[60:70].any() and data.visible[:60].all()
+    assert np.isnan(data.probabilities[60:70]).all() and (data.track_ids[60:70] == -1).all()
+    np.testing.assert_array_equal(data.probabilities[0], onehot("happy"))
+    np.testing.assert_array_equal(data.boxes[0], [40, 30, 80, 80])
+    assert [(m.label, m.time_s) for m in data.markers] == [("exercise start", 9.9)]
+
+
+def test_the_default_model_is_identified_by_its_checksum() -> None:
+    from emotrace.runtime.loading import default_model_path
+
+    expected = hashlib.sha256(default_model_path().read_bytes()).hexdigest()
+    assert ModelInfo.from_model("default").sha256 == expected
+
+
+def _v1_workspace(db: Path) -> None:
+    """A workspace as emotrace's first schema wrote it, with a recording that never ended."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    for statement in MIGRATIONS[0].split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute(
+        "INSERT INTO sessions (id, name, patient, started_at, classes, status)"
+        " VALUES (1, 'old', 'P-001', 1600000000, ?, 'recording')",
+        (json.dumps(CLASSES),),
+    )
+    probs = onehot("sad").astype("<f4").tobytes()
+    conn.executemany(
+        "INSERT INTO frames VALUES (1, ?, ?, 1, 3, 0, 0, 50, 50, 1.0, ?)",
+        [(i, i / 10, probs) for i in range(20)],
+    )
+    conn.close()
+
+
+def test_an_older_schema_is_migrated_and_its_open_recording_is_interrupted(tmp_path: Path) -> None:
+    db = tmp_path / "workspace.db"
+    _v1_workspace(db)
+    with SessionStore(tmp_path) as store:
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        columns = {row[1] for row in store.conn.execute("PRAGMA table_info(sessions)")}
+        assert {"heartbeat", "writer_pid", "writer_host"} <= columns
+        data = store.load("old")
+    assert data.info.status == "interrupted" and len(data) == 20
+    assert data.info.ended_at == data.info.started_at  # no heartbeat to tell when it stopped
+    np.testing.assert_array_equal(data.probabilities[5], onehot("sad"))
+    _record(tmp_path, "new")  # and the migrated workspace takes new sessions
+
+
+def test_a_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:
+    _record(tmp_path)
+    db = resolve_workspace(tmp_path)
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    before = file_digest(*db_files(db))
+    for readonly in (True, False):
+        with pytest.raises(StoreError, match=r"schema version 99, newer .*upgrade emotrace"):
+            SessionStore(tmp_path, readonly=readonly)
+    with pytest.raises(StoreError, match="newer"):
+        SessionRecorder("week-2", "P-017", CLASSES, workspace=tmp_path).start()
+    assert file_digest(*db_files(db)) == before
+
+
+def _foreign_sqlite(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE invoices (id INTEGER, total REAL)")
+    conn.execute("INSERT INTO invoices VALUES (1, 9.5)")
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_foreign_sqlite, "an SQLite database but not an emotrace workspace"),
+        (lambda p: p.write_text("name,age\nx,1\n"), "not an SQLite database"),
+        (lambda p: p.write_bytes(b""), "not an SQLite database"),
+    ],
+)
+def test_files_that_are_not_emotrace_workspaces_are_refused_untouched(
+    tmp_path: Path, make: object, message: str
+) -> None:
+    db = tmp_path / "other.db"
+    make(db)  # type: ignore[operator]
+    before = file_digest(*db_files(db))
+    with pytest.raises(StoreError, match=message):
+        SessionStore(db)
+    with pytest.raises(StoreError, match=message):
+        SessionRecorder("s", "P-1", CLASSES, workspace=db).start()
+    assert file_digest(*db_files(db)) == before
+
+
+def test_a_corrupted_workspace_is_detected_and_never_written_to(tmp_path: Path) -> None:
+    _record(tmp_path, seconds=300)  # 3,000 frames, a few dozen pages
+    db = resolve_workspace(tmp_path)
+    assert not db_files(db)[1].exists(), "a cleanly closed workspace has no -wal file"
+    raw = bytearray(db.read_bytes())
+    page = 4096
+    middle = (len(raw) // page // 2) * page
+    raw[middle : middle + page] = b"\xde\xad\xbe\xef" * (page // 4)
+    db.write_bytes(bytes(raw))
+    before, mtime = file_digest(*db_files(db)), db.stat().st_mtime_ns
+    for readonly in (True, False):
+        with pytest.raises(StoreError, match=r"is corrupted .*it was not modified"):
+            SessionStore(tmp_path, readonly=readonly)
+    with pytest.raises(StoreError, match="corrupted"):
+        SessionRecorder("week-2", "P-017", CLASSES, workspace=tmp_path).start()
+    assert file_digest(*db_files(db)) == before and db.stat().st_mtime_ns == mtime
+
+
+def test_deleting_removes_the_data_from_the_database_and_the_wal(tmp_path: Path) -> None:
+    secret_patient, secret_marker = "PSEUDO-ZQX-4711", "MARKER-UNIQUE-9913"
+    _record(tmp_path, "keep", "P-KEEP")
+    recorder = SessionRecorder("gone", secret_patient, CLASSES, workspace=tmp_path,
+                               notes="NOTE-UNIQUE-5521")  # fmt: skip
+    with recorder:
+        for index, time_s, faces in stream([(20, "fear")]):
+            recorder.record(index, time_s, faces)
+        recorder.mark(secret_marker)
+    db = resolve_workspace(tmp_path)
+    secrets = [secret_patient.encode(), secret_marker.encode(), b"NOTE-UNIQUE-5521"]
+
+    def leaked() -> list[bytes]:
+        blobs = b"".join(p.read_bytes() for p in db_files(db) if p.exists())
+        return [s for s in secrets if s in blobs]
+
+    # An idle second connection stays open throughout, as another emotrace process would: it
+    # keeps the WAL file alive, so closing the store does not checkpoint it for us.
+    other = sqlite3.connect(db, isolation_level=None)
+    assert other.execute("SELECT count(*) FROM sessions").fetchall() == [(2,)]
+    assert leaked() == secrets, "the strings should be on disk before the delete"
+    with SessionStore(tmp_path) as store:
+        assert store.delete(["gone"]) is True
+        assert [i.name for i in store.sessions()] == ["keep"]
+        assert len(store.load("keep")) == 300
+    assert leaked() == []
+    other.close()
+    with pytest.raises(SessionError, match="no session 'gone'"), SessionStore(tmp_path) as store:
+        store.get("gone")
+
+
+def test_missing_sessions_names_and_duplicates(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no emotrace workspace"):
+        SessionStore(tmp_path / "nothing-here")
+    assert not (tmp_path / "nothing-here").exists()
+    _record(tmp_path)
+    with SessionStore(tmp_path) as store, pytest.raises(SessionError, match=r"known: week-1"):
+        store.get("week-9")
+    with pytest.raises(SessionError, match="already exists"):
+        _record(tmp_path)
+    for bad in ("Anna Smith", "../etc/passwd", "", "-x", "a" * 65):
+        with pytest.raises(SessionError, match="not valid"):
+            check_name(bad, "patient pseudonym")
+
+
+def test_markers_notes_and_consent_can_be_added_later(tmp_path: Path) -> None:
+    _record(tmp_path)
+    with SessionStore(tmp_path) as store:
+        marker = store.add_marker("week-1", "  topic: family ", 12.5)
+        assert (marker.label, marker.time_s) == ("topic: family", 12.5)
+        with pytest.raises(SessionError, match="--at"):
+            store.add_marker("week-1", "now?")
+        with pytest.raises(SessionError, match="label"):
+            store.add_marker("week-1", " ", 1.0)
+        info = store.update("week-1", notes="calmer than last week", consent=True)
+        assert info.notes == "calmer than last week" and info.consent and info.markers == 1
+    start = time.time()
+    with SessionRecorder("live", "P-017", CLASSES, workspace=tmp_path) as recorder:
+        recorder.record(0, 0.0, stream([(1, "happy")]).__next__()[2])
+        with SessionStore(tmp_path) as store:  # a second process marking a live session
+            live = store.add_marker("live", "exercise start")
+            with pytest.raises(SessionError, match="being recorded"):
+                store.delete(["live"])
+    assert 0 <= live.time_s <= time.time() - start + 0.1
