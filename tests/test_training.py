@@ -31,7 +31,7 @@ from emotrace.models import build, list_models
 from emotrace.models import pretrained as pretrained_mod
 from emotrace.preprocessing import Preprocess
 from emotrace.training import FitResult, TrainConfig, fit, load_checkpoint, load_config
-from emotrace.training.loop import HISTORY_FIELDS
+from emotrace.training.history import HISTORY_FIELDS
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))

@@ -11,7 +11,6 @@ written. Each epoch's randomness (order, augmentation, mixing, dropout) is seede
 from __future__ import annotations
 
 import csv
-import math
 import signal
 import threading
 import time
@@ -35,19 +34,13 @@ from emotrace.models import build
 from emotrace.training.callbacks import BestTracker, EarlyStopping, mode_for
 from emotrace.training.checkpoint import load_state, save_checkpoint, save_state
 from emotrace.training.config import TrainConfig
-
-HISTORY_FIELDS = [
-    "epoch",
-    "lr",
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "val_macro_f1",
-    "seconds",
-    "images_per_s",
-]
-
+from emotrace.training.history import (
+    HISTORY_FIELDS,
+    plot_history,
+    progress_bar,
+    truncate_history,
+)
+from emotrace.training.optim import class_weights, lr_factor, make_optimizer, mix_batch
 
 #: Why :func:`fit` returned: all epochs done, early stopping, ``max_minutes`` spent, or Ctrl+C.
 STOP_REASONS = ("completed", "early_stopping", "time_budget", "interrupted")
@@ -119,73 +112,6 @@ def predict_logits(
     return torch.cat(chunks) if chunks else torch.empty(0)
 
 
-def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    groups_fn = getattr(model, "parameter_groups", None)
-    params: Any = (
-        groups_fn(config.lr)
-        if callable(groups_fn)
-        else [p for p in model.parameters() if p.requires_grad]
-    )
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(
-            params,
-            lr=config.lr,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-            nesterov=True,
-        )
-    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
-
-
-def _lr_lambda(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
-    total = config.epochs * steps_per_epoch
-    warmup = min(config.warmup_epochs * steps_per_epoch, total // 2)
-    floor = config.min_lr / config.lr
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if config.scheduler != "cosine":
-            return 1.0
-        progress = (step - warmup) / max(1, total - warmup)
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
-
-
-def _class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    counts = torch.bincount(labels, minlength=num_classes).float().clamp(min=1)
-    weights = counts.sum() / (num_classes * counts)
-    return weights / weights.mean()
-
-
-def _mix(
-    x: torch.Tensor, y: torch.Tensor, config: TrainConfig, gen: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    """Mixup or CutMix on a batch; returns inputs, both targets and the first target's weight."""
-    use_mixup = config.mixup > 0 and (config.cutmix <= 0 or torch.rand(1, generator=gen) < 0.5)
-    alpha = config.mixup if use_mixup else config.cutmix
-    lam = float(
-        np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen))).beta(alpha, alpha)
-    )
-    perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
-    if use_mixup:
-        return lam * x + (1 - lam) * x[perm], y, y[perm], lam
-    h, w = x.shape[2], x.shape[3]
-    cut_h, cut_w = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
-    cy, cx = (
-        int(torch.randint(0, h, (1,), generator=gen)),
-        int(torch.randint(0, w, (1,), generator=gen)),
-    )
-    y0, y1 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h)
-    x0, x1 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
-    x = x.clone()
-    x[:, :, y0:y1, x0:x1] = x[perm][:, :, y0:y1, x0:x1]
-    lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)
-    return x, y, y[perm], lam
-
-
 @contextmanager
 def _hold_interrupt() -> Iterator[None]:
     """Delay Ctrl+C until the block ends, so an epoch's files are written completely or not at all.
@@ -220,18 +146,6 @@ def _limit(train: SplitArrays, limit: int | None, seed: int) -> SplitArrays:
         return train
     keep = np.random.default_rng(seed).permutation(len(train.labels))[:limit]
     return SplitArrays(train.images[keep], train.labels[keep])
-
-
-def _truncate_history(path: Path, last_epoch: int) -> None:
-    """Drop rows after ``last_epoch``: an epoch logged but not saved (killed) is trained again."""
-    with path.open(newline="") as handle:
-        rows = list(csv.reader(handle))
-    if not rows:
-        return
-    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= last_epoch]
-    if len(kept) != len(rows):
-        with path.open("w", newline="") as handle:
-            csv.writer(handle).writerows(kept)
 
 
 def checkpoint_meta(
@@ -302,9 +216,9 @@ def fit(
     ).to(device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)  # type: ignore[call-overload]
-    optimizer = _optimizer(config, model)
+    optimizer = make_optimizer(config, model)
     steps_per_epoch = max(1, x_train.shape[0] // config.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, steps_per_epoch))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, steps_per_epoch))
     plateau = (
         torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer,
@@ -328,12 +242,12 @@ def fit(
         else None
     )
     weights = (
-        _class_weights(y_train, num_classes).to(device)
+        class_weights(y_train, num_classes).to(device)
         if config.class_balance == "weights"
         else None
     )
     sample_weights = (
-        _class_weights(y_train, num_classes)[y_train] if config.class_balance == "sampler" else None
+        class_weights(y_train, num_classes)[y_train] if config.class_balance == "sampler" else None
     )
     best = BestTracker(config.monitor)
     stopper = EarlyStopping(config.monitor, config.early_stopping)
@@ -355,7 +269,7 @@ def fit(
         best.load_state_dict(state["best"])
         stopper.load_state_dict(state["early_stopping"])
         start_epoch = int(state["epoch"]) + 1
-        _truncate_history(history_path, start_epoch)
+        truncate_history(history_path, start_epoch)
         if start_epoch >= config.epochs:
             log(
                 f"{out} already ran {start_epoch} of epochs={config.epochs}; nothing to train "
@@ -386,7 +300,7 @@ def fit(
             model.train()
             started = time.perf_counter()
             total_loss = correct = seen = 0.0
-            bar = _progress_bar(progress, f"epoch {epoch + 1}/{config.epochs}", steps_per_epoch)
+            bar = progress_bar(progress, f"epoch {epoch + 1}/{config.epochs}", steps_per_epoch)
             for step in range(steps_per_epoch):
                 idx = order[step * config.batch_size : (step + 1) * config.batch_size]
                 x = x_train[idx].to(device).float().div_(255.0)
@@ -397,7 +311,7 @@ def fit(
                     torch.rand(1, generator=gen)
                 ) < config.mix_prob
                 if mixing:
-                    x, ya, yb, lam = _mix(x, y, config, gen)
+                    x, ya, yb, lam = mix_batch(x, y, config, gen)
                 logits = model(x)
                 if mixing:
                     loss = lam * F.cross_entropy(
@@ -498,7 +412,7 @@ def fit(
     except KeyboardInterrupt:
         stopped_reason = "interrupted"
         log(f"interrupted; resume with: emotrace train --resume {out}")
-    _plot_history(history_path, out / "curves.png")
+    plot_history(history_path, out / "curves.png")
     return FitResult(
         out_dir=out,
         best_metric=best.best,
@@ -532,67 +446,3 @@ def evaluate_arrays(
         "val_accuracy": float((pred == true).mean()),
         "val_macro_f1": macro_f1(confusion),
     }
-
-
-class _Bar:
-    def __init__(self, description: str, total: int) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f} acc {task.fields[acc]:.3f}"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            transient=True,
-        )
-        self._task = self._progress.add_task(description, total=total, loss=0.0, acc=0.0)
-        self._progress.start()
-
-    def update(self, n: int, loss: float, acc: float) -> None:
-        self._progress.update(self._task, advance=n, loss=loss, acc=acc)
-
-    def close(self) -> None:
-        self._progress.stop()
-
-
-def _progress_bar(enabled: bool, description: str, total: int) -> _Bar | None:
-    return _Bar(description, total) if enabled else None
-
-
-def _plot_history(history_path: Path, png: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    with history_path.open() as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows:
-        return
-    epochs = [int(r["epoch"]) for r in rows]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(epochs, [float(r["train_loss"]) for r in rows], label="train")
-    ax_loss.plot(epochs, [float(r["val_loss"]) for r in rows], label="valid")
-    ax_loss.set(title="loss", xlabel="epoch")
-    ax_acc.plot(epochs, [float(r["train_accuracy"]) for r in rows], label="train")
-    ax_acc.plot(epochs, [float(r["val_accuracy"]) for r in rows], label="valid")
-    ax_acc.plot(epochs, [float(r["val_macro_f1"]) for r in rows], label="valid macro-F1")
-    ax_acc.set(title="accuracy", xlabel="epoch")
-    for ax in (ax_loss, ax_acc):
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
