@@ -10,15 +10,12 @@ import argparse
 import math
 import os
 import re
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from emotrace._interrupts import hold_interrupt
 from emotrace.cli._common import console, progress_factory
 from emotrace.cli.session_recording import (
     add_recording_options,
@@ -151,23 +148,6 @@ def add_parser(sub: Any) -> None:
     _add_pipeline_options(analyze)
     add_recording_options(analyze)
     analyze.set_defaults(handler=run_analyze)
-
-
-@contextmanager
-def _hold_ctrl_c() -> Iterator[None]:
-    """Hold Ctrl+C while one frame is written, so CSV, JSON Lines and summary always agree;
-    the interrupt is raised right after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if caught:
-            raise KeyboardInterrupt
 
 
 def _quiet_opencv() -> None:
@@ -341,7 +321,7 @@ def run_analyze(args: argparse.Namespace) -> int:
                     t0 = time.perf_counter()
                     canvas = draw_overlay(result.image, result.faces, meter.fps)
                     outputs.stats.add_time("overlay", time.perf_counter() - t0)
-                with _hold_ctrl_c():
+                with hold_interrupt():
                     if outputs is not None:
                         outputs.write(result, canvas)
                     if recorder is not None:
@@ -413,7 +393,7 @@ def run_live(args: argparse.Namespace) -> int:
             frames += 1
             canvas = draw_overlay(result.image, result.faces, meter.fps)
             if outputs is not None:
-                with _hold_ctrl_c():
+                with hold_interrupt():
                     outputs.write(result, canvas)
             if recorder is not None:
                 recorder.record(result.index, result.time_s, result.raw)

@@ -11,11 +11,8 @@ written. Each epoch's randomness (order, augmentation, mixing, dropout) is seede
 from __future__ import annotations
 
 import csv
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,7 @@ import yaml
 from torch import nn
 
 from emotrace import __version__
+from emotrace._interrupts import hold_interrupt
 from emotrace.data.augment import AugmentConfig, BatchAugment
 from emotrace.data.cache import PreparedDataset, SplitArrays
 from emotrace.errors import ConfigError
@@ -110,29 +108,6 @@ def predict_logits(
             x = x.contiguous(memory_format=torch.channels_last)
         chunks.append(model(x).float().cpu())
     return torch.cat(chunks) if chunks else torch.empty(0)
-
-
-@contextmanager
-def _hold_interrupt() -> Iterator[None]:
-    """Delay Ctrl+C until the block ends, so an epoch's files are written completely or not at all.
-
-    Only the main thread can handle signals; elsewhere (and where SIGINT is ignored) it is a no-op.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous in (signal.SIG_IGN, None):
-        yield
-        return
-    received: list[int] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -359,7 +334,7 @@ def fit(
                         scheduler.base_lrs, optimizer.param_groups, before, strict=True
                     )
                 ]
-            with _hold_interrupt():
+            with hold_interrupt():
                 # The history row goes first: a crash before state.pt is saved leaves an extra
                 # row, which a resume drops (_truncate_history) and writes again.
                 with history_path.open("a", newline="") as handle:
