@@ -23,6 +23,16 @@ def test_prepare_face_resizes_and_converts() -> None:
     assert colour.shape == (32, 32, 3)
 
 
+def test_equalize_spreads_a_low_contrast_face_and_keeps_colour_shape() -> None:
+    rng = np.random.default_rng(0)
+    dull = rng.integers(100, 140, (60, 60), dtype=np.uint8)
+    out = prepare_face(dull, Preprocess(size=48, equalize=True))
+    assert out.std() > 3 * prepare_face(dull, Preprocess(size=48)).std()
+    assert abs(float(out.mean()) - 128) < 10
+    colour = prepare_face(np.dstack([dull] * 3), Preprocess(size=32, gray=False, equalize=True))
+    assert colour.shape == (32, 32, 3) and colour.std() > 40
+
+
 def test_crop_with_margin_is_clipped_to_the_image() -> None:
     assert expand_box((10, 10, 20, 20), 0.5, 100, 100) == (0, 0, 40, 40)
     assert expand_box((90, 90, 20, 20), 0.0, 100, 100) == (90, 90, 10, 10)
@@ -40,7 +50,7 @@ def test_invalid_preprocess_settings(settings: dict[str, float], message: str) -
 
 
 def test_preprocess_round_trip_and_unknown_keys() -> None:
-    settings = Preprocess(size=64, gray=False, face_crop=True, margin=0.2)
+    settings = Preprocess(size=64, gray=False, face_crop=True, margin=0.2, equalize=True)
     assert Preprocess.from_dict(settings.to_dict()) == settings
     with pytest.raises(ConfigError, match="unknown preprocessing keys"):
         Preprocess.from_dict({"size": 48, "colour": True})

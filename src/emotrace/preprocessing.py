@@ -25,12 +25,15 @@ class Preprocess:
     ``size``: square side in pixels. ``gray``: one channel (else 3, BGR order in arrays).
     ``face_crop``: detect the largest face and crop it before resizing (for in-the-wild photos).
     ``margin``: fraction of the face box added on each side when cropping.
+    ``equalize``: histogram-equalise the face after resizing (luma only for colour). The FER2013
+    image release is equalised, so a model trained on it must see equalised faces at inference.
     """
 
     size: int = 48
     gray: bool = True
     face_crop: bool = False
     margin: float = 0.0
+    equalize: bool = False
 
     def __post_init__(self) -> None:
         if not 8 <= self.size <= 1024:
@@ -50,7 +53,7 @@ class Preprocess:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocess:
         """Inverse of :meth:`to_dict`; unknown keys are a :class:`ConfigError`."""
-        known = {"size", "gray", "face_crop", "margin"}
+        known = {"size", "gray", "face_crop", "margin", "equalize"}
         unknown = set(data).difference(known)
         if unknown:
             raise ConfigError(
@@ -101,4 +104,15 @@ def prepare_face(image: np.ndarray, settings: Preprocess, box: Box | None = None
         shrinking = image.shape[0] > settings.size or image.shape[1] > settings.size
         interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
         image = cv2.resize(image, (settings.size, settings.size), interpolation=interpolation)
+    if settings.equalize:
+        image = equalize(image)
     return np.ascontiguousarray(image)
+
+
+def equalize(image: np.ndarray) -> np.ndarray:
+    """Histogram equalisation of a gray image, or of a BGR image's luma (colours kept)."""
+    if image.ndim == 2:
+        return cv2.equalizeHist(image)
+    ycrcb = cv2.cvtColor(image, cv2.COLOR_BGR2YCrCb)
+    ycrcb[:, :, 0] = cv2.equalizeHist(ycrcb[:, :, 0])
+    return cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2BGR)

@@ -35,6 +35,9 @@ def add_parser(sub: Any) -> None:
     colour.add_argument("--color", dest="gray", action="store_false", help="3 channels (BGR)")
     prep.add_argument("--face-crop", action="store_true", help="detect and crop the largest face")
     prep.add_argument("--margin", type=float, default=0.0, help="face-crop margin (fraction)")
+    prep.add_argument(
+        "--equalize", action="store_true", help="histogram-equalise faces (as FER2013's images are)"
+    )
     prep.add_argument("--split", action="append", help="only this split (repeatable)")
     prep.set_defaults(handler=run_prepare)
 
@@ -69,7 +72,11 @@ def run_prepare(args: argparse.Namespace) -> int:
     from emotrace.preprocessing import Preprocess
 
     settings = Preprocess(
-        size=args.size, gray=args.gray, face_crop=args.face_crop, margin=args.margin
+        size=args.size,
+        gray=args.gray,
+        face_crop=args.face_crop,
+        margin=args.margin,
+        equalize=args.equalize,
     )
     index = open_dataset(args.dataset, args.format)
     key = dataset_key(index, settings)
