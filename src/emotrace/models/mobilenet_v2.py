@@ -23,7 +23,6 @@ Transfer-learning controls:
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Self
 
@@ -35,7 +34,6 @@ from emotrace.models._common import ClassifierHead, conv_bn_act
 from emotrace.models._registry import register
 from emotrace.models.pretrained import find_or_fetch_weights, load_state_dict_file
 
-log = logging.getLogger(__name__)
 
 # (expansion t, output channels c, repeats n, first stride s), the paper's Table 2.
 _SETTINGS = (
@@ -250,10 +248,6 @@ def mobilenet_v2(
     """
     if input_size < 32:
         raise ModelError(f"mobilenet_v2 needs input_size >= 32, got {input_size}")
-    if mode == "frozen" and not pretrained:
-        log.warning(
-            "mobilenet_v2 mode='frozen' without pretrained weights freezes a random backbone"
-        )
     if backbone_lr_mult is None:
         backbone_lr_mult = 0.1 if pretrained else 1.0
     # Checked here too so that a bad option fails before a 14 MB download.

@@ -181,6 +181,9 @@ def fit(
     x_train, y_train = to_tensor_nchw(train.images), torch.from_numpy(train.labels)
     x_val, y_val = to_tensor_nchw(val.images), torch.from_numpy(val.labels)
 
+    if config.model_options.get("mode") == "frozen" and not config.pretrained:
+        # Loading a checkpoint builds frozen models without weights too, so the warning lives here.
+        log("warning: mode=frozen without pretrained: true trains a head on a random backbone")
     model = build(
         config.model,
         num_classes=num_classes,
