@@ -34,7 +34,6 @@ from emotrace.models._common import ClassifierHead, conv_bn_act
 from emotrace.models._registry import register
 from emotrace.models.pretrained import find_or_fetch_weights, load_state_dict_file
 
-
 # (expansion t, output channels c, repeats n, first stride s), the paper's Table 2.
 _SETTINGS = (
     (1, 16, 1, 1),
