@@ -58,7 +58,11 @@ def _e(value: object) -> str:
 
 
 def _num(value: float, fmt: str = "{:+.2f}") -> str:
-    return "–" if value is None or math.isnan(value) else fmt.format(value)
+    if value is None or math.isnan(value):
+        return "–"
+    text = fmt.format(value)
+    # A value that rounds to zero is shown as 0.00, never -0.00.
+    return text.replace("-", "", 1) if float(text) == 0 and text.startswith("-") else text
 
 
 def _pct(value: float) -> str:
