@@ -13,7 +13,9 @@ def add_parser(sub: Any) -> None:
     """Register ``evaluate``."""
     p = sub.add_parser("evaluate", help="evaluate a model: metrics.json + report.html")
     p.add_argument(
-        "--model", required=True, help="'default', an .onnx file, a checkpoint or a run folder"
+        "--model",
+        required=True,
+        help="default, default-int8, an .onnx file, a checkpoint or a run folder",
     )
     p.add_argument("--data", required=True, help="dataset folder/CSV or prepared .npz")
     p.add_argument("--split", default=None, help="split to evaluate (default: test, or all)")

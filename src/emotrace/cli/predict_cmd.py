@@ -15,7 +15,9 @@ def add_parser(sub: Any) -> None:
     """Register ``predict``."""
     p = sub.add_parser("predict", help="detect faces in images and classify their emotions")
     p.add_argument("images", nargs="+", type=Path, help="image files")
-    p.add_argument("--model", default="default", help="'default', an .onnx file or a run folder")
+    p.add_argument(
+        "--model", default="default", help="default, default-int8, an .onnx file or a run folder"
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--annotate", type=Path, metavar="OUT_DIR", help="write annotated copies here")
     p.add_argument("--min-face", type=int, default=30, help="smallest face side in pixels")

@@ -43,7 +43,9 @@ def _positive_int(text: str) -> int:
 
 
 def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="default", help="'default', an .onnx file or a run folder")
+    p.add_argument(
+        "--model", default="default", help="default, default-int8, an .onnx file or a run folder"
+    )
     p.add_argument("--threads", type=_positive_int, default=1, help="inference/OpenCV threads")
     det = p.add_argument_group("face detection")
     det.add_argument(

@@ -49,12 +49,10 @@ class ModelInfo:
     @classmethod
     def from_model(cls, model: str | Path, name: str = "", version: str = "") -> ModelInfo:
         """Describe ``model`` (``"default"``, an ``.onnx`` file or a run folder) with its sha256."""
-        if str(model) == "default":
-            from emotrace.runtime.loading import default_model_path
+        from emotrace.runtime.loading import BUNDLED_MODELS, default_model_path
 
-            path = default_model_path()
-        else:
-            path = Path(model)
+        bundled = str(model) in BUNDLED_MODELS
+        path = default_model_path(str(model)) if bundled else Path(model)
         return cls(name=name or path.stem, version=version, sha256=file_checksum(path))
 
 
