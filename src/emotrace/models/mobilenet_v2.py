@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from emotrace.errors import ModelError
-from emotrace.models._common import ClassifierHead, conv_bn_act
+from emotrace.models._common import ClassifierHead, InvertedResidual, conv_bn_act
 from emotrace.models._registry import register
 from emotrace.models.pretrained import find_or_fetch_weights, load_state_dict_file
 
@@ -47,28 +47,6 @@ _SETTINGS = (
 NUM_BLOCKS = 19  # stem + 17 inverted residuals + final 1x1 conv: len(features)
 MODES = ("frozen", "finetune")
 GRAY_MODES = ("repeat", "adapt")
-
-
-class InvertedResidual(nn.Module):
-    """torchvision's block: ``conv`` = [1x1 expand], 3x3 depthwise, 1x1 project, BN (linear)."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int, expansion: int) -> None:
-        super().__init__()
-        hidden = round(in_channels * expansion)
-        layers: list[nn.Module] = []
-        if expansion != 1:
-            layers.append(conv_bn_act(in_channels, hidden, 1, act=nn.ReLU6))
-        layers += [
-            conv_bn_act(hidden, hidden, 3, stride, groups=hidden, act=nn.ReLU6),
-            nn.Conv2d(hidden, out_channels, 1, bias=False),
-            nn.BatchNorm2d(out_channels),
-        ]
-        self.conv = nn.Sequential(*layers)
-        self.use_residual = stride == 1 and in_channels == out_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y: torch.Tensor = self.conv(x)
-        return x + y if self.use_residual else y
 
 
 class MobileNetV2(nn.Module):

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from emotrace.errors import ModelError
-from emotrace.models._common import ClassifierHead, conv_bn_act
+from emotrace.models._common import ClassifierHead, InvertedResidual, conv_bn_act
 from emotrace.models._registry import register
 
 
@@ -33,25 +33,10 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     return rounded + divisor if rounded < 0.9 * value else rounded
 
 
-class InvertedResidual(nn.Module):
-    """MV2 block: 1x1 expand, 3x3 depthwise, 1x1 linear projection, shortcut where shapes allow."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int, expansion: int) -> None:
-        super().__init__()
-        hidden = make_divisible(in_channels * expansion)
-        layers: list[nn.Module] = []
-        if expansion != 1:
-            layers.append(conv_bn_act(in_channels, hidden, 1, act=nn.SiLU))
-        layers += [
-            conv_bn_act(hidden, hidden, 3, stride, groups=hidden, act=nn.SiLU),
-            conv_bn_act(hidden, out_channels, 1, act=None),
-        ]
-        self.conv = nn.Sequential(*layers)
-        self.use_residual = stride == 1 and in_channels == out_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y: torch.Tensor = self.conv(x)
-        return x + y if self.use_residual else y
+def mv2_block(in_channels: int, out_channels: int, stride: int, expansion: int) -> nn.Module:
+    """MobileViT's MV2 block: MobileNetV2's inverted residual with SiLU and a divisible width."""
+    hidden = make_divisible(in_channels * expansion)
+    return InvertedResidual(in_channels, out_channels, stride, expansion, nn.SiLU, hidden)
 
 
 class Attention(nn.Module):
@@ -201,7 +186,7 @@ class MobileViT(nn.Module):
 
         def vit_stage(i: int) -> nn.Sequential:
             return nn.Sequential(
-                InvertedResidual(c[i + 1], c[i + 2], 2, e),
+                mv2_block(c[i + 1], c[i + 2], 2, e),
                 MobileViTBlock(
                     c[i + 2],
                     config.dims[i - 1],
@@ -213,11 +198,11 @@ class MobileViT(nn.Module):
             )
 
         self.stages = nn.Sequential(
-            nn.Sequential(InvertedResidual(c[0], c[1], 1, e)),
+            nn.Sequential(mv2_block(c[0], c[1], 1, e)),
             nn.Sequential(
-                InvertedResidual(c[1], c[2], 2, e),
-                InvertedResidual(c[2], c[2], 1, e),
-                InvertedResidual(c[2], c[2], 1, e),
+                mv2_block(c[1], c[2], 2, e),
+                mv2_block(c[2], c[2], 1, e),
+                mv2_block(c[2], c[2], 1, e),
             ),
             vit_stage(1),
             vit_stage(2),
