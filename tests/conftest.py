@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -69,3 +71,40 @@ def make_class_folders(
                 write_image(folder / f"{name}_{i}{suffix}", face_like(seed, size))
                 seed += 1
     return root
+
+
+def run_emotrace(
+    *args: str | Path,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m emotrace ARGS`` as a user would: a real process, no terminal on stdin.
+
+    One torch/onnxruntime thread keeps parallel runs fair; with ``cwd`` the dataset cache goes
+    under it, never into the user's cache.
+    """
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    if cwd is not None:
+        full_env.setdefault("EMOTRACE_CACHE", str(cwd / ".emotrace-cache"))
+    return subprocess.run(
+        [sys.executable, "-m", "emotrace", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    """Exit code 2, no traceback, one ``emotrace: error: ...`` line holding every fragment."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("emotrace: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]

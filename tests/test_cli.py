@@ -3,41 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import make_class_folders, write_image
-
-
-def emotrace(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "EMOTRACE_CACHE": str(Path(cwd or ".") / ".emotrace-cache")}
-    return subprocess.run(
-        [sys.executable, "-m", "emotrace", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env=env,
-    )
+from conftest import assert_one_line_error, make_class_folders, write_image
+from conftest import run_emotrace as emotrace
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("emotrace: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_help_lists_every_command_with_a_description() -> None:

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ import pytest
 import torch
 
 from conftest import make_class_folders
+from conftest import run_emotrace as emotrace
 from emotrace.data.cache import PreparedDataset, SplitArrays, save
 from emotrace.evaluation import (
     compute_metrics,
@@ -164,18 +162,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     )
     fit(config, data, root / "run", log=lambda line: None, progress=False)
     return root / "run", cache
-
-
-def emotrace(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "EMOTRACE_CACHE": str(cwd / "cache"), "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "emotrace", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env=env,
-    )
 
 
 def evaluate(run: Path, data: Path, out: Path, *extra: str) -> dict[str, Any]:

@@ -4,38 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import assert_one_line_error
+from conftest import run_emotrace as emotrace
 from emotrace.sessions.recorder import SessionRecorder, record_session
 from emotrace.sessions.workspace import resolve_workspace
 from session_streams import CLASSES, db_files, file_digest, stream
-
-
-def emotrace(
-    *args: str | Path, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "emotrace", *map(str, args)],
-        capture_output=True, text=True, timeout=120, cwd=cwd, env=full_env,
-        stdin=subprocess.DEVNULL,  # not a terminal: no confirmation prompt can be answered
-    )  # fmt: skip
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("emotrace: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def _session(workspace: Path, name: str = "week-1", patient: str = "P-017") -> None:

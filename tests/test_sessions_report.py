@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from html import escape
 from pathlib import Path
 
@@ -14,6 +11,7 @@ import numpy as np
 import pytest
 
 from chromium_helpers import RequestLog, chromium, needs_chromium
+from conftest import run_emotrace as emotrace
 from emotrace.sessions.analytics import summarize
 from emotrace.sessions.recorder import SessionRecorder
 from emotrace.sessions.report import CAUTION, render_report
@@ -41,14 +39,6 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 recorder.mark("topic: family", 30.0)
                 recorder.mark(HOSTILE, 45.0)
     return root
-
-
-def emotrace(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "emotrace", *map(str, args)],
-        capture_output=True, text=True, timeout=120, cwd=cwd, env=env,
-    )  # fmt: skip
 
 
 def _html(workspace: Path, name: str, compare: tuple[str, ...] = ()) -> str:

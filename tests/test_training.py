@@ -24,6 +24,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from conftest import run_emotrace as emotrace
 from emotrace.cli.main import main as cli_main
 from emotrace.data.cache import PreparedDataset, SplitArrays, save
 from emotrace.errors import ConfigError, ModelError
@@ -565,18 +566,6 @@ def _sigint_default() -> None:
     # A test runner started in the background ignores SIGINT, and children inherit that; the
     # training process must receive Ctrl+C as it would from a terminal.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def emotrace(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "EMOTRACE_CACHE": str(cwd / "cache"), "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "emotrace", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env=env,
-    )
 
 
 @pytest.mark.slow

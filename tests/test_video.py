@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import assert_one_line_error, run_emotrace
 from emotrace.faces import make_detector
 from emotrace.runtime.classifier import EmotionClassifier
 from emotrace.runtime.recognizer import EmotionRecognizer
@@ -39,23 +40,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def emotrace(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "emotrace", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=ENV,
-    )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("emotrace: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
+    return run_emotrace(*args, timeout=timeout)
 
 
 def label_changes(results: list[FrameResult], track_id: int) -> int:
