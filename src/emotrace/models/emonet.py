@@ -107,3 +107,18 @@ def emonet_wide(
     return EmoNet(
         num_classes, in_channels, widths=(48, 96, 192, 384), stem_channels=24, dropout=dropout
     )
+
+
+@register(
+    "emonet_deep", input_size=48, channels=1, summary="EmoNet with 3+2 blocks in the last stages"
+)
+def emonet_deep(
+    num_classes: int = 7,
+    in_channels: int = 1,
+    input_size: int = 48,
+    pretrained: bool = False,
+    dropout: float = 0.3,
+) -> nn.Module:
+    """EmoNet with depths 1-2-3-2: ~1.2x the compute of ``emonet``, more capacity at 6x6 and 3x3."""
+    del input_size, pretrained
+    return EmoNet(num_classes, in_channels, depths=(1, 2, 3, 2), dropout=dropout)

@@ -195,6 +195,7 @@ def fit(
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)  # type: ignore[call-overload]
     optimizer = make_optimizer(config, model)
+    use_bf16 = config.precision == "bf16"
     steps_per_epoch = max(1, x_train.shape[0] // config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, steps_per_epoch))
     plateau = (
@@ -290,17 +291,18 @@ def fit(
                 ) < config.mix_prob
                 if mixing:
                     x, ya, yb, lam = mix_batch(x, y, config, gen)
-                logits = model(x)
-                if mixing:
-                    loss = lam * F.cross_entropy(
-                        logits, ya, weight=weights, label_smoothing=config.label_smoothing
-                    ) + (1 - lam) * F.cross_entropy(
-                        logits, yb, weight=weights, label_smoothing=config.label_smoothing
-                    )
-                else:
-                    loss = F.cross_entropy(
-                        logits, y, weight=weights, label_smoothing=config.label_smoothing
-                    )
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    logits = model(x)
+                    if mixing:
+                        loss = lam * F.cross_entropy(
+                            logits, ya, weight=weights, label_smoothing=config.label_smoothing
+                        ) + (1 - lam) * F.cross_entropy(
+                            logits, yb, weight=weights, label_smoothing=config.label_smoothing
+                        )
+                    else:
+                        loss = F.cross_entropy(
+                            logits, y, weight=weights, label_smoothing=config.label_smoothing
+                        )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip > 0:
