@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from emotrace.cli.main import main as cli_main
 from emotrace.data.cache import PreparedDataset, SplitArrays
 from emotrace.errors import InputError, ModelError
 from emotrace.preprocessing import Preprocess
@@ -92,6 +93,45 @@ def test_int8_export_is_smaller_and_agrees(
     x = calibration[:32]
     agreement = (q.logits(x).argmax(1) == f.logits(x).argmax(1)).mean()
     assert agreement >= 0.9
+
+
+def test_fp16_weight_export_halves_the_file_and_keeps_the_outputs(
+    trained_run: Path, onnx_model: Path, tmp_path: Path
+) -> None:
+    import onnx
+    from onnx import TensorProto
+
+    from emotrace.runtime.onnx_backend import OnnxBackend
+
+    path = tmp_path / "half.onnx"
+    code = cli_main(["export", str(trained_run), "-o", str(path), "--fp16-weights"])
+    assert code == 0
+    proto = onnx.load(str(path))
+    weight_types = {init.data_type for init in proto.graph.initializer if len(init.dims) > 1}
+    assert weight_types == {TensorProto.FLOAT16}
+    assert path.stat().st_size < 0.6 * onnx_model.stat().st_size
+    half, full = OnnxBackend(path), OnnxBackend(onnx_model)
+    assert half.meta == full.meta  # one file is still a complete model
+    x = np.random.default_rng(5).integers(0, 256, (16, 40, 40, 1), dtype=np.uint8)
+    out_half, out_full = half.logits(x), full.logits(x)
+    assert out_half.dtype == np.float32
+    np.testing.assert_allclose(out_half, out_full, atol=2e-2)
+    assert not np.array_equal(out_half, out_full)  # the weights really were rounded
+    assert (out_half.argmax(1) == out_full.argmax(1)).mean() >= 0.9
+
+
+def test_int8_with_fp16_weights_is_refused(trained_run: Path, tmp_path: Path) -> None:
+    from emotrace.export import export_onnx
+
+    calibration = np.zeros((4, 40, 40, 1), np.uint8)
+    with pytest.raises(ModelError, match="int8 or fp16"):
+        export_onnx(
+            trained_run,
+            tmp_path / "x.onnx",
+            int8=True,
+            calibration_images=calibration,
+            fp16_weights=True,
+        )
 
 
 def test_classifier_accepts_every_face_layout(onnx_model: Path) -> None:

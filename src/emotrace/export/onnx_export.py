@@ -22,6 +22,9 @@ from emotrace.errors import ModelError, require
 from emotrace.runtime.onnx_backend import METADATA_KEY
 
 PARITY_TOLERANCE = 1e-4
+#: Logits of a model whose weights are stored in half precision (computed in fp32) may move by
+#: the rounding of every weight (relative 2**-11); more than this means a broken conversion.
+FP16_WEIGHTS_TOLERANCE = 2e-2
 
 
 @dataclass
@@ -33,6 +36,8 @@ class ExportResult:
     int8: bool
     size_bytes: int
     quantization: dict[str, Any] | None = None
+    #: Max |logit difference| to torch after storing the weights in half precision, if asked.
+    fp16_weights_diff: float | None = None
 
 
 def onnx_metadata(meta: dict[str, Any], name: str) -> dict[str, Any]:
@@ -95,6 +100,43 @@ def write_metadata(path: Path, metadata: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def store_weights_fp16(path: Path) -> int:
+    """Store an ONNX file's float32 weights as float16 followed by a Cast back to float32.
+
+    Halves the file; compute stays float32 because onnxruntime folds each Cast into a float32
+    weight when the session is created. Returns the number of tensors converted.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    proto = onnx.load(str(path))
+    graph = proto.graph
+    kept, casts, converted = [], [], 0
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT:
+            kept.append(init)
+            continue
+        half = numpy_helper.from_array(
+            numpy_helper.to_array(init).astype(np.float16), init.name + "__fp16"
+        )
+        kept.append(half)
+        casts.append(
+            helper.make_node(
+                "Cast", [half.name], [init.name], to=TensorProto.FLOAT, name=init.name + "__cast"
+            )
+        )
+        converted += 1
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+    tmp = path.with_name(path.name + ".tmp")
+    onnx.save(proto, str(tmp))
+    os.replace(tmp, path)
+    return converted
+
+
 def parity(model: Any, path: Path, channels: int, size: int, batch: int = 8) -> float:
     """Max absolute logit difference between torch and onnxruntime on a random batch."""
     import torch
@@ -118,16 +160,22 @@ def export_onnx(
     int8: bool = False,
     calibration_images: np.ndarray | None = None,
     name: str | None = None,
+    fp16_weights: bool = False,
 ) -> ExportResult:
     """Export a checkpoint (run folder or ``.safetensors``) to ONNX and verify it.
 
     fp32 logits must match torch within :data:`PARITY_TOLERANCE` or a :class:`ModelError` is raised.
     ``int8`` quantises statically (QDQ, per-channel) with ``calibration_images`` (uint8
     ``(N, S, S, C)`` prepared like the model's input; a few hundred are plenty).
+    ``fp16_weights`` stores the fp32 model's weights in half precision (half the file, same
+    speed); its logits must stay within :data:`FP16_WEIGHTS_TOLERANCE` of torch's.
     """
     require("torch", "train")
     require("onnxscript", "train")
     from emotrace.training.checkpoint import load_checkpoint
+
+    if int8 and fp16_weights:
+        raise ModelError("choose int8 or fp16 weights, not both")
 
     loaded = load_checkpoint(checkpoint)
     meta = loaded.meta
@@ -141,6 +189,15 @@ def export_onnx(
     diff = parity(loaded.model, fp32_path, channels, size)
     if diff > PARITY_TOLERANCE:
         raise ModelError(f"ONNX export differs from torch by {diff:.2e} (> {PARITY_TOLERANCE})")
+    fp16_diff = None
+    if fp16_weights:
+        store_weights_fp16(fp32_path)
+        fp16_diff = parity(loaded.model, fp32_path, channels, size)
+        if fp16_diff > FP16_WEIGHTS_TOLERANCE:
+            raise ModelError(
+                f"fp16-weight export differs from torch by {fp16_diff:.2e} "
+                f"(> {FP16_WEIGHTS_TOLERANCE})"
+            )
     quant_info = None
     if int8:
         from emotrace.export.quantize import quantize_int8
@@ -149,4 +206,4 @@ def export_onnx(
             raise ModelError("int8 export needs calibration images (pass --data)")
         quant_info = quantize_int8(fp32_path, out, calibration_images, metadata)
         fp32_path.unlink(missing_ok=True)
-    return ExportResult(out, diff, int8, out.stat().st_size, quant_info)
+    return ExportResult(out, diff, int8, out.stat().st_size, quant_info, fp16_diff)
