@@ -10,6 +10,8 @@ groups when it has them). Inference is an eval-mode forward under ``torch.infere
 use batches of ``--batch`` (128, the trainer's default) at each model's default input size and
 channels, in NCHW and in channels-last layout; MobileNetV2 is measured in its default
 ``finetune`` mode (everything trains) without pretrained weights, which do not change the speed.
+The training step is also timed under bfloat16 autocast (``precision: bf16`` in a config), which
+pays on CPUs with AVX512-BF16 or AMX and slows down elsewhere.
 
 Each figure is ``--steps`` timed batches after one warm-up batch. Other jobs on the machine slow
 every figure: the load average is printed with them, and with more threads than free cores the
@@ -104,14 +106,20 @@ def make_setup(name: str, batch: int, channels_last: bool) -> Setup:
     )
 
 
-def train_step(s: Setup) -> None:
+def train_step(s: Setup, bf16: bool = False) -> None:
     """One optimisation step as the trainer runs it."""
     x = s.augment(s.images.float().div_(255.0))
     x = ((x - 0.5) / 0.5).contiguous(memory_format=s.memory_format)
-    loss = F.cross_entropy(s.model(x), s.labels, label_smoothing=0.1)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss = F.cross_entropy(s.model(x), s.labels, label_smoothing=0.1)
     s.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     s.optimizer.step()
+
+
+def train_step_bf16(s: Setup) -> None:
+    """:func:`train_step` under bfloat16 autocast."""
+    train_step(s, bf16=True)
 
 
 def infer_step(s: Setup) -> None:
@@ -138,7 +146,16 @@ def main(argv: list[str] | None = None) -> int:
         "(other jobs on the machine slow every figure below)"
     )
     print(f"batch {args.batch}, {args.steps} timed step(s) after 1 warm-up per figure\n")
-    header = ("model", "input", "MMACs", "threads", "layout", "train img/s", "infer img/s")
+    header = (
+        "model",
+        "input",
+        "MMACs",
+        "threads",
+        "layout",
+        "train img/s",
+        "train bf16 img/s",
+        "infer img/s",
+    )
     rows: list[tuple[str, ...]] = []
     for name in names:
         info = model_info(name)
@@ -150,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 setup = make_setup(name, args.batch, channels_last)
                 setup.model.train()
                 train_rate = images_per_second(train_step, setup, args.steps)
+                bf16_rate = images_per_second(train_step_bf16, setup, args.steps)
                 setup.model.eval()
                 infer_rate = images_per_second(infer_step, setup, args.steps)
                 row = (
@@ -159,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                     str(threads),
                     "channels_last" if channels_last else "NCHW",
                     f"{train_rate:,.0f}",
+                    f"{bf16_rate:,.0f}",
                     f"{infer_rate:,.0f}",
                 )
                 rows.append(row)

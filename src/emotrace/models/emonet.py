@@ -1,4 +1,6 @@
-"""EmoNet: emotrace's own default architecture, built for real-time CPU inference on 48-64 px faces.
+"""EmoNet: emotrace's own architecture, built for real-time CPU inference on 48-64 px faces.
+
+``emonet_deep`` (depths 1-2-3-2) is the bundled default model; ``emonet`` is the fast variant.
 
 Why this shape:
 
@@ -81,7 +83,7 @@ class EmoNet(nn.Module):
         return self.head(self.forward_features(x))
 
 
-@register("emonet", input_size=48, channels=1, summary="emotrace default: fast residual CNN")
+@register("emonet", input_size=48, channels=1, summary="fast residual CNN (1 ms/face)")
 def emonet(
     num_classes: int = 7,
     in_channels: int = 1,
@@ -110,7 +112,10 @@ def emonet_wide(
 
 
 @register(
-    "emonet_deep", input_size=48, channels=1, summary="EmoNet with 3+2 blocks in the last stages"
+    "emonet_deep",
+    input_size=48,
+    channels=1,
+    summary="emotrace default: EmoNet, 3+2 blocks at 6/3 px",
 )
 def emonet_deep(
     num_classes: int = 7,
