@@ -380,6 +380,23 @@ def test_bf16_training_keeps_float32_weights(tmp_path: Path) -> None:
         assert floats == {torch.float32}, name
 
 
+@pytest.mark.skipif(
+    shutil.which("g++") is None and shutil.which("c++") is None,
+    reason="torch.compile on CPU needs a C++ compiler (none on PATH)",
+)
+def test_compiled_training_saves_plain_weights_and_resumes(tmp_path: Path) -> None:
+    eager, compiled = tmp_path / "eager", tmp_path / "compiled"
+    train(config(epochs=1), eager)
+    train(config(epochs=1, compile=True, precision="bf16"), compiled)
+    plain = load_file(str(eager / "model.safetensors"))
+    saved = load_file(str(compiled / "model.safetensors"))
+    assert saved.keys() == plain.keys()  # no "_orig_mod." prefixes from the compiled wrapper
+    assert all(saved[k].shape == plain[k].shape for k in plain)
+    # The compiled run resumes in eager mode (and the other way round): same weight names.
+    train(config(epochs=2, precision="bf16"), compiled, resume=True)
+    assert len(history(compiled)) == 2
+
+
 def test_ema_checkpoint_holds_the_averaged_weights(tmp_path: Path) -> None:
     train(config(ema=0.9), tmp_path)
     # model.safetensors is the EMA (the best epoch's), last.safetensors the live weights.
@@ -413,6 +430,7 @@ def test_learning_rate_schedules(scheduler: str, expected: list[float], tmp_path
         ({"limit_train": 0}, ["limit_train"]),
         ({"limit_train": 2.5}, ["limit_train"]),
         ({"precision": "fp16"}, ["precision='fp16'", "bf16"]),
+        ({"compile": "yes please"}, ["compile", "true or false"]),
     ],
 )
 def test_bad_config_is_a_config_error(data: dict[str, Any], fragments: list[str]) -> None:

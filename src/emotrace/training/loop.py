@@ -196,6 +196,9 @@ def fit(
     model = model.to(memory_format=memory_format)  # type: ignore[call-overload]
     optimizer = make_optimizer(config, model)
     use_bf16 = config.precision == "bf16"
+    # Only the training forward goes through the compiled graph; checkpoints, EMA and validation
+    # use the plain module, so weights keep their names and resume works either way.
+    train_forward: Any = torch.compile(model) if config.compile else model
     steps_per_epoch = max(1, x_train.shape[0] // config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, steps_per_epoch))
     plateau = (
@@ -292,7 +295,7 @@ def fit(
                 if mixing:
                     x, ya, yb, lam = mix_batch(x, y, config, gen)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    logits = model(x)
+                    logits = train_forward(x)
                     if mixing:
                         loss = lam * F.cross_entropy(
                             logits, ya, weight=weights, label_smoothing=config.label_smoothing
