@@ -95,23 +95,30 @@ def write_metadata(path: Path, metadata: dict[str, Any]) -> None:
     proto.metadata_props.extend(kept)
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
+    _save_replacing(proto, path)
+
+
+def _save_replacing(proto: Any, path: Path) -> None:
+    """Write an ONNX proto over ``path`` atomically (a crash never leaves half a model)."""
+    import onnx
+
     tmp = path.with_name(path.name + ".tmp")
     onnx.save(proto, str(tmp))
     os.replace(tmp, path)
 
 
-def store_weights_fp16(path: Path) -> int:
+def store_weights_fp16(path: Path) -> None:
     """Store an ONNX file's float32 weights as float16 followed by a Cast back to float32.
 
     Halves the file; compute stays float32 because onnxruntime folds each Cast into a float32
-    weight when the session is created. Returns the number of tensors converted.
+    weight when the session is created.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     proto = onnx.load(str(path))
     graph = proto.graph
-    kept, casts, converted = [], [], 0
+    kept, casts = [], []
     for init in graph.initializer:
         if init.data_type != TensorProto.FLOAT:
             kept.append(init)
@@ -125,16 +132,12 @@ def store_weights_fp16(path: Path) -> int:
                 "Cast", [half.name], [init.name], to=TensorProto.FLOAT, name=init.name + "__cast"
             )
         )
-        converted += 1
     del graph.initializer[:]
     graph.initializer.extend(kept)
     nodes = list(graph.node)
     del graph.node[:]
     graph.node.extend(casts + nodes)
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, path)
-    return converted
+    _save_replacing(proto, path)
 
 
 def parity(model: Any, path: Path, channels: int, size: int, batch: int = 8) -> float:

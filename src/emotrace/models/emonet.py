@@ -83,7 +83,7 @@ class EmoNet(nn.Module):
         return self.head(self.forward_features(x))
 
 
-@register("emonet", input_size=48, channels=1, summary="fast residual CNN (1 ms/face)")
+@register("emonet", input_size=48, channels=1, summary="fast residual CNN (depths 1-2-2-1)")
 def emonet(
     num_classes: int = 7,
     in_channels: int = 1,
