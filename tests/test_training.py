@@ -384,6 +384,8 @@ def test_bf16_training_keeps_float32_weights(tmp_path: Path) -> None:
     shutil.which("g++") is None and shutil.which("c++") is None,
     reason="torch.compile on CPU needs a C++ compiler (none on PATH)",
 )
+# torch's own compile machinery triggers this deprecation inside torch.
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 def test_compiled_training_saves_plain_weights_and_resumes(tmp_path: Path) -> None:
     eager, compiled = tmp_path / "eager", tmp_path / "compiled"
     train(config(epochs=1), eager)
