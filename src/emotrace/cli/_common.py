@@ -1,10 +1,12 @@
-"""Helpers shared by the sub-command modules: console output and progress bars."""
+"""Helpers shared by the sub-command modules: console output, progress bars, shared options."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -45,3 +47,13 @@ def progress_factory() -> Iterator[Callable[[str, int | None], Callable[[int], N
             return lambda n: bars.advance(task, n)
 
         yield make
+
+
+def add_workspace_option(parser: Any) -> None:
+    """``--workspace DIR``: where sessions are stored (a parser or an argument group)."""
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        metavar="DIR",
+        help="session workspace (default: $XDG_DATA_HOME/emotrace, ~/.local/share/emotrace)",
+    )

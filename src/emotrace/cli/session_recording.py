@@ -14,10 +14,9 @@ How a command uses them::
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emotrace.cli._common import console
+from emotrace.cli._common import add_workspace_option, console
 
 if TYPE_CHECKING:
     from emotrace.runtime.recognizer import EmotionRecognizer
@@ -42,12 +41,7 @@ def add_recording_options(p: argparse.ArgumentParser) -> None:
         metavar="ID",
         help="track id of the patient (default: the largest, most persistent face)",
     )
-    g.add_argument(
-        "--workspace",
-        type=Path,
-        metavar="DIR",
-        help="session workspace (default: ~/.local/share/emotrace)",
-    )
+    add_workspace_option(g)
 
 
 def check_recording_options(args: argparse.Namespace) -> None:

@@ -13,20 +13,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emotrace.cli._common import console
+from emotrace.cli._common import add_workspace_option, console
 
 if TYPE_CHECKING:
     from emotrace.sessions.analytics import AnalyticsConfig, SessionSummary
     from emotrace.sessions.store import SessionStore
-
-
-def _workspace(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--workspace",
-        type=Path,
-        metavar="DIR",
-        help="session workspace (default: $XDG_DATA_HOME/emotrace, ~/.local/share/emotrace)",
-    )
 
 
 def _analytics(p: argparse.ArgumentParser) -> None:
@@ -71,13 +62,13 @@ def add_parser(sub: Any) -> None:
     p = actions.add_parser("list", help="sessions in the workspace")
     p.add_argument("--patient", metavar="PSEUDONYM", help="only this patient's sessions")
     p.add_argument("--json", action="store_true", help="print JSON")
-    _workspace(p)
+    add_workspace_option(p)
     p.set_defaults(handler=run_list)
 
     p = actions.add_parser("show", help="metadata and summary figures of one session")
     p.add_argument("session", metavar="SESSION", help="session name or id")
     p.add_argument("--json", action="store_true", help="print the full summary as JSON")
-    _workspace(p)
+    add_workspace_option(p)
     _analytics(p)
     p.set_defaults(handler=run_show)
 
@@ -91,14 +82,14 @@ def add_parser(sub: Any) -> None:
         help="output file (default: PSEUDONYM_sessionID.FORMAT here)",
     )
     p.add_argument("--format", choices=("csv", "jsonl", "parquet"), help="default: from -o, csv")
-    _workspace(p)
+    add_workspace_option(p)
     p.set_defaults(handler=run_export)
 
     p = actions.add_parser("delete", help="delete sessions and really erase their data")
     p.add_argument("sessions", nargs="*", metavar="SESSION", help="session names or ids")
     p.add_argument("--patient", metavar="PSEUDONYM", help="delete every session of this patient")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    _workspace(p)
+    add_workspace_option(p)
     p.set_defaults(handler=run_delete)
 
     p = actions.add_parser("mark", help="add a timestamped marker to a session")
@@ -110,14 +101,14 @@ def add_parser(sub: Any) -> None:
         metavar="SECONDS",
         help="session time (default: now, for a session being recorded)",
     )
-    _workspace(p)
+    add_workspace_option(p)
     p.set_defaults(handler=run_mark)
 
     p = actions.add_parser("edit", help="change a session's notes or consent flag")
     p.add_argument("session", metavar="SESSION", help="session name or id")
     p.add_argument("--notes", help="free-text notes (replace the current ones)")
     p.add_argument("--consent", action=argparse.BooleanOptionalAction, help="consent recorded")
-    _workspace(p)
+    add_workspace_option(p)
     p.set_defaults(handler=run_edit)
 
     p = sub.add_parser("report", help="self-contained HTML report of a session (and a PDF)")
@@ -142,7 +133,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--pdf", action="store_true", help="also print it to PDF next to the HTML (needs Chromium)"
     )
-    _workspace(p)
+    add_workspace_option(p)
     _analytics(p)
     p.set_defaults(handler=run_report)
 
