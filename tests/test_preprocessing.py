@@ -58,12 +58,13 @@ def test_preprocess_round_trip_and_unknown_keys() -> None:
 
 def test_haar_detector_finds_the_astronaut_face() -> None:
     image = astronaut_bgr()
-    boxes = HaarFaceDetector().detect(image)
-    assert boxes, "no face found on astronaut.png"
-    x, y, w, h = boxes[0]
+    found = HaarFaceDetector().detect(image)
+    assert found, "no face found on astronaut.png"
+    x, y, w, h = found[0].box
     # Her face is in the upper middle of the 512x512 photo.
     assert 150 < x + w / 2 < 280 and 50 < y + h / 2 < 180 and 60 < w < 200
-    assert largest(boxes) == boxes[0]
+    assert found[0].landmarks is None and found[0].detector == "haar"
+    assert largest(found) == found[0]
 
 
 def test_haar_detector_on_blank_and_tiny_images() -> None:

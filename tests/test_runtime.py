@@ -246,8 +246,15 @@ def test_predict_cli_reports_faces_no_faces_and_unreadable_files(
     records = json.loads(result.stdout[: result.stdout.rindex("]") + 1])
     by_name = {Path(r["file"]).name: r for r in records}
     face = by_name["astronaut.png"]["faces"][0]
-    assert set(face) == {"box", "label", "confidence", "probabilities"}
-    assert 150 < face["box"]["x"] + face["box"]["w"] / 2 < 280
+    assert set(face) == {"box", "score", "landmarks", "label", "confidence", "probabilities"}
+    box = face["box"]
+    assert 150 < box["x"] + box["w"] / 2 < 280
+    assert 0.7 <= face["score"] <= 1.0, "YuNet, the default detector, scores its faces"
+    right_eye, left_eye, nose, mouth_right, mouth_left = face["landmarks"]
+    assert right_eye[0] < left_eye[0] and mouth_right[0] < mouth_left[0]
+    assert max(right_eye[1], left_eye[1]) < nose[1] < min(mouth_right[1], mouth_left[1])
+    for px, py in face["landmarks"]:
+        assert box["x"] <= px <= box["x"] + box["w"] and box["y"] <= py <= box["y"] + box["h"]
     assert face["label"] in ("angry", "happy", "sad")
     assert abs(sum(face["probabilities"].values()) - 1) < 1e-3
     assert by_name["blank.png"]["faces"] == [] and by_name["blank.png"]["error"] is None

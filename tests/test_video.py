@@ -24,6 +24,7 @@ import pytest
 from conftest import assert_one_line_error, run_emotrace
 from emotrace.faces import make_detector
 from emotrace.runtime.classifier import EmotionClassifier
+from emotrace.runtime.loading import default_model_path
 from emotrace.runtime.recognizer import EmotionRecognizer
 from emotrace.video import FrameResult, process, record_columns
 from video_helpers import (
@@ -288,6 +289,12 @@ def _unknown_codec(tmp_path: Path) -> Path:
     return path
 
 
+def _empty_onnx(tmp_path: Path) -> Path:
+    path = tmp_path / "empty.onnx"
+    path.write_bytes(b"")
+    return path
+
+
 def _garbage_onnx(tmp_path: Path) -> Path:
     path = tmp_path / "yunet.onnx"
     path.write_bytes(os.urandom(2048))
@@ -306,14 +313,22 @@ def _garbage_onnx(tmp_path: Path) -> Path:
         (["live", "--camera", "99", "--no-window", "--record", "{tmp}/out"],
          ["camera 99 cannot be opened"]),
         (["live", "--no-window"], ["--record"]),
-        (["analyze", "{clip}", "-o", "{tmp}/out", "--detector", "yunet"], ["--detector-model"]),
         (["analyze", "{clip}", "-o", "{tmp}/out", "--detector-model", "{tmp}/none.onnx"],
          ["no such YuNet model file"]),
         (["analyze", "{clip}", "-o", "{tmp}/out", "--detector", "yunet", "--detector-model",
           "{garbage_onnx}"], ["not a loadable YuNet ONNX model"]),
+        (["analyze", "{clip}", "-o", "{tmp}/out", "--detector-model", "{empty_onnx}"],
+         ["empty file, not a YuNet ONNX model"]),
+        (["analyze", "{clip}", "-o", "{tmp}/out", "--detector-model", "{wrong_onnx}"],
+         ["not a loadable YuNet ONNX model"]),
+        (["analyze", "{clip}", "-o", "{tmp}/out", "--detector", "haar", "--detector-model",
+          "{garbage}"], ["not a valid Haar cascade file"]),
+        (["analyze", "{clip}", "-o", "{tmp}/out", "--score-threshold", "1.5"],
+         ["score threshold"]),
     ],
     ids=["missing", "zero-byte", "garbage", "unknown-codec", "unreachable-stream", "camera-99",
-         "no-window-no-record", "yunet-no-model", "yunet-missing", "yunet-invalid"],
+         "no-window-no-record", "yunet-missing", "yunet-corrupt", "yunet-empty",
+         "yunet-wrong-model", "haar-corrupt", "bad-threshold"],
 )  # fmt: skip
 def test_bad_input_gives_one_line_and_exit_2(
     tmp_path: Path, args: list[str], fragments: list[str]
@@ -327,6 +342,9 @@ def test_bad_input_gives_one_line_and_exit_2(
         "zero": zero,
         "garbage": garbage,
         "garbage_onnx": _garbage_onnx(tmp_path),
+        "empty_onnx": _empty_onnx(tmp_path),
+        # A real ONNX model that is not a face detector: emotrace's own emotion classifier.
+        "wrong_onnx": default_model_path(),
         "zzzz": _unknown_codec(tmp_path),
         "clip": tmp_path / "zero.mp4",  # never opened: the detector fails first
     }

@@ -64,7 +64,7 @@ def test_tracker_centroid_fallback_and_prediction() -> None:
     assert tracker.update(faces_at((75, 105, 48, 48)), 0.2).track_ids.tolist() == [1]
     # A face of very different size far away is someone else.
     assert tracker.update(faces_at((75, 105, 48, 48), (400, 20, 200, 200)), 0.3).track_ids[1] == 2
-    boxes, ids = tracker.predict(0.4)
+    boxes, ids, _ = tracker.predict(0.4)
     assert ids.tolist() == [1, 2]
     assert boxes[0][0] > 75, "the moving face is predicted further along its path"
 
@@ -95,7 +95,7 @@ def flickering_stream(n: int = 120, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("method", ["ema", "window"])
 def test_smoothing_and_hysteresis_cut_flicker_but_follow_real_changes(method: str) -> None:
     stream = flickering_stream()
-    smoother = EmotionSmoother(window=10, method=method, margin=0.1)  # type: ignore[arg-type]
+    smoother = EmotionSmoother(window_s=10 / 30, method=method, margin=0.1)  # type: ignore[arg-type]
     raw, shown = [], []
     for i, p in enumerate(stream):
         faces = faces_at((10, 10, 50, 50), probs=p[None])
@@ -113,7 +113,7 @@ def test_smoothing_and_hysteresis_cut_flicker_but_follow_real_changes(method: st
 
 
 def test_smoother_keeps_tracks_apart_evicts_them_and_passes_untracked_faces() -> None:
-    smoother = EmotionSmoother(window=5, max_age_s=1.0)
+    smoother = EmotionSmoother(window_s=0.5, max_age_s=1.0)
     happy, sad = np.array([[0.1, 0.7, 0.1, 0.1]]), np.array([[0.1, 0.1, 0.7, 0.1]])
     for i in range(5):
         faces = faces_at((0, 0, 10, 10), (50, 0, 10, 10), probs=np.vstack([happy, sad]))
@@ -130,7 +130,8 @@ def test_smoother_keeps_tracks_apart_evicts_them_and_passes_untracked_faces() ->
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
-        ({"window": 0}, ConfigError),
+        ({"window_s": 0}, ConfigError),
+        ({"max_age_s": 0}, ConfigError),
         ({"method": "median"}, ConfigError),
         ({"margin": 1.5}, ConfigError),
     ],

@@ -7,7 +7,7 @@ every trained model, so inference crops and resizes exactly as training did.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import cv2
@@ -19,6 +19,30 @@ Box = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
+class Framing:
+    """Where an aligned crop puts the face (see :mod:`emotrace.faces.align`).
+
+    ``eye_line``: height of the eye line as a fraction of the crop's side. ``face_scale``: the
+    crop's side in units of the face's scale (the larger of eye distance and eye-to-mouth
+    distance times ``mouth_ratio``). The defaults are FER2013's average framing, measured with
+    YuNet's landmarks on its train faces (``benchmarks/measure_framing.py``), so aligned crops look
+    like FER2013 crops with the eyes level and every face the same size.
+    """
+
+    eye_line: float = 0.376
+    face_scale: float = 2.553
+    mouth_ratio: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.eye_line < 1.0:
+            raise ConfigError(f"framing eye_line must be in (0, 1), got {self.eye_line}")
+        if not 1.0 <= self.face_scale <= 8.0:
+            raise ConfigError(f"framing face_scale must be 1-8, got {self.face_scale}")
+        if not 0.25 <= self.mouth_ratio <= 4.0:
+            raise ConfigError(f"framing mouth_ratio must be 0.25-4, got {self.mouth_ratio}")
+
+
+@dataclass(frozen=True)
 class Preprocess:
     """How a face image becomes model input.
 
@@ -27,6 +51,8 @@ class Preprocess:
     ``margin``: fraction of the face box added on each side when cropping.
     ``equalize``: histogram-equalise the face after resizing (luma only for colour). The FER2013
     image release is equalised, so a model trained on it must see equalised faces at inference.
+    ``align``: detect the face's landmarks and cut an aligned crop framed by ``eye_line``,
+    ``face_scale`` and ``mouth_ratio`` (see :class:`Framing`), in training data and at inference.
     """
 
     size: int = 48
@@ -34,12 +60,22 @@ class Preprocess:
     face_crop: bool = False
     margin: float = 0.0
     equalize: bool = False
+    align: bool = False
+    eye_line: float = Framing.eye_line
+    face_scale: float = Framing.face_scale
+    mouth_ratio: float = Framing.mouth_ratio
 
     def __post_init__(self) -> None:
         if not 8 <= self.size <= 1024:
             raise ConfigError(f"image size must be 8-1024 pixels, got {self.size}")
         if not 0.0 <= self.margin <= 1.0:
             raise ConfigError(f"face-crop margin must be 0-1, got {self.margin}")
+        _ = self.framing  # validates the framing fields
+
+    @property
+    def framing(self) -> Framing:
+        """The aligned-crop framing these settings describe."""
+        return Framing(self.eye_line, self.face_scale, self.mouth_ratio)
 
     @property
     def channels(self) -> int:
@@ -53,7 +89,7 @@ class Preprocess:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocess:
         """Inverse of :meth:`to_dict`; unknown keys are a :class:`ConfigError`."""
-        known = {"size", "gray", "face_crop", "margin", "equalize"}
+        known = {f.name for f in fields(cls)}
         unknown = set(data).difference(known)
         if unknown:
             raise ConfigError(
@@ -63,16 +99,23 @@ class Preprocess:
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
-    """uint8 gray ``HxW`` from gray or BGR input."""
+    """uint8 gray ``HxW`` from gray (``HxW`` or ``HxWx1``), BGR or BGRA input."""
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[:, :, 0]
     if image.ndim == 2:
         return image
-    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    code = cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY
+    return cv2.cvtColor(image, code)
 
 
 def to_bgr(image: np.ndarray) -> np.ndarray:
-    """uint8 BGR ``HxWx3`` from gray or BGR input."""
+    """uint8 BGR ``HxWx3`` from gray (``HxW`` or ``HxWx1``), BGR or BGRA input."""
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     return image
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,9 @@ class FaceEmotions:
     ``boxes``: ``(N, 4)`` int ``x, y, w, h`` in image pixels. ``probabilities``: ``(N, K)`` float32,
     calibrated, columns in ``classes`` order. ``scores``: detector confidence per face (1.0 when
     the detector gives none). ``track_ids``: stable ids from a tracker, or -1 when untracked.
+    ``held_label_ids``: the smoother's shown class per face. ``landmarks``: ``(N, 5, 2)`` float32
+    eyes, nose tip and mouth corners in image pixels (see :data:`emotrace.faces.LANDMARK_NAMES`),
+    NaN rows for faces whose detector gives none (Haar, a user's boxes).
     """
 
     boxes: np.ndarray
@@ -26,11 +30,16 @@ class FaceEmotions:
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     track_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     held_label_ids: np.ndarray | None = None
+    landmarks: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n, k = len(self.boxes), len(self.classes)
         self.boxes = np.asarray(self.boxes, dtype=np.int64).reshape(n, 4)
         self.probabilities = np.asarray(self.probabilities, dtype=np.float32).reshape(n, k)
+        if self.landmarks is None:
+            self.landmarks = np.full((n, 5, 2), np.nan, np.float32)
+        else:
+            self.landmarks = np.asarray(self.landmarks, dtype=np.float32).reshape(n, 5, 2)
         if len(self.scores) == 0:
             self.scores = np.ones(n, np.float32)
         if len(self.track_ids) == 0:
@@ -89,14 +98,31 @@ class FaceEmotions:
             self.scores[index],
             self.track_ids[index],
             None if self.held_label_ids is None else self.held_label_ids[index],
+            self.points[index],
         )
 
+    @property
+    def points(self) -> np.ndarray:
+        """:attr:`landmarks` as a non-optional ``(N, 5, 2)`` array (NaN where unknown)."""
+        assert self.landmarks is not None  # set by __post_init__
+        return self.landmarks
+
+    def replace(self, **changes: Any) -> FaceEmotions:
+        """A copy with some fields changed (the others shared, as arrays are never mutated)."""
+        return dataclasses.replace(self, **changes)
+
     def records(self) -> Iterator[dict[str, Any]]:
-        """One plain dict per face: box, label, confidence, probabilities, track id."""
+        """One plain dict per face: box, detector score, landmarks (``[[x, y], ...]`` or
+        ``None``), label, confidence, probabilities, track id."""
         for i in range(len(self)):
             x, y, w, h = (int(v) for v in self.boxes[i])
+            points = self.points[i]
             yield {
                 "box": {"x": x, "y": y, "w": w, "h": h},
+                "score": round(float(self.scores[i]), 4),
+                "landmarks": None
+                if np.isnan(points).any()
+                else [[round(float(px), 1), round(float(py), 1)] for px, py in points],
                 "label": self.classes[int(self.label_ids[i])],
                 "confidence": round(float(self.confidences[i]), 4),
                 "probabilities": {

@@ -57,3 +57,72 @@ def add_workspace_option(parser: Any) -> None:
         metavar="DIR",
         help="session workspace (default: $XDG_DATA_HOME/emotrace, ~/.local/share/emotrace)",
     )
+
+
+def add_detector_options(parser: Any, *, max_side: bool = True) -> None:
+    """Face-detector options shared by ``predict``, ``analyze`` and ``live`` (a parser or an
+    argument group). Defaults live in :func:`emotrace.faces.make_detector`."""
+    parser.add_argument(
+        "--detector",
+        choices=("yunet", "haar"),
+        help="face detector (default: the bundled YuNet; haar: OpenCV's Haar cascade)",
+    )
+    parser.add_argument(
+        "--detector-model",
+        type=Path,
+        metavar="PATH",
+        help="your own YuNet .onnx file, or a Haar cascade .xml",
+    )
+    parser.add_argument(
+        "--min-face",
+        type=int,
+        metavar="PX",
+        help="smallest face side the detector reports (default: yunet 10, haar 30)",
+    )
+    parser.add_argument(
+        "--score-threshold",
+        type=float,
+        default=0.7,
+        metavar="P",
+        help="YuNet: least confidence of a face (default 0.7)",
+    )
+    parser.add_argument(
+        "--nms-threshold",
+        type=float,
+        default=0.3,
+        metavar="IOU",
+        help="YuNet: overlap above which two faces are merged (default 0.3)",
+    )
+    parser.add_argument(
+        "--scale-factor", type=float, default=1.1, help="Haar: image-pyramid step (speed/recall)"
+    )
+    if max_side:
+        parser.add_argument(
+            "--max-side",
+            type=int,
+            default=640,
+            metavar="PX",
+            help="detect on a copy downscaled to this longer side (0: never downscale)",
+        )
+
+
+def detector_from_args(args: Any) -> Any:
+    """The :class:`~emotrace.faces.FaceDetector` that :func:`add_detector_options` describe."""
+    from emotrace.faces import make_detector
+
+    return make_detector(
+        args.detector,
+        args.detector_model,
+        min_size=args.min_face,
+        score_threshold=args.score_threshold,
+        nms_threshold=args.nms_threshold,
+        scale_factor=args.scale_factor,
+        max_side=getattr(args, "max_side", 640) or None,
+    )
+
+
+def detector_name(args: Any) -> str:
+    """Which detector :func:`detector_from_args` builds, for records and summaries."""
+    if args.detector:
+        return str(args.detector)
+    return "haar" if str(args.detector_model or "").lower().endswith(".xml") else "yunet"

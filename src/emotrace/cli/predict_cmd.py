@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from emotrace.cli._common import console
+from emotrace.cli._common import add_detector_options, console, detector_from_args
 
 
 def add_parser(sub: Any) -> None:
@@ -20,7 +20,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--annotate", type=Path, metavar="OUT_DIR", help="write annotated copies here")
-    p.add_argument("--min-face", type=int, default=30, help="smallest face side in pixels")
+    add_detector_options(p.add_argument_group("face detection"))
     p.add_argument("--threads", type=int, default=1, help="inference threads")
     p.set_defaults(handler=run)
 
@@ -31,12 +31,11 @@ def run(args: argparse.Namespace) -> int:
 
     from emotrace.data.imageio import read_image
     from emotrace.errors import InputError, UnreadableImageError
-    from emotrace.faces import HaarFaceDetector
     from emotrace.preprocessing import to_bgr
     from emotrace.runtime.recognizer import EmotionRecognizer
 
     recognizer = EmotionRecognizer(
-        model=args.model, detector=HaarFaceDetector(min_size=args.min_face), threads=args.threads
+        model=args.model, detector=detector_from_args(args), threads=args.threads
     )
     results: list[dict[str, Any]] = []
     readable = 0

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emotrace._interrupts import hold_interrupt
-from emotrace.cli._common import console, progress_factory
+from emotrace.cli._common import (
+    add_detector_options,
+    console,
+    detector_from_args,
+    detector_name,
+    progress_factory,
+)
 from emotrace.cli.session_recording import (
     add_recording_options,
     check_recording_options,
@@ -32,6 +38,8 @@ WINDOW = "emotrace live (q or Esc to stop)"
 #: emotrace.video.pipeline.DEFAULT_DETECT_EVERY, repeated so that building the parser imports no
 #: OpenCV (``emotrace --help`` stays instant); a test checks that they agree.
 DEFAULT_DETECT_EVERY = 2
+#: emotrace.video.smoothing.DEFAULT_WINDOW_S, repeated for the same reason.
+DEFAULT_SMOOTH_WINDOW_S = 0.4
 KEY_ESC = 27
 
 
@@ -42,33 +50,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
 def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model", default="default", help="default, default-int8, an .onnx file or a run folder"
     )
     p.add_argument("--threads", type=_positive_int, default=1, help="inference/OpenCV threads")
     det = p.add_argument_group("face detection")
-    det.add_argument(
-        "--detector",
-        choices=("haar", "yunet"),
-        help="face detector (default: haar; yunet when --detector-model is an .onnx file)",
-    )
-    det.add_argument(
-        "--detector-model", type=Path, metavar="PATH", help="YuNet .onnx file, or a Haar .xml"
-    )
-    det.add_argument(
-        "--min-face", type=int, default=30, metavar="PX", help="smallest face the detector sees"
-    )
-    det.add_argument(
-        "--scale-factor", type=float, default=1.1, help="Haar image-pyramid step (speed/recall)"
-    )
-    det.add_argument(
-        "--max-side",
-        type=int,
-        default=640,
-        metavar="PX",
-        help="detect on a copy downscaled to this longer side (0: never downscale)",
-    )
+    add_detector_options(det)
     det.add_argument(
         "--detect-every",
         type=_positive_int,
@@ -86,7 +81,11 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     smo = p.add_argument_group("smoothing")
     smo.add_argument("--no-smooth", action="store_true", help="show raw per-frame predictions")
     smo.add_argument(
-        "--smooth-window", type=_positive_int, default=10, metavar="N", help="frames averaged"
+        "--smooth-window",
+        type=_positive_float,
+        default=DEFAULT_SMOOTH_WINDOW_S,
+        metavar="S",
+        help=f"seconds averaged (default {DEFAULT_SMOOTH_WINDOW_S}; same at any frame rate)",
     )
     smo.add_argument("--smooth-method", choices=("ema", "window"), default="ema")
     smo.add_argument(
@@ -183,17 +182,10 @@ def _require_window() -> None:
 def _recognizer(args: argparse.Namespace) -> EmotionRecognizer:
     import cv2
 
-    from emotrace.faces import make_detector
     from emotrace.runtime.recognizer import EmotionRecognizer
 
     cv2.setNumThreads(args.threads)
-    detector = make_detector(
-        args.detector,
-        args.detector_model,
-        min_size=args.min_face,
-        scale_factor=args.scale_factor,
-        max_side=args.max_side or None,
-    )
+    detector = detector_from_args(args)
     return EmotionRecognizer(model=args.model, detector=detector, threads=args.threads)
 
 
@@ -203,7 +195,7 @@ def _settings(args: argparse.Namespace, recognizer: EmotionRecognizer) -> dict[s
     if not args.no_smooth:
         smoothing = {
             "method": args.smooth_method,
-            "window": args.smooth_window,
+            "window_s": args.smooth_window,
             "hysteresis": args.hysteresis,
         }
     return {
@@ -213,9 +205,9 @@ def _settings(args: argparse.Namespace, recognizer: EmotionRecognizer) -> dict[s
             "input_size": spec.input_size,
             "gray": spec.preprocess.gray,
             "face_margin": spec.face_margin,
+            "align": spec.preprocess.align,
         },
-        "detector": args.detector
-        or ("yunet" if str(args.detector_model or "").lower().endswith(".onnx") else "haar"),
+        "detector": detector_name(args),
         "min_face": args.min_face,
         "max_side": args.max_side or None,
         "detect_every": args.detect_every,

@@ -37,6 +37,8 @@ def choose_split(data: PreparedDataset, split: str | None) -> tuple[str, SplitAr
 
 def _describe(settings: Preprocess) -> str:
     text = f"{settings.size} px {'gray' if settings.gray else 'colour'}"
+    text += ", aligned" if settings.align else ""
+    text += ", equalised" if settings.equalize else ""
     return text + (f", face crop margin {settings.margin:g}" if settings.face_crop else "")
 
 
@@ -54,6 +56,10 @@ def check_cache_fits(data: str | Path, settings: Preprocess, model: str | Path) 
     flags = f"--size {settings.size} {'--gray' if settings.gray else '--color'}"
     if settings.face_crop:
         flags += f" --face-crop --margin {settings.margin:g}"
+    if settings.align:
+        flags += " --align"
+    if settings.equalize:
+        flags += " --equalize"
     raise ModelError(
         f"model {model} takes {_describe(settings)} images but {path} holds "
         f"{_describe(cached)} ones; evaluate the dataset folder itself, or prepare it again "

@@ -6,16 +6,11 @@ faces in such frames are large anyway. Downscaling the detector's input keeps de
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import cv2
 import numpy as np
 
 from emotrace.errors import ConfigError
-from emotrace.preprocessing import Box
-
-if TYPE_CHECKING:
-    from emotrace.runtime.recognizer import FaceDetector
+from emotrace.faces.types import Detection, FaceDetector
 
 
 class DownscaledDetector:
@@ -32,8 +27,8 @@ class DownscaledDetector:
         self.detector = detector
         self.max_side = max_side
 
-    def detect(self, image: np.ndarray) -> list[Box]:
-        """Face boxes in ``image`` (original pixels), largest first."""
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in ``image`` (boxes and landmarks in original pixels), largest first."""
         height, width = image.shape[:2]
         scale = self.max_side / max(height, width)
         if scale >= 1.0:
@@ -41,10 +36,4 @@ class DownscaledDetector:
         small = cv2.resize(
             image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
         )
-        boxes: list[Box] = []
-        for x, y, w, h in self.detector.detect(small):
-            x0, y0 = int(x / scale), int(y / scale)
-            boxes.append(
-                (x0, y0, min(width - x0, round(w / scale)), min(height - y0, round(h / scale)))
-            )
-        return boxes
+        return [d.scaled(scale, width, height) for d in self.detector.detect(small)]

@@ -3,55 +3,66 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from emotrace.errors import ConfigError
-
-if TYPE_CHECKING:
-    from emotrace.runtime.recognizer import FaceDetector
+from emotrace.faces.types import FaceDetector
 
 DetectorKind = Literal["haar", "yunet"]
+DETECTOR_KINDS: tuple[DetectorKind, ...] = ("yunet", "haar")
+#: Smallest face side each detector reports by default, in the pixels it sees (after
+#: downscaling). YuNet is trained on faces from about 10 px; Haar's cascade window is 24 px and
+#: its false faces are mostly small, so it starts higher.
+DEFAULT_MIN_SIZE: dict[str, int] = {"yunet": 10, "haar": 30}
+#: Frames are detected at most this large on their longer side: YuNet is trained for faces of
+#: roughly 10-300 px, and a 4K frame costs 27x a 640x480 one for faces that are large anyway.
+DEFAULT_MAX_SIDE = 640
 
 
 def make_detector(
     kind: DetectorKind | None = None,
     model: str | Path | None = None,
     *,
-    min_size: int = 30,
+    min_size: int | None = None,
+    score_threshold: float = 0.7,
+    nms_threshold: float = 0.3,
     scale_factor: float = 1.1,
     min_neighbors: int = 5,
-    max_side: int | None = 640,
+    max_side: int | None = DEFAULT_MAX_SIDE,
 ) -> FaceDetector:
-    """A Haar or YuNet detector, wrapped so frames larger than ``max_side`` are downscaled first.
+    """A YuNet (default) or Haar detector, wrapped so frames larger than ``max_side`` are
+    downscaled first.
 
-    ``kind=None`` picks YuNet for an ``.onnx`` ``model`` and Haar otherwise. ``model``: a YuNet
-    ONNX file (required for YuNet), or a Haar cascade XML (default: OpenCV's frontal-face cascade).
-    ``min_size`` is in the pixels the detector sees, i.e. after downscaling.
+    ``kind=None`` is YuNet, unless ``model`` is a Haar cascade ``.xml``. ``model``: a YuNet ONNX
+    file (default: the bundled one) or a Haar cascade XML (default: OpenCV's frontal-face
+    cascade). ``min_size``: smallest face side in the pixels the detector sees, i.e. after
+    downscaling (default per detector, :data:`DEFAULT_MIN_SIZE`). ``score_threshold`` and
+    ``nms_threshold`` are YuNet's; ``scale_factor`` and ``min_neighbors`` Haar's.
     ``max_side=None`` never downscales.
     """
     if kind is None:
-        kind = "yunet" if model is not None and str(model).lower().endswith(".onnx") else "haar"
+        kind = "haar" if model is not None and str(model).lower().endswith(".xml") else "yunet"
     detector: FaceDetector
     if kind == "yunet":
-        if model is None:
-            raise ConfigError(
-                "the YuNet detector needs its ONNX file (face_detection_yunet_2023mar.onnx "
-                "from opencv_zoo): pass --detector-model PATH"
-            )
         from emotrace.faces.yunet import YuNetFaceDetector
 
-        detector = YuNetFaceDetector(model, min_size=min_size)
+        detector = YuNetFaceDetector(
+            model,
+            score_threshold=score_threshold,
+            nms_threshold=nms_threshold,
+            min_size=DEFAULT_MIN_SIZE["yunet"] if min_size is None else min_size,
+        )
     elif kind == "haar":
         from emotrace.faces.haar import HaarFaceDetector
 
         detector = HaarFaceDetector(
-            min_size=min_size,
+            min_size=DEFAULT_MIN_SIZE["haar"] if min_size is None else min_size,
             scale_factor=scale_factor,
             min_neighbors=min_neighbors,
             cascade=model,
         )
     else:
-        raise ConfigError(f"unknown face detector {kind!r}; use 'haar' or 'yunet'")
+        raise ConfigError(f"unknown face detector {kind!r}; use 'yunet' or 'haar'")
     if max_side is None:
         return detector
     from emotrace.faces.downscale import DownscaledDetector

@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 
 from emotrace.errors import ModelError
-from emotrace.preprocessing import Box, to_gray
+from emotrace.faces.types import Detection
+from emotrace.preprocessing import to_gray
 
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
 
@@ -26,7 +27,7 @@ def cascade_path(name: str = DEFAULT_CASCADE) -> Path:
 
 
 class HaarFaceDetector:
-    """Detect frontal faces; returns boxes ``(x, y, w, h)`` largest first.
+    """Detect frontal faces; returns :class:`Detection` s (boxes only) largest first.
 
     ``min_size`` is the smallest face side in pixels; ``scale_factor`` and ``min_neighbors`` are the
     cascade's speed/recall trade-offs (OpenCV's meaning).
@@ -40,15 +41,20 @@ class HaarFaceDetector:
         cascade: str | Path | None = None,
     ) -> None:
         path = Path(cascade) if cascade is not None else cascade_path()
-        self._cascade = cv2.CascadeClassifier(str(path))
+        if not path.is_file():
+            raise ModelError(f"{path}: no such Haar cascade file")
+        try:
+            self._cascade = cv2.CascadeClassifier(str(path))
+        except (cv2.error, SystemError):  # OpenCV's Python binding wraps parse errors in both
+            raise ModelError(f"{path}: not a valid Haar cascade file") from None
         if self._cascade.empty():
             raise ModelError(f"{path}: not a valid Haar cascade file")
         self.min_size = min_size
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
 
-    def detect(self, image: np.ndarray) -> list[Box]:
-        """Face boxes in ``image`` (gray or BGR uint8), largest first."""
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in ``image`` (gray, BGR or BGRA uint8), largest first; no scores or landmarks."""
         gray = to_gray(image)
         if min(gray.shape[:2]) < self.min_size:
             return []
@@ -61,9 +67,5 @@ class HaarFaceDetector:
         boxes = [
             (int(x), int(y), int(w), int(h)) for x, y, w, h in np.asarray(found).reshape(-1, 4)
         ]
-        return sorted(boxes, key=lambda b: b[2] * b[3], reverse=True)
-
-
-def largest(boxes: list[Box]) -> Box | None:
-    """The box with the largest area, or ``None``."""
-    return max(boxes, key=lambda b: b[2] * b[3]) if boxes else None
+        boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
+        return [Detection(box, detector="haar") for box in boxes]

@@ -14,6 +14,7 @@ import numpy as np
 
 from emotrace._numeric import softmax
 from emotrace.errors import InputError
+from emotrace.faces.types import Detection
 from emotrace.preprocessing import Box, prepare_face
 from emotrace.runtime.loading import load_backend
 from emotrace.runtime.model_info import ModelSpec
@@ -97,8 +98,18 @@ class EmotionClassifier:
             return logits
         return softmax(logits, self.spec.temperature).astype(np.float32)
 
-    def crop_faces(self, image: np.ndarray, boxes: Sequence[Box]) -> list[np.ndarray]:
-        """Crops of ``image`` around detector ``boxes`` with the model's face margin."""
+    def crop_faces(self, image: np.ndarray, faces: Sequence[Detection | Box]) -> list[np.ndarray]:
+        """The crops of ``image`` this model expects for detected ``faces`` (or plain boxes).
+
+        Aligned models (``preprocess.align``) get landmark-aligned crops, or box-framed ones
+        calibrated to match when a face has no landmarks; others get the box grown by the
+        model's face margin.
+        """
+        from emotrace.faces.align import align_face
         from emotrace.preprocessing import crop
 
+        settings = self.spec.preprocess
+        if settings.align:
+            return [align_face(image, face, settings.framing, settings.size) for face in faces]
+        boxes = [face.box if isinstance(face, Detection) else face for face in faces]
         return [crop(image, box, self.spec.face_margin) for box in boxes]

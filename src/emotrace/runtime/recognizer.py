@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
+from emotrace.faces.types import Detection, FaceDetector
 from emotrace.preprocessing import Box
 from emotrace.results import FaceEmotions
 from emotrace.runtime.classifier import ColorOrder, EmotionClassifier
 
 
-class FaceDetector(Protocol):
-    """Anything that returns face boxes ``(x, y, w, h)`` for a gray or BGR image."""
-
-    def detect(self, image: np.ndarray) -> list[Box]:
-        """Face boxes, largest first."""
-        ...
-
-
 class EmotionRecognizer:
     """A face detector plus an :class:`EmotionClassifier`.
 
-    >>> recognizer = EmotionRecognizer()               # Haar cascade + bundled model
+    >>> recognizer = EmotionRecognizer()               # bundled YuNet + bundled model
     >>> faces = recognizer.recognize(cv2.imread("photo.jpg"))
-    >>> faces.labels, faces.confidences
+    >>> faces.labels, faces.confidences, faces.landmarks
+
+    ``detector``: any :class:`~emotrace.faces.FaceDetector` (default: the bundled YuNet on frames
+    downscaled to 640 px, see :func:`~emotrace.faces.make_detector`).
     """
 
     def __init__(
@@ -36,23 +32,41 @@ class EmotionRecognizer:
         threads: int | None = 1,
     ) -> None:
         if detector is None:
-            from emotrace.faces import HaarFaceDetector
+            from emotrace.faces.factory import make_detector
 
-            detector = HaarFaceDetector()
+            detector = make_detector()
         self.classifier = classifier or EmotionClassifier(model, threads=threads)
         self.detector = detector
 
-    def classify_boxes(
-        self, image: np.ndarray, boxes: list[Box], color: ColorOrder = "bgr"
+    def classify_faces(
+        self,
+        image: np.ndarray,
+        faces: Sequence[Detection | Box],
+        color: ColorOrder = "bgr",
     ) -> FaceEmotions:
-        """Classify given face boxes of ``image`` (e.g. from a tracker)."""
+        """Classify given faces of ``image``: detections (from a detector or a tracker), or plain
+        boxes ``(x, y, w, h)``, which are framed like YuNet's boxes."""
         classes = self.classifier.classes
-        if not boxes:
+        if not faces:
             return FaceEmotions.empty(classes)
-        crops = self.classifier.crop_faces(image, boxes)
+        detections = [f if isinstance(f, Detection) else Detection(f) for f in faces]
+        crops = self.classifier.crop_faces(image, detections)
         probs = self.classifier.predict(crops, color=color)
-        return FaceEmotions(np.array(boxes), probs, classes)
+        nan = np.full((5, 2), np.nan)
+        return FaceEmotions(
+            np.array([d.box for d in detections]),
+            probs,
+            classes,
+            scores=np.array([d.score for d in detections], np.float32),
+            landmarks=np.stack([nan if d.landmarks is None else d.landmarks for d in detections]),
+        )
+
+    def classify_boxes(
+        self, image: np.ndarray, boxes: Sequence[Box], color: ColorOrder = "bgr"
+    ) -> FaceEmotions:
+        """Classify given face boxes of ``image`` (see :meth:`classify_faces`)."""
+        return self.classify_faces(image, list(boxes), color)
 
     def recognize(self, image: np.ndarray, color: ColorOrder = "bgr") -> FaceEmotions:
         """Detect every face in ``image`` and classify it."""
-        return self.classify_boxes(image, self.detector.detect(image), color)
+        return self.classify_faces(image, self.detector.detect(image), color)

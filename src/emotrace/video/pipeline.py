@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from emotrace.errors import ConfigError
+from emotrace.faces.types import Detection
 from emotrace.results import FaceEmotions
 from emotrace.runtime.recognizer import EmotionRecognizer
 from emotrace.video.smoothing import EmotionSmoother
@@ -31,8 +32,8 @@ from emotrace.video.tracking import FaceTracker
 
 #: Predicted boxes narrower than this (pixels, after clipping to the frame) are not classified.
 MIN_BOX_SIDE = 4
-#: Run the face detector on every 2nd frame and classify the tracked boxes in between: the Haar
-#: cascade costs several times the classifier, and at 25-30 fps a face moves a few pixels between
+#: Run the face detector on every 2nd frame and classify the tracked faces in between: the
+#: detector costs several times the classifier, and at 25-30 fps a face moves a few pixels between
 #: two frames, which the tracker's velocity prediction absorbs. 1 detects on every frame.
 DEFAULT_DETECT_EVERY = 2
 
@@ -176,10 +177,10 @@ def process(
     """Run the pipeline over ``source``, yielding one :class:`FrameResult` per processed frame.
 
     ``source``: an open :class:`FrameSource`, or anything :func:`open_source` accepts (camera
-    index, URL, file, image, folder). ``recognizer``: detector plus classifier (default: Haar on
-    frames downscaled to 640 px, and the bundled model). ``detect_every=N`` runs the detector
-    on every N-th frame (default 2) and classifies the tracked boxes, moved by their velocity,
-    in between (1: every frame).
+    index, URL, file, image, folder). ``recognizer``: detector plus classifier (default: the
+    bundled YuNet on frames downscaled to 640 px, and the bundled model). ``detect_every=N``
+    runs the detector on every N-th frame (default 2) and classifies the tracked faces, moved by
+    their velocity, in between (1: every frame).
     ``tracker``/``smoother``: defaults ``FaceTracker()`` and ``EmotionSmoother()``;
     ``smooth=False`` turns smoothing off. ``max_frames`` stops early.
 
@@ -191,16 +192,16 @@ def process(
     opened = source if isinstance(source, FrameSource) else open_source(source)
     try:
         if recognizer is None:
-            from emotrace.faces import make_detector
-
-            recognizer = EmotionRecognizer(detector=make_detector())
+            recognizer = EmotionRecognizer()
         tracker = tracker or FaceTracker()
         smoother = (smoother or EmotionSmoother()) if smooth else None
     except BaseException:
         opened.close()
         raise
-    classes = recognizer.classifier.classes
     frames = iter(opened)
+    # Boxes predicted between detections are framed with the calibration of the detector that
+    # found them (landmarks, when it gives them, travel with the track instead).
+    detector_kind = ""
     try:
         count = 0
         while max_frames is None or count < max_frames:
@@ -212,21 +213,30 @@ def process(
             image = frame.image
             detected = count % detect_every == 0
             if detected:
-                boxes = recognizer.detector.detect(image)
+                detections = recognizer.detector.detect(image)
+                if detections:
+                    detector_kind = detections[0].detector
                 t2 = time.perf_counter()
-                raw = recognizer.classify_boxes(image, boxes)
+                raw = recognizer.classify_faces(image, detections)
                 t3 = time.perf_counter()
                 raw = tracker.update(raw, frame.time_s)
                 t4 = time.perf_counter()
                 times = StageTimes(read=t1 - t0, detect=t2 - t1, classify=t3 - t2, track=t4 - t3)
             else:
-                predicted, ids = tracker.predict(frame.time_s)
+                predicted, ids, points = tracker.predict(frame.time_s)
                 clipped, keep = clip_boxes(predicted, image.shape[1], image.shape[0])
+                kept = [
+                    Detection(
+                        (int(x), int(y), int(w), int(h)),
+                        landmarks=None if np.isnan(p).any() else p,
+                        detector=detector_kind,
+                    )
+                    for (x, y, w, h), p in zip(clipped[keep], points[keep], strict=True)
+                ]
                 t2 = time.perf_counter()
-                kept = [(int(x), int(y), int(w), int(h)) for x, y, w, h in clipped[keep]]
-                raw = recognizer.classify_boxes(image, kept)
+                raw = recognizer.classify_faces(image, kept)
                 if len(raw):
-                    raw = FaceEmotions(raw.boxes, raw.probabilities, classes, raw.scores, ids[keep])
+                    raw = raw.replace(track_ids=ids[keep])
                 t3 = time.perf_counter()
                 times = StageTimes(read=t1 - t0, track=t2 - t1, classify=t3 - t2)
             t5 = time.perf_counter()

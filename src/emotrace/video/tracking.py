@@ -5,7 +5,10 @@ enough (no Hungarian solver, no appearance model): each detection goes to the tr
 predicted box overlaps it most; when nothing overlaps (a fast move, or detection every N frames)
 the nearest track of similar size within ``max_distance`` face sizes is taken instead. A track
 survives missed detections for ``max_age_s`` seconds; a face that is gone longer comes back with a
-new id. Time, not frame count, decides, so the behaviour does not depend on the frame rate.
+new id. A face missed for more than ``max_gap_s`` (longer than a detector's hiccup) is only
+picked up again where it was last seen (by overlap, without velocity or centroid fallback): a
+face that shows up elsewhere after a gap is a new person, not the old one moved. Time, not frame
+count, decides, so the behaviour does not depend on the frame rate.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ VELOCITY_SMOOTHING = 0.5
 
 @dataclass
 class Track:
-    """One face followed over time. ``box`` is ``x, y, w, h`` (float) where it was last seen;
+    """One face followed over time. ``box`` is ``x, y, w, h`` (float) where it was last seen,
+    ``landmarks`` its ``(5, 2)`` landmarks then (NaN when the detector gives none);
     ``velocity`` its centre's motion in pixels per second."""
 
     track_id: int
@@ -35,13 +39,22 @@ class Track:
     last_seen: float
     hits: int = 1
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    landmarks: np.ndarray = field(default_factory=lambda: np.full((5, 2), np.nan))
+
+    def _shift(self, time_s: float) -> np.ndarray:
+        dt = min(max(time_s - self.last_seen, 0.0), MAX_PREDICTION_S)
+        return np.asarray(self.velocity * dt)
 
     def predicted_box(self, time_s: float) -> np.ndarray:
         """Where the box should be at ``time_s`` under constant velocity (bounded horizon)."""
-        dt = min(max(time_s - self.last_seen, 0.0), MAX_PREDICTION_S)
         box = self.box.copy()
-        box[:2] += self.velocity * dt
+        box[:2] += self._shift(time_s)
         return box
+
+    def predicted_landmarks(self, time_s: float) -> np.ndarray:
+        """The last landmarks moved with the box, so frames between detections are aligned like
+        the detected ones rather than framed from a box."""
+        return np.asarray(self.landmarks + self._shift(time_s))
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -68,18 +81,25 @@ class FaceTracker:
     ``iou_threshold``: least overlap for an IoU match. ``max_distance``: centroid fallback, in
     face sizes (``sqrt(w*h)`` of the larger box); faces whose sizes differ by more than 2x never
     match this way. ``max_age_s``: how long a face may go undetected and keep its id.
+    ``max_gap_s``: after this long undetected, a face keeps its id only by overlapping where it
+    was last seen.
     """
 
     def __init__(
-        self, iou_threshold: float = 0.2, max_distance: float = 1.0, max_age_s: float = 1.0
+        self,
+        iou_threshold: float = 0.2,
+        max_distance: float = 1.0,
+        max_age_s: float = 1.0,
+        max_gap_s: float = 0.25,
     ) -> None:
         if not 0.0 < iou_threshold <= 1.0:
             raise ConfigError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
-        if max_distance < 0 or max_age_s < 0:
-            raise ConfigError("max_distance and max_age_s must not be negative")
+        if max_distance < 0 or max_age_s < 0 or max_gap_s < 0:
+            raise ConfigError("max_distance, max_age_s and max_gap_s must not be negative")
         self.iou_threshold = iou_threshold
         self.max_distance = max_distance
         self.max_age_s = max_age_s
+        self.max_gap_s = max_gap_s
         self.tracks: list[Track] = []
         self._next_id = 1
         self._last_update: float | None = None
@@ -93,6 +113,7 @@ class FaceTracker:
         """Match this frame's detections to tracks; returns ``faces`` with ``track_ids`` set."""
         self.tracks = [t for t in self.tracks if time_s - t.last_seen <= self.max_age_s]
         boxes = faces.boxes.astype(np.float64)
+        points = faces.points
         ids = np.full(len(faces), -1, np.int64)
         for ti, di in self._associate(boxes, time_s):
             track = self.tracks[ti]
@@ -103,31 +124,40 @@ class FaceTracker:
                     VELOCITY_SMOOTHING * moved / dt + (1 - VELOCITY_SMOOTHING) * track.velocity
                 )
             track.box, track.last_seen = boxes[di], time_s
+            track.landmarks = points[di].astype(np.float64)
             track.hits += 1
             ids[di] = track.track_id
         for di in np.flatnonzero(ids < 0).tolist():
-            self.tracks.append(Track(self._next_id, boxes[di], time_s, time_s))
+            track = Track(self._next_id, boxes[di], time_s, time_s)
+            track.landmarks = points[di].astype(np.float64)
+            self.tracks.append(track)
             ids[di] = self._next_id
             self._next_id += 1
         self._last_update = time_s
-        return FaceEmotions(
-            faces.boxes, faces.probabilities, faces.classes, faces.scores, ids, faces.held_label_ids
-        )
+        return faces.replace(track_ids=ids)
 
-    def predict(self, time_s: float) -> tuple[np.ndarray, np.ndarray]:
-        """Boxes ``(N, 4)`` float and ids of the faces seen at the last :meth:`update`, moved to
-        where they should be at ``time_s``: what to classify on frames without detection."""
+    def predict(self, time_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes ``(N, 4)`` float, ids and landmarks ``(N, 5, 2)`` (NaN where unknown) of the
+        faces seen at the last :meth:`update`, moved to where they should be at ``time_s``: what
+        to classify on frames without detection."""
         visible = [t for t in self.tracks if t.last_seen == self._last_update]
         if not visible:
-            return np.zeros((0, 4)), np.zeros(0, np.int64)
+            return np.zeros((0, 4)), np.zeros(0, np.int64), np.zeros((0, 5, 2))
         boxes = np.stack([t.predicted_box(time_s) for t in visible])
-        return boxes, np.array([t.track_id for t in visible], np.int64)
+        points = np.stack([t.predicted_landmarks(time_s) for t in visible])
+        return boxes, np.array([t.track_id for t in visible], np.int64), points
 
     def _associate(self, boxes: np.ndarray, time_s: float) -> list[tuple[int, int]]:
         """Greedy matching: (track index, detection index) pairs, best similarity first."""
         if not self.tracks or not len(boxes):
             return []
-        predicted = np.stack([t.predicted_box(time_s) for t in self.tracks])
+        stale = np.array([time_s - t.last_seen > self.max_gap_s for t in self.tracks])
+        predicted = np.stack(
+            [
+                t.box if old else t.predicted_box(time_s)
+                for t, old in zip(self.tracks, stale, strict=True)
+            ]
+        )
         iou = iou_matrix(predicted, boxes)
         sizes_t = np.sqrt(predicted[:, 2] * predicted[:, 3])[:, None]
         sizes_d = np.sqrt(boxes[:, 2] * boxes[:, 3])[None, :]
@@ -141,7 +171,7 @@ class FaceTracker:
             iou >= self.iou_threshold,
             1.0 + iou,
             np.where(
-                (relative <= self.max_distance) & similar_size,
+                (relative <= self.max_distance) & similar_size & ~stale[:, None],
                 1.0 - relative / max(self.max_distance, 1e-9),
                 -1.0,
             ),
