@@ -36,6 +36,11 @@ def add_parser(sub: Any) -> None:
     prep.add_argument("--face-crop", action="store_true", help="detect and crop the largest face")
     prep.add_argument("--margin", type=float, default=0.0, help="face-crop margin (fraction)")
     prep.add_argument(
+        "--align",
+        action="store_true",
+        help="aligned crops: YuNet landmarks, eyes level, FER2013's framing (as models expect)",
+    )
+    prep.add_argument(
         "--equalize", action="store_true", help="histogram-equalise faces (as FER2013's images are)"
     )
     prep.add_argument("--split", action="append", help="only this split (repeatable)")
@@ -77,6 +82,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         face_crop=args.face_crop,
         margin=args.margin,
         equalize=args.equalize,
+        align=args.align,
     )
     index = open_dataset(args.dataset, args.format)
     key = dataset_key(index, settings)
@@ -97,8 +103,10 @@ def run_prepare(args: argparse.Namespace) -> int:
     console.print(f"classes: {', '.join(data.classes)}")
     if data.skipped:
         console.print(f"skipped {len(data.skipped)} file(s), e.g. {data.skipped[0].source}")
-    if settings.face_crop:
-        console.print(f"no face found (kept whole): {data.no_face}")
+    if settings.face_crop or settings.align:
+        total = sum(len(a.labels) for a in data.splits.values())
+        share = data.no_face / total if total else 0.0
+        console.print(f"no face found (kept whole): {data.no_face:,} of {total:,} ({share:.1%})")
     console.print(f"wrote {output} (key {data.key})")
     return 0
 
