@@ -65,6 +65,11 @@ class TrainConfig:
     #: Train through ``torch.compile`` (needs a C++ compiler on CPU): ~12% faster steps for
     #: emonet_deep with bf16 on 2 cores, after ~45 s of compilation. Evaluation stays eager.
     compile: bool = False
+    #: Knowledge distillation: a teacher model (``default``, an ``.onnx`` file or a run folder)
+    #: whose flip-averaged probabilities on each training image are mixed into its target with
+    #: weight ``distill_weight`` (the rest is the label-smoothed one-hot label).
+    distill_teacher: str | None = None
+    distill_weight: float = 0.5
 
     def __post_init__(self) -> None:
         checks = [
@@ -83,6 +88,10 @@ class TrainConfig:
             raise ConfigError("epochs and batch_size must be >= 1")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ConfigError(f"distill_weight must be in [0, 1], got {self.distill_weight}")
+        if self.distill_teacher is not None and self.class_balance == "weights":
+            raise ConfigError("distill_teacher does not combine with class_balance=weights")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"ema is a decay in [0, 1), got {self.ema}")
         # bool is an int subclass; "max_minutes: yes" must not read as one minute.

@@ -228,6 +228,11 @@ def fit(
         if config.class_balance == "weights"
         else None
     )
+    soft_targets = (
+        teacher_targets(config, train.images, y_train, num_classes, log)
+        if config.distill_teacher is not None
+        else None
+    )
     sample_weights = (
         class_weights(y_train, num_classes)[y_train] if config.class_balance == "sampler" else None
     )
@@ -293,14 +298,19 @@ def fit(
                     torch.rand(1, generator=gen)
                 ) < config.mix_prob
                 if mixing:
-                    x, ya, yb, lam = mix_batch(x, y, config, gen)
+                    x, perm, lam = mix_batch(x, y, config, gen)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     logits = train_forward(x)
-                    if mixing:
+                    if soft_targets is not None:
+                        target = soft_targets[idx].to(device)
+                        if mixing:
+                            target = lam * target + (1 - lam) * target[perm]
+                        loss = soft_cross_entropy(logits, target)
+                    elif mixing:
                         loss = lam * F.cross_entropy(
-                            logits, ya, weight=weights, label_smoothing=config.label_smoothing
+                            logits, y, weight=weights, label_smoothing=config.label_smoothing
                         ) + (1 - lam) * F.cross_entropy(
-                            logits, yb, weight=weights, label_smoothing=config.label_smoothing
+                            logits, y[perm], weight=weights, label_smoothing=config.label_smoothing
                         )
                     else:
                         loss = F.cross_entropy(
@@ -405,6 +415,50 @@ def fit(
         interrupted=stopped_reason == "interrupted",
         stopped_reason=stopped_reason,
     )
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of ``logits`` against probability rows ``target``."""
+    return -(target * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+
+
+def teacher_targets(
+    config: TrainConfig,
+    images: np.ndarray,
+    labels: torch.Tensor,
+    num_classes: int,
+    log: Callable[[str], None] = print,
+) -> torch.Tensor:
+    """Distillation targets ``(N, K)``: ``distill_weight`` of the teacher's probabilities
+    (averaged over the image and its mirror, so they agree with flip augmentation) plus the
+    rest of the label-smoothed one-hot label. The teacher runs once, before training, through
+    the same inference engine users get (onnxruntime for ``.onnx`` files and bundled models)."""
+    from emotrace.runtime.classifier import EmotionClassifier
+
+    assert config.distill_teacher is not None
+    teacher = EmotionClassifier(config.distill_teacher, threads=config.threads)
+    if teacher.spec.input_size != images.shape[1] or teacher.spec.channels != images.shape[3]:
+        raise ConfigError(
+            f"teacher {config.distill_teacher} expects {teacher.spec.input_size} px images with "
+            f"{teacher.spec.channels} channel(s); the training data has {images.shape[1]} px "
+            f"and {images.shape[3]}"
+        )
+    started = time.perf_counter()
+    probs = np.empty((len(images), num_classes), np.float32)
+    for start in range(0, len(images), 1024):
+        batch = images[start : start + 1024]
+        probs[start : start + 1024] = (
+            teacher.predict(batch) + teacher.predict(np.ascontiguousarray(batch[:, :, ::-1]))
+        ) / 2
+    agreement = float((probs.argmax(1) == labels.numpy()).mean())
+    log(
+        f"distillation: teacher {config.distill_teacher} agrees with {agreement:.1%} of the "
+        f"training labels ({time.perf_counter() - started:.0f} s)"
+    )
+    smooth = F.one_hot(labels, num_classes).float() * (1 - config.label_smoothing)
+    smooth += config.label_smoothing / num_classes
+    weight = config.distill_weight
+    return weight * torch.from_numpy(probs) + (1 - weight) * smooth
 
 
 def evaluate_arrays(

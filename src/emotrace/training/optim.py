@@ -59,8 +59,9 @@ def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 def mix_batch(
     x: torch.Tensor, y: torch.Tensor, config: TrainConfig, gen: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    """Mixup or CutMix on a batch; returns inputs, both targets and the first target's weight."""
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Mixup or CutMix on a batch; returns the mixed inputs, the permutation that paired each
+    image with its partner (``y[perm]`` are the second targets) and the first target's weight."""
     use_mixup = config.mixup > 0 and (config.cutmix <= 0 or torch.rand(1, generator=gen) < 0.5)
     alpha = config.mixup if use_mixup else config.cutmix
     lam = float(
@@ -68,7 +69,7 @@ def mix_batch(
     )
     perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
     if use_mixup:
-        return lam * x + (1 - lam) * x[perm], y, y[perm], lam
+        return lam * x + (1 - lam) * x[perm], perm, lam
     h, w = x.shape[2], x.shape[3]
     cut_h, cut_w = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
     cy, cx = (
@@ -80,4 +81,4 @@ def mix_batch(
     x = x.clone()
     x[:, :, y0:y1, x0:x1] = x[perm][:, :, y0:y1, x0:x1]
     lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)
-    return x, y, y[perm], lam
+    return x, perm, lam
