@@ -59,3 +59,11 @@ class SessionError(EmotraceError, ValueError):
 
 class StoreError(EmotraceError, OSError):
     """A session workspace that is not emotrace's, is newer than this version, or is corrupted."""
+
+
+class DownloadError(EmotraceError, OSError):
+    """A dataset download that cannot be done: credentials, a missing dataset, the network, disk."""
+
+
+class ArchiveError(DownloadError):
+    """A downloaded archive that is corrupt, or unsafe to unpack (escaping paths, links, a bomb)."""

@@ -15,27 +15,33 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @contextmanager
-def progress_factory() -> Iterator[Callable[[str, int | None], Callable[[int], None]]]:
+def progress_factory(
+    in_bytes: bool = False,
+) -> Iterator[Callable[[str, int | None], Callable[[int], None]]]:
     """Yield ``make(description, total) -> advance(n)``; bars only on a terminal.
 
-    ``total=None`` (a stream of unknown length) shows a pulsing bar and the count.
+    ``total=None`` (a stream of unknown length) shows a pulsing bar and the count. ``in_bytes``
+    shows sizes and a transfer speed instead of counts (downloads).
     """
     if not sys.stderr.isatty():
         yield lambda description, total: lambda n: None
         return
     from rich.progress import (
         BarColumn,
+        DownloadColumn,
         MofNCompleteColumn,
         Progress,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
+        TransferSpeedColumn,
     )
 
+    counts = (DownloadColumn(), TransferSpeedColumn()) if in_bytes else (MofNCompleteColumn(),)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        *counts,
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err_console,

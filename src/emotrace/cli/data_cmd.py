@@ -1,4 +1,4 @@
-"""``emotrace data prepare|inspect|augment``."""
+"""``emotrace data prepare|inspect|augment|download``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from emotrace.cli._common import console, progress_factory
 
 def add_parser(sub: Any) -> None:
     """Register ``data`` and its sub-commands."""
-    data = sub.add_parser("data", help="prepare, inspect and augment datasets")
+    data = sub.add_parser("data", help="download, prepare, inspect and augment datasets")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
     def dataset_args(p: argparse.ArgumentParser) -> None:
@@ -67,6 +67,95 @@ def add_parser(sub: Any) -> None:
         help="augmentation setting, e.g. rotation=15 hflip=0.5 (repeatable)",
     )
     aug.set_defaults(handler=run_augment)
+    add_download_parser(data_sub)
+
+
+def add_download_parser(data_sub: Any) -> None:
+    """``data download roboflow|hf|kaggle``: the only commands that use the network."""
+    dl = data_sub.add_parser(
+        "download", help="download a dataset from Roboflow, Hugging Face or Kaggle"
+    )
+    services = dl.add_subparsers(dest="service", metavar="SERVICE", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-o", "--output", type=Path, required=True, help="dataset folder to create")
+        p.add_argument(
+            "--max-size",
+            type=_size,
+            default=None,
+            metavar="SIZE",
+            help="refuse archives that unpack to more than this (e.g. 200G; default 64G)",
+        )
+        p.set_defaults(handler=run_download)
+
+    rf = services.add_parser("roboflow", help="a Roboflow dataset version (classification export)")
+    rf.add_argument("ref", metavar="WORKSPACE/PROJECT/VERSION")
+    rf.add_argument(
+        "--api-key", default=None, help="Roboflow API key (default: $ROBOFLOW_API_KEY, preferred)"
+    )
+    common(rf)
+    hf = services.add_parser("hf", help="an archive from a Hugging Face dataset repository")
+    hf.add_argument("ref", metavar="REPO_ID", help="e.g. chitradrishti/AffectNet")
+    hf.add_argument("--file", default=None, help="archive in the repo (default: its only one)")
+    hf.add_argument("--revision", default=None, help="branch, tag or commit (default: main)")
+    common(hf)
+    kg = services.add_parser("kaggle", help="a Kaggle dataset")
+    kg.add_argument("ref", metavar="OWNER/DATASET", help="e.g. msambare/fer2013")
+    common(kg)
+
+
+def _size(text: str) -> int:
+    """``500M``, ``64G``, ``1T`` or plain bytes."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    number, unit = (value[:-1], value[-1]) if value[-1:] in units else (value, "")
+    try:
+        size = int(float(number) * units[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a size such as 500M or 64G") from None
+    if size <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive size")
+    return size
+
+
+def run_download(args: argparse.Namespace) -> int:
+    """Download, unpack and check a dataset; print what it holds. A finished folder is kept."""
+    from emotrace.data import download as dl
+
+    limits = {"max_bytes": args.max_size} if args.max_size else {}
+    with progress_factory(in_bytes=True) as make:
+        if args.service == "roboflow":
+            result = dl.download_roboflow(
+                args.ref, args.output, api_key=args.api_key, progress=make, **limits
+            )
+        elif args.service == "hf":
+            result = dl.download_hf(
+                args.ref,
+                args.output,
+                filename=args.file,
+                revision=args.revision,
+                progress=make,
+                **limits,
+            )
+        else:
+            result = dl.download_kaggle(args.ref, args.output, progress=make, **limits)
+    what = result.source.describe()
+    if result.already_complete:
+        console.print(f"{args.output} already holds {what}; nothing to do")
+    else:
+        console.print(f"downloaded {what} into {args.output}")
+    index = result.index
+    classes = index.classes()
+    console.print(f"format: {index.format}; {len(classes)} classes: {', '.join(classes)}")
+    for split, counts in index.counts().items():
+        per_class = " ".join(f"{k}={v}" for k, v in counts.items())
+        console.print(f"{split:>6}: {sum(counts.values()):,} images  {per_class}")
+    if index.skipped:
+        first = index.skipped[0]
+        console.print(f"skipped: {len(index.skipped)}, e.g. {first.source}: {first.reason}")
+    else:
+        console.print("skipped: 0")
+    return 0
 
 
 def run_prepare(args: argparse.Namespace) -> int:
