@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from emotrace import __version__
 from emotrace.cli import (
+    batch_cmd,
     data_cmd,
     demo_cmd,
     evaluate_cmd,
@@ -32,6 +33,7 @@ COMMANDS = (
     predict_cmd,
     demo_cmd,
     video_cmd,
+    batch_cmd,
     sessions_cmd,
 )
 

@@ -24,12 +24,22 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train (or resume) and print where the best checkpoint is."""
-    from emotrace.errors import ConfigError, require
+    from emotrace.errors import require
 
     require("torch", "train")
+    from emotrace.training import distributed
+
+    try:
+        return _train(args)
+    finally:
+        distributed.shutdown()  # under torchrun: leave the process group
+
+
+def _train(args: argparse.Namespace) -> int:
     from emotrace.data.prepared import load_prepared
+    from emotrace.errors import ConfigError
     from emotrace.preprocessing import Preprocess
-    from emotrace.training import fit, load_config
+    from emotrace.training import distributed, fit, load_config
 
     if args.resume is not None:
         config_path = args.resume / "config.yaml"
@@ -47,9 +57,15 @@ def run(args: argparse.Namespace) -> int:
     if not config.data:
         raise ConfigError("no dataset: pass --data PATH or set 'data' in the config")
     settings = Preprocess.from_dict(config.preprocess)
-    with progress_factory() as make:
+    # Under torchrun every process trains and only rank 0 speaks; rank 0 also prepares (and
+    # caches) the dataset before the others read it.
+    ddp = distributed.setup(config)
+    say = distributed.quiet(console.print, ddp)
+    with distributed.main_first(ddp), progress_factory() as make:
         data = load_prepared(config.data, settings, format=args.format, progress=make)
-    console.print(
+    if ddp is not None:
+        say(f"distributed: {ddp.world_size} processes on {ddp.device.type}")
+    say(
         f"training {config.model} on {config.data}: "
         + ", ".join(f"{s} {len(a.labels):,}" for s, a in data.splits.items())
     )
@@ -61,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         log=console.print,
         progress=not args.no_progress,
     )
-    console.print(
+    say(
         f"best {config.monitor} {result.best_metric:.4f} at epoch {result.best_epoch}; "
         f"checkpoint {out / 'model.safetensors'}"
     )

@@ -70,6 +70,9 @@ class TrainConfig:
     #: weight ``distill_weight`` (the rest is the label-smoothed one-hot label).
     distill_teacher: str | None = None
     distill_weight: float = 0.5
+    #: Under torchrun on GPUs: BatchNorm statistics over the global batch instead of each
+    #: process's share (worth it when per-GPU batches are small). CUDA only.
+    sync_batchnorm: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -82,8 +85,9 @@ class TrainConfig:
         for key, value, valid in checks:
             if value not in valid:
                 raise ConfigError(f"{key}={value!r} is not valid; choose one of {', '.join(valid)}")
-        if not isinstance(self.compile, bool):
-            raise ConfigError(f"compile must be true or false, got {self.compile!r}")
+        for key in ("compile", "sync_batchnorm"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"{key} must be true or false, got {getattr(self, key)!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("epochs and batch_size must be >= 1")
         if self.lr <= 0:

@@ -29,6 +29,7 @@ from emotrace.data.augment import AugmentConfig, BatchAugment
 from emotrace.data.cache import PreparedDataset, SplitArrays
 from emotrace.errors import ConfigError
 from emotrace.models import build
+from emotrace.training import distributed
 from emotrace.training.callbacks import BestTracker, EarlyStopping, mode_for
 from emotrace.training.checkpoint import load_state, save_checkpoint, save_state
 from emotrace.training.config import TrainConfig
@@ -166,7 +167,11 @@ def fit(
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    device = select_device(config.device)
+    # Under torchrun: this process's rank, device and process group (None in one process).
+    ddp = distributed.setup(config)
+    device = ddp.device if ddp is not None else select_device(config.device)
+    main = ddp is None or ddp.is_main
+    log, progress = distributed.quiet(log, ddp), progress and main
     if data.preprocess.size != int(config.preprocess.get("size", data.preprocess.size)):
         raise ConfigError(
             f"config asks for {config.preprocess.get('size')} px images but the data is "
@@ -196,9 +201,12 @@ def fit(
     model = model.to(memory_format=memory_format)  # type: ignore[call-overload]
     optimizer = make_optimizer(config, model)
     use_bf16 = config.precision == "bf16"
-    # Only the training forward goes through the compiled graph; checkpoints, EMA and validation
-    # use the plain module, so weights keep their names and resume works either way.
-    train_forward: Any = torch.compile(model) if config.compile else model
+    if ddp is not None:
+        model = distributed.prepare_model(ddp, model, config)
+    # Only the training forward goes through the compiled graph (and DDP's wrapper); checkpoints,
+    # EMA and validation use the plain module, so weights keep their names and resume works.
+    train_forward: Any = ddp.wrap(model) if ddp is not None else model
+    train_forward = torch.compile(train_forward) if config.compile else train_forward
     steps_per_epoch = max(1, x_train.shape[0] // config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, steps_per_epoch))
     plateau = (
@@ -256,7 +264,8 @@ def fit(
         best.load_state_dict(state["best"])
         stopper.load_state_dict(state["early_stopping"])
         start_epoch = int(state["epoch"]) + 1
-        truncate_history(history_path, start_epoch)
+        if main:
+            truncate_history(history_path, start_epoch)
         if start_epoch >= config.epochs:
             log(
                 f"{out} already ran {start_epoch} of epochs={config.epochs}; nothing to train "
@@ -264,11 +273,12 @@ def fit(
             )
         else:
             log(f"resuming {out} at epoch {start_epoch + 1}/{config.epochs}")
-    else:
+    elif main:
         with history_path.open("w", newline="") as handle:
             csv.writer(handle).writerow(HISTORY_FIELDS)
     # Rewritten on resume too, so overrides given then (epochs=...) stick for the next resume.
-    (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), "utf-8")
+    if main:
+        (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), "utf-8")
 
     stopped_reason = "completed"
     epochs_done = start_epoch
@@ -278,8 +288,9 @@ def fit(
             gen = torch.Generator().manual_seed(seed)
             # Dropout (and anything else drawing from the global generator) must not depend on
             # how many epochs this process has run, or a resumed run would diverge.
-            torch.manual_seed(_epoch_seed(config.seed, epoch))
-            augment = BatchAugment(augment_config, seed=seed)
+            dropout_seed = _epoch_seed(config.seed, epoch)
+            torch.manual_seed(dropout_seed if ddp is None else ddp.seed(dropout_seed))
+            augment = BatchAugment(augment_config, seed=seed if ddp is None else ddp.seed(seed))
             if sample_weights is not None:
                 order = torch.multinomial(sample_weights, x_train.shape[0], True, generator=gen)
             else:
@@ -290,6 +301,8 @@ def fit(
             bar = progress_bar(progress, f"epoch {epoch + 1}/{config.epochs}", steps_per_epoch)
             for step in range(steps_per_epoch):
                 idx = order[step * config.batch_size : (step + 1) * config.batch_size]
+                if ddp is not None:
+                    idx = ddp.shard(idx)  # one global batch, split among the ranks
                 x = x_train[idx].to(device).float().div_(255.0)
                 y = y_train[idx].to(device)
                 x = augment(x)
@@ -333,7 +346,11 @@ def fit(
                 bar.close()
             elapsed = time.perf_counter() - started
             eval_model: nn.Module = ema.module if ema is not None else model
-            metrics = evaluate_arrays(eval_model, x_val, y_val, config, device, num_classes)
+            if ddp is None:
+                metrics = evaluate_arrays(eval_model, x_val, y_val, config, device, num_classes)
+            else:
+                total_loss, correct, seen = ddp.sum(total_loss, correct, seen)
+                metrics = ddp.evaluate(eval_model, x_val, y_val, config, num_classes)
             metrics.update(
                 train_loss=total_loss / seen,
                 train_accuracy=correct / seen,
@@ -353,28 +370,30 @@ def fit(
                     )
                 ]
             with hold_interrupt():
-                # The history row goes first: a crash before state.pt is saved leaves an extra
-                # row, which a resume drops (_truncate_history) and writes again.
-                with history_path.open("a", newline="") as handle:
-                    csv.writer(handle).writerow(
-                        [epoch + 1] + [f"{metrics[k]:.6g}" for k in HISTORY_FIELDS[1:]]
-                    )
-                meta = checkpoint_meta(config, data, metrics, epoch + 1)
-                if best.update(metrics, epoch + 1):
-                    save_checkpoint(eval_model, meta, out / "model.safetensors")
-                save_checkpoint(model, meta, out / "last.safetensors")
-                progress_state: dict[str, Any] = {
-                    "epoch": epoch,
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "best": best.state_dict(),
-                    "early_stopping": stopper.state_dict(),
-                }
-                if plateau is not None:
-                    progress_state["plateau"] = plateau.state_dict()
-                if ema is not None:
-                    progress_state["ema"] = ema.state_dict()
-                save_state(progress_state, state_path)
+                improved = best.update(metrics, epoch + 1)  # on every rank: the same state
+                if main:  # the one writer
+                    # The history row goes first: a crash before state.pt is saved leaves an extra
+                    # row, which a resume drops (_truncate_history) and writes again.
+                    with history_path.open("a", newline="") as handle:
+                        csv.writer(handle).writerow(
+                            [epoch + 1] + [f"{metrics[k]:.6g}" for k in HISTORY_FIELDS[1:]]
+                        )
+                    meta = checkpoint_meta(config, data, metrics, epoch + 1)
+                    if improved:
+                        save_checkpoint(eval_model, meta, out / "model.safetensors")
+                    save_checkpoint(model, meta, out / "last.safetensors")
+                    progress_state: dict[str, Any] = {
+                        "epoch": epoch,
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "best": best.state_dict(),
+                        "early_stopping": stopper.state_dict(),
+                    }
+                    if plateau is not None:
+                        progress_state["plateau"] = plateau.state_dict()
+                    if ema is not None:
+                        progress_state["ema"] = ema.state_dict()
+                    save_state(progress_state, state_path)
                 epochs_done = epoch + 1  # before a held Ctrl+C is raised at the block's end
             log(
                 f"epoch {epoch + 1}/{config.epochs}  loss {metrics['train_loss']:.4f}  "
@@ -390,6 +409,8 @@ def fit(
                 )
                 break
             minutes = (time.perf_counter() - fit_started) / 60
+            if ddp is not None:  # every rank must stop after the same epoch
+                minutes = ddp.max(minutes)
             if (
                 config.max_minutes is not None
                 and minutes >= config.max_minutes
@@ -405,7 +426,8 @@ def fit(
     except KeyboardInterrupt:
         stopped_reason = "interrupted"
         log(f"interrupted; resume with: emotrace train --resume {out}")
-    plot_history(history_path, out / "curves.png")
+    if main:
+        plot_history(history_path, out / "curves.png")
     return FitResult(
         out_dir=out,
         best_metric=best.best,

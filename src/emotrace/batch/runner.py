@@ -1,0 +1,298 @@
+"""The driver: hand videos to workers, index what finishes, record sessions (the one writer).
+
+    >>> from emotrace.batch import find_videos, pipeline_options, run_batch
+    >>> report = run_batch(find_videos(["archive/"]), Path("out"), pipeline_options(every=5),
+    ...                    engine="ray", workers=8)
+
+A video's row goes into ``index.csv`` (and its session into the workspace) as soon as it
+finishes, with Ctrl+C held back meanwhile; so whenever the run stops, every finished video is
+indexed and a rerun continues with the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emotrace._interrupts import hold_interrupt
+from emotrace.batch.engines import ENGINES, Engine, LocalEngine, RayEngine
+from emotrace.batch.index import COMPLETE, BatchIndex, IndexRow
+from emotrace.batch.inputs import VideoEntry, output_folders
+from emotrace.batch.worker import VideoJob, VideoResult
+from emotrace.errors import ConfigError, SessionError
+
+#: ``progress(kind, total_or_n)``: ``("videos", total)``/``("frames", total)`` set up the bars
+#: (``None``: unknown), then ``("video", 1)`` and ``("frame", n)`` advance them.
+Progress = Callable[[str, int | None], None]
+
+
+def pipeline_options(**overrides: Any) -> argparse.Namespace:
+    """The pipeline options of ``emotrace analyze`` with their defaults, and ``overrides``.
+
+    Keys: ``model``, ``threads``, ``detector``, ``detector_model``, ``min_face``,
+    ``scale_factor``, ``max_side``, ``detect_every``, ``max_age``, ``no_smooth``,
+    ``smooth_window``, ``smooth_method``, ``hysteresis``, ``max_frames``, ``every``, ...
+    """
+    from emotrace.cli.video_cmd import _add_pipeline_options
+
+    parser = argparse.ArgumentParser()
+    _add_pipeline_options(parser)
+    options = parser.parse_args([])
+    options.every = 1
+    unknown = sorted(set(overrides).difference(vars(options)))
+    if unknown:
+        raise ConfigError(f"unknown pipeline option(s): {', '.join(unknown)}")
+    for key, value in overrides.items():
+        setattr(options, key, value)
+    return options
+
+
+def default_workers(threads: int) -> int:
+    """One worker per ``threads`` cores of this machine (the local engine's default)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // threads)
+
+
+@dataclass
+class SessionPlan:
+    """Record one session per video into ``workspace`` (names and patients per video)."""
+
+    workspace: Path | None
+    names: dict[Path, str]
+    patients: dict[Path, str]
+
+
+def plan_sessions(entries: Sequence[VideoEntry], workspace: Path | None) -> SessionPlan:
+    """Session names (the manifest's, else the video's stem) and patients, all checked before
+    any video is analysed: valid names, none twice, none already in the workspace."""
+    from emotrace.sessions.types import check_name
+
+    names: dict[Path, str] = {}
+    patients: dict[Path, str] = {}
+    used: dict[str, Path] = {}
+    for entry in entries:
+        if entry.patient is None:
+            raise SessionError(f"{entry.path}: no patient pseudonym for its session")
+        name = entry.session or entry.path.stem
+        check_name(name, f"session name (of {entry.path.name})")
+        check_name(entry.patient, f"patient pseudonym (of {entry.path.name})")
+        if name in used:
+            raise SessionError(
+                f"session name {name!r} is given to both {used[name]} and {entry.path}; "
+                "name the sessions in a --manifest"
+            )
+        used[name] = entry.path
+        names[entry.path], patients[entry.path] = name, entry.patient
+    return SessionPlan(workspace, names, patients)
+
+
+def _existing_sessions(workspace: Path | None) -> set[str]:
+    from emotrace.sessions.store import SessionStore
+    from emotrace.sessions.workspace import resolve_workspace
+
+    if not resolve_workspace(workspace).exists():
+        return set()
+    with SessionStore(workspace, readonly=True) as store:
+        return {info.name for info in store.sessions()}
+
+
+@dataclass
+class BatchReport:
+    """What a run did: videos skipped (complete before), complete and failed in this run."""
+
+    out_dir: Path
+    skipped: int = 0
+    complete: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    frames: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def videos_per_minute(self) -> float:
+        """Finished videos per minute of this run's wall time."""
+        done = len(self.complete) + len(self.failed)
+        return 60 * done / self.seconds if self.seconds > 0 else 0.0
+
+
+def _record_session(result: VideoResult, plan: SessionPlan, model: Any) -> None:
+    from emotrace.sessions.recorder import SessionRecorder
+
+    assert result.faces is not None and result.summary is not None
+    video = Path(result.video)
+    recorder = SessionRecorder(
+        plan.names[video],
+        plan.patients[video],
+        result.faces.classes,
+        workspace=plan.workspace,
+        source=result.video,
+        model=model,
+        settings=result.summary["settings"],
+    )
+    with recorder:
+        for index, time_s, faces in result.faces.frames():
+            recorder.record(index, time_s, faces)
+
+
+def _frame_total(jobs: Sequence[VideoJob], every: int) -> int | None:
+    """Frames the pending videos hold (for the bar; container metadata, no decoding)."""
+    import cv2
+
+    total = 0
+    for job in jobs:
+        capture = cv2.VideoCapture(job.video)
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+        capture.release()
+        total += -(-max(count, 0) // every)
+    return total or None
+
+
+def run_batch(
+    entries: Sequence[VideoEntry | Path],
+    out_dir: Path,
+    options: argparse.Namespace,
+    *,
+    engine: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    sessions: SessionPlan | None = None,
+    progress: Progress | None = None,
+    log: Callable[[str], None] = print,
+) -> BatchReport:
+    """Analyse every video not already complete in ``out_dir/index.csv``.
+
+    ``options``: :func:`pipeline_options` (``threads`` per worker; ``None`` splits the cores
+    among the workers). ``engine``: ``local`` or ``ray`` (``address`` joins a cluster).
+    ``sessions``: :func:`plan_sessions` to record one session per video. Failed videos are
+    indexed with their error and never stop the others; Ctrl+C raises ``KeyboardInterrupt``
+    after stopping the workers, with every finished video indexed.
+    """
+    if engine not in ENGINES:
+        raise ConfigError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    videos = [e if isinstance(e, VideoEntry) else VideoEntry(Path(e).resolve()) for e in entries]
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"{out_dir}: exists and is not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from None
+    index = BatchIndex(out_dir)
+    folders = output_folders([v.path for v in videos])
+    todo = [v for v in videos if not index.is_complete(v.path)]
+    report = BatchReport(out_dir, skipped=len(videos) - len(todo))
+    model_info = None
+    if sessions is not None:
+        clash = sorted(
+            _existing_sessions(sessions.workspace) & {sessions.names[v.path] for v in todo}
+        )
+        if clash:
+            raise SessionError(
+                f"session(s) {', '.join(clash)} already exist in the workspace; delete them or "
+                "name the sessions differently in a --manifest"
+            )
+    if not todo:
+        return report
+
+    from emotrace.cli import video_cmd
+
+    if options.threads is None:
+        # Ray gives each actor one CPU; locally the cores are split among the workers, so that
+        # workers x (OpenCV + onnxruntime threads) never oversubscribes them.
+        options.threads = 1 if engine == "ray" else max(1, default_workers(1) // (workers or 1))
+    # The model and detector load once here first, so a bad --model fails in one line before
+    # any worker starts (and sessions get the model's identity).
+    video_cmd._quiet_opencv()
+    recognizer = video_cmd._recognizer(options)
+    if sessions is not None:
+        from emotrace.sessions.types import ModelInfo
+
+        spec = recognizer.classifier.spec
+        model_info = ModelInfo.from_model(options.model, name=spec.name, version=spec.version)
+    jobs = deque(
+        VideoJob(str(v.path), str(out_dir / folders[v.path]), sessions is not None) for v in todo
+    )
+    if progress is not None:
+        progress("videos", len(jobs))
+        progress("frames", _frame_total(jobs, options.every))
+
+    started = time.perf_counter()
+    runner: Engine
+    if engine == "ray":
+        runner = RayEngine(options, workers, options.threads, address)
+    else:
+        runner = LocalEngine(options, workers or default_workers(options.threads))
+    aborted = True
+    try:
+        while jobs or runner.free < runner.workers:
+            while jobs and runner.free:
+                runner.submit(jobs.popleft())
+            finished, frames = runner.poll(0.25)
+            if progress is not None and frames:
+                progress("frame", frames)
+            for result in finished:
+                with hold_interrupt():
+                    _finish_video(result, index, sessions, model_info, report, out_dir)
+                report.frames += result.frames
+                if progress is not None:
+                    progress("video", 1)
+                log(_line(result, len(report.complete) + len(report.failed), len(todo)))
+        aborted = False
+    except KeyboardInterrupt:
+        report.interrupted = True
+        raise
+    finally:
+        report.seconds = time.perf_counter() - started
+        runner.close(abort=aborted)
+    return report
+
+
+def _finish_video(
+    result: VideoResult,
+    index: BatchIndex,
+    sessions: SessionPlan | None,
+    model_info: Any,
+    report: BatchReport,
+    out_dir: Path,
+) -> None:
+    """Record the session (complete videos), then the index row: a complete row implies both."""
+    session = ""
+    if result.status == COMPLETE and sessions is not None:
+        try:
+            _record_session(result, sessions, model_info)
+            session = sessions.names[Path(result.video)]
+        except Exception as exc:
+            from emotrace.batch.worker import describe
+
+            result.status, result.error = "failed", f"session not recorded: {describe(exc)}"
+    index.record(
+        IndexRow(
+            video=result.video,
+            folder=os.path.relpath(result.folder, out_dir),
+            status=result.status,
+            frames=result.frames,
+            faces=result.faces_found,
+            processed_fps=result.processed_fps,
+            seconds=result.seconds,
+            session=session,
+            error=result.error,
+        )
+    )
+    (report.complete if result.status == COMPLETE else report.failed).append(result.video)
+
+
+def _line(result: VideoResult, done: int, total: int) -> str:
+    name = Path(result.video).name
+    if result.status == COMPLETE:
+        return (
+            f"[{done}/{total}] {name}: {result.frames} frames, {result.faces_found} faces "
+            f"({result.processed_fps:.1f} frames/s)"
+        )
+    return f"[{done}/{total}] {name}: failed: {result.error}"
