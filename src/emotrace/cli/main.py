@@ -14,6 +14,7 @@ from emotrace.cli import (
     export_cmd,
     models_cmd,
     predict_cmd,
+    serve_cmd,
     sessions_cmd,
     train_cmd,
     video_cmd,
@@ -33,6 +34,7 @@ COMMANDS = (
     demo_cmd,
     video_cmd,
     sessions_cmd,
+    serve_cmd,
 )
 
 
