@@ -134,7 +134,9 @@ class AuthMiddleware:
             ]
         await _respond(send, 401, extra, body, "http")
 
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send, headers: Headers) -> None:
+    async def _websocket(
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers
+    ) -> None:
         origin = headers.get("origin")
         if not self._authorized(headers):
             status, error, detail = 401, "unauthorized", "missing or wrong access token"

@@ -173,10 +173,10 @@ class Engine:
         """The model's class names, in probability order."""
         return self.recognizer.classifier.classes
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` on the inference thread and wait for it without blocking the loop."""
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` on the inference thread; waits without blocking the loop."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
     def recognize(self, data: bytes) -> tuple[FaceEmotions, np.ndarray]:
         """Decode an upload and find its faces (inference thread)."""

@@ -60,10 +60,26 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status, exc.error, exc.detail)
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route accepts at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(request.url.path):
+            methods |= set(route_methods)
+    return ", ".join(sorted(methods))
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    detail = exc.detail if exc.detail != _phrase(exc.status_code).title() else None
-    return error_response(exc.status_code, _phrase(exc.status_code), detail, exc.headers)
+    status, headers = exc.status_code, dict(exc.headers or {})
+    detail = exc.detail if exc.detail != HTTPStatus(status).phrase else None
+    if status == 400:
+        # A body that is not JSON (or not multipart) is bad input like a bad field: 422.
+        status = 422
+    if status == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return error_response(status, _phrase(status), detail, headers or None)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -59,6 +59,32 @@ MEDIA = {
 }
 
 
+#: OpenAPI links: what a client (or a fuzzer) can do with a created session or marker.
+SESSION_LINKS = {
+    op: {"operationId": op, "parameters": {"session_id": "$response.body#/id"}}
+    for op in (
+        "get_session",
+        "update_session",
+        "list_markers",
+        "add_marker",
+        "records",
+        "export",
+        "report",
+        "finish_session",
+        "delete_session",
+    )
+}
+MARKER_LINKS = {
+    op: {
+        "operationId": op,
+        "parameters": {"session_id": "$request.path.session_id", "marker_id": "$response.body#/id"},
+    }
+    for op in ("edit_marker", "delete_marker")
+}
+#: Sessions one server records at once; beyond, creating another is a 409.
+MAX_LIVE = 32
+
+
 def state(request: Request) -> ServerState:
     """The server's shared state."""
     found: ServerState = request.app.state.emotrace
@@ -87,13 +113,13 @@ def _get(store: SessionStore, session_id: int) -> SessionInfo:
 # -- service -------------------------------------------------------------------------------
 
 
-@router.get("/health", response_model=Health, tags=["service"])
+@router.get("/health", response_model=Health, tags=["service"], operation_id="health")
 def health() -> dict[str, str]:
     """Liveness probe; the only endpoint that needs no token."""
     return {"status": "ok", "version": __version__}
 
 
-@api.get("/info", response_model=Info, tags=["service"])
+@api.get("/info", response_model=Info, tags=["service"], operation_id="info")
 def info(request: Request) -> dict[str, Any]:
     """Model, classes, detector, upload limit and versions."""
     import cv2
@@ -130,6 +156,7 @@ def info(request: Request) -> dict[str, Any]:
     response_model=AnalyzeResult,
     tags=["images"],
     responses=responses(413, 415, 422),
+    operation_id="analyze",
 )
 async def analyze(
     request: Request, file: Annotated[UploadFile, File(description="a JPEG or PNG image")]
@@ -157,7 +184,13 @@ async def analyze(
 # -- sessions ------------------------------------------------------------------------------
 
 
-@api.get("/sessions", response_model=list[Session], tags=["sessions"], responses=responses(422))
+@api.get(
+    "/sessions",
+    response_model=list[Session],
+    tags=["sessions"],
+    responses=responses(422),
+    operation_id="list_sessions",
+)
 def list_sessions(
     request: Request,
     patient: Annotated[str | None, Query(max_length=64, description="pseudonym")] = None,
@@ -175,11 +208,17 @@ def list_sessions(
     response_model=Session,
     status_code=201,
     tags=["sessions"],
-    responses=responses(409, 413, 422),
+    responses={
+        201: {"description": "the session, being recorded", "links": SESSION_LINKS},
+        **responses(409, 413, 422),
+    },
+    operation_id="create_session",
 )
 async def create_session(request: Request, body: SessionCreate) -> dict[str, Any]:
     """Start recording a session; stream frames to ``/api/v1/sessions/{id}/live``."""
     s = state(request)
+    if len(s.live.sessions) >= MAX_LIVE:
+        raise ApiError(409, "conflict", f"{MAX_LIVE} sessions are being recorded; stop one first")
     name = body.name or f"{body.patient}-{time.strftime('%Y%m%d-%H%M%S')}"
 
     def taken() -> bool:
@@ -215,6 +254,7 @@ def _load_session(request: Request, session_id: int) -> dict[str, Any]:
     response_model=SessionDetail,
     tags=["sessions"],
     responses=responses(404, 422),
+    operation_id="get_session",
 )
 def get_session(request: Request, session_id: SessionId) -> dict[str, Any]:
     """One session with its notes and markers."""
@@ -233,6 +273,7 @@ def get_session(request: Request, session_id: SessionId) -> dict[str, Any]:
     response_model=Session,
     tags=["sessions"],
     responses=responses(404, 413, 422),
+    operation_id="update_session",
 )
 def update_session(request: Request, session_id: SessionId, body: SessionUpdate) -> dict[str, Any]:
     """Change the session's notes and/or consent."""
@@ -247,6 +288,7 @@ def update_session(request: Request, session_id: SessionId, body: SessionUpdate)
     response_model=Session,
     tags=["sessions"],
     responses=responses(404, 409, 422),
+    operation_id="finish_session",
 )
 async def finish_session(request: Request, session_id: SessionId) -> dict[str, Any]:
     """Stop recording: the session becomes ``complete`` (an interrupted one too)."""
@@ -276,6 +318,7 @@ async def finish_session(request: Request, session_id: SessionId) -> dict[str, A
     status_code=204,
     tags=["sessions"],
     responses=responses(404, 409, 422),
+    operation_id="delete_session",
 )
 def delete_session(request: Request, session_id: SessionId) -> Response:
     """Delete the session and really erase its numbers, markers and notes."""
@@ -298,6 +341,7 @@ def delete_session(request: Request, session_id: SessionId) -> Response:
     response_model=list[Marker],
     tags=["markers"],
     responses=responses(404, 422),
+    operation_id="list_markers",
 )
 def list_markers(request: Request, session_id: SessionId) -> list[dict[str, Any]]:
     """The session's markers in time order."""
@@ -310,7 +354,11 @@ def list_markers(request: Request, session_id: SessionId) -> list[dict[str, Any]
     response_model=Marker,
     status_code=201,
     tags=["markers"],
-    responses=responses(404, 413, 422),
+    responses={
+        201: {"description": "the new marker", "links": MARKER_LINKS},
+        **responses(404, 413, 422),
+    },
+    operation_id="add_marker",
 )
 def add_marker(request: Request, session_id: SessionId, body: MarkerCreate) -> dict[str, Any]:
     """A marker at ``time_s``; without it, now (the moment of the click) in a live session."""
@@ -331,6 +379,7 @@ def add_marker(request: Request, session_id: SessionId, body: MarkerCreate) -> d
     response_model=Marker,
     tags=["markers"],
     responses=responses(404, 413, 422),
+    operation_id="edit_marker",
 )
 def edit_marker(
     request: Request, session_id: SessionId, marker_id: MarkerId, body: MarkerUpdate
@@ -350,6 +399,7 @@ def edit_marker(
     status_code=204,
     tags=["markers"],
     responses=responses(404, 422),
+    operation_id="delete_marker",
 )
 def delete_marker(request: Request, session_id: SessionId, marker_id: MarkerId) -> Response:
     """Delete a marker."""
@@ -370,6 +420,7 @@ def delete_marker(request: Request, session_id: SessionId, marker_id: MarkerId) 
     response_model=RecordsPage,
     tags=["records"],
     responses=responses(404, 422),
+    operation_id="records",
 )
 def records(
     request: Request,
@@ -401,6 +452,7 @@ def records(
         },
         **responses(404, 422, 503),
     },
+    operation_id="export",
 )
 def export(
     request: Request,
@@ -447,11 +499,11 @@ REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; fram
 @api.get(
     "/sessions/{session_id}/report",
     tags=["records"],
-    response_class=HTMLResponse,
     responses={
         200: {"description": "the self-contained report", "content": {"text/html": {}}},
         **responses(404, 422),
     },
+    operation_id="report",
 )
 def report(
     request: Request,
@@ -478,6 +530,7 @@ def report(
         200: {"description": "the report printed to PDF", "content": {"application/pdf": {}}},
         **responses(404, 422, 503),
     },
+    operation_id="report_pdf",
 )
 def report_pdf(request: Request, session_id: SessionId, compare: bool = False) -> Response:
     """The report as PDF (printed by a local Chromium; 503 without one)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import threading
@@ -53,8 +54,7 @@ def serve(config: ServerConfig, open_browser: bool = False, fragment: str = "") 
     shown = f"[{shown}]" if ":" in shown else shown
     url = f"http://{shown}:{port}/?token={config.token}" + (f"#{fragment}" if fragment else "")
     print(
-        "emotrace serve: open this address in your browser (Ctrl+C stops the server):\n"
-        f"    {url}",
+        f"emotrace serve: open this address in your browser (Ctrl+C stops the server):\n    {url}",
         flush=True,
     )
     server = uvicorn.Server(
@@ -72,7 +72,5 @@ def serve(config: ServerConfig, open_browser: bool = False, fragment: str = "") 
 
 
 def _open(url: str) -> None:
-    try:
+    with contextlib.suppress(Exception):  # no browser here: the printed URL is enough
         webbrowser.open(url)
-    except Exception:  # no browser here: the printed URL is enough
-        pass

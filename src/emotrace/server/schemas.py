@@ -145,7 +145,7 @@ class SessionDetail(Session):
 class SessionCreate(BaseModel):
     """``POST /api/v1/sessions``: start recording a session (frames come over the WebSocket)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     patient: Name = Field(description="the patient's pseudonym, never a real name")
     name: Name | None = Field(None, description="session name (default: pseudonym and time)")
@@ -158,7 +158,7 @@ class SessionCreate(BaseModel):
 class SessionUpdate(BaseModel):
     """``PATCH /api/v1/sessions/{id}``: notes and consent."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     notes: Annotated[Text, Field(max_length=10_000)] | None = None
     consent: bool | None = None
@@ -167,7 +167,7 @@ class SessionUpdate(BaseModel):
 class MarkerCreate(BaseModel):
     """``POST .../markers``: ``time_s`` defaults to now for a session being recorded."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     label: Annotated[Text, Field(min_length=1, max_length=200, pattern=r"\S")]
     time_s: Seconds | None = None
@@ -176,7 +176,7 @@ class MarkerCreate(BaseModel):
 class MarkerUpdate(BaseModel):
     """``PATCH .../markers/{id}``: a new label and/or time."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     label: Annotated[Text, Field(min_length=1, max_length=200, pattern=r"\S")] | None = None
     time_s: Seconds | None = None

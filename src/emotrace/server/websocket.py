@@ -18,6 +18,7 @@ connecting again to an interrupted session resumes it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -158,10 +159,8 @@ async def _serve(s: ServerState, websocket: WebSocket, live: LiveSession, genera
 
 async def _close(websocket: WebSocket) -> None:
     if websocket.application_state == WebSocketState.CONNECTED:
-        try:
+        with contextlib.suppress(RuntimeError):  # already closing from the other side
             await websocket.close()
-        except RuntimeError:  # already closing from the other side
-            pass
 
 
 async def notify_finished(s: ServerState, session_id: int, session: dict[str, Any]) -> None:
@@ -169,8 +168,6 @@ async def notify_finished(s: ServerState, session_id: int, session: dict[str, An
     websocket = s.sockets.pop(session_id, None)
     if websocket is None:
         return
-    try:
+    with contextlib.suppress(Exception):  # the page is gone already; nothing to tell
         await websocket.send_json({"type": "finished", "session": session})
-    except Exception:  # the page is gone already; nothing to tell
-        pass
     await _close(websocket)
