@@ -31,6 +31,7 @@ from emotrace.server.live import LiveRegistry
 
 if TYPE_CHECKING:
     from emotrace.sessions.store import SessionStore
+    from emotrace.sessions.types import SessionInfo
 
 DEFAULT_PORT = 8765
 DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
@@ -92,7 +93,14 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
         detect_every=config.detect_every,
     )
     store = SessionStore(config.workspace, create=True)
-    state = ServerState(config, engine, store, LiveRegistry(engine, config.workspace))
+    lock = threading.Lock()
+
+    def lookup(session_id: int) -> SessionInfo:
+        with lock:
+            return store.get(session_id)
+
+    live = LiveRegistry(engine, config.workspace, lookup)
+    state = ServerState(config, engine, store, live, store_lock=lock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ get there: the tests fuzz the API and fail on any 5xx.
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -61,12 +62,12 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method some route accepts at this path (Starlette names only the first route's)."""
+    """Every method the API accepts at this path (Starlette names only the first route's)."""
     methods: set[str] = set()
-    for route in request.app.routes:
-        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
-        if regex is not None and route_methods and regex.match(request.url.path):
-            methods |= set(route_methods)
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {m.upper() for m in operations if m != "parameters"}
     return ", ".join(sorted(methods))
 
 

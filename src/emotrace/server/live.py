@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,9 +109,13 @@ class LiveSession:
 class LiveRegistry:
     """The sessions this server records now, by id."""
 
-    def __init__(self, engine: Engine, workspace: Path | None) -> None:
+    def __init__(
+        self, engine: Engine, workspace: Path | None, lookup: Callable[[int], SessionInfo]
+    ) -> None:
         self.engine = engine
         self.workspace = workspace
+        #: Reads a session through the server's own workspace connection.
+        self.lookup = lookup
         self.sessions: dict[int, LiveSession] = {}
 
     def _settings(self, source: str) -> dict[str, Any]:
@@ -155,10 +160,7 @@ class LiveRegistry:
             resume=resume,
         ).start()
         try:
-            from emotrace.sessions.store import SessionStore
-
-            with SessionStore(self.workspace, readonly=True) as store:
-                info = store.get(recorder.session_id or 0)
+            info = self.lookup(recorder.session_id or 0)
             live = LiveSession(recorder, self.engine.analyzer(name), info.started_at)
         except BaseException:
             recorder.close(INTERRUPTED)
