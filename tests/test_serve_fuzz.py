@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("schemathesis")
 
-from serve_helpers import running_server  # noqa: E402
+from serve_helpers import running_server
 
 pytestmark = pytest.mark.slow
 #: Examples per operation: enough to reach every error branch, small enough for < 1 minute.

@@ -135,7 +135,9 @@ class LiveAnalyzer:
 
     def close(self) -> None:
         """Release the pipeline generator."""
-        self._results.close()
+        close = getattr(self._results, "close", None)  # process() is a generator
+        if close is not None:
+            close()
 
 
 class Engine:
