@@ -354,11 +354,14 @@ def test_bad_input_gives_one_line_and_exit_2(
 
 
 def test_live_window_on_headless_opencv_suggests_no_window() -> None:
+    import importlib.util
     import re
 
     gui = re.search(r"^\s*GUI:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
     if gui is None or gui.group(1).upper() != "NONE":
         pytest.skip("this OpenCV build has window support")
+    if importlib.util.find_spec("fastapi") is not None:
+        pytest.skip("with the serve extra, live opens the web page (test_serve_api)")
     assert_one_line_error(emotrace("live", "--camera", "99"), "no window support", "--no-window")
 
 

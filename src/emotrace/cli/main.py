@@ -15,6 +15,7 @@ from emotrace.cli import (
     export_cmd,
     models_cmd,
     predict_cmd,
+    serve_cmd,
     sessions_cmd,
     train_cmd,
     video_cmd,
@@ -35,6 +36,7 @@ COMMANDS = (
     video_cmd,
     batch_cmd,
     sessions_cmd,
+    serve_cmd,
 )
 
 

@@ -23,12 +23,14 @@ from emotrace.cli._common import (
     detector_name,
     progress_factory,
 )
+from emotrace.cli.serve_cmd import add_server_options
 from emotrace.cli.session_recording import (
     add_recording_options,
     check_recording_options,
     print_recorded,
     start_recorder,
 )
+from emotrace.errors import EmotraceError
 
 if TYPE_CHECKING:
     from emotrace.runtime.recognizer import EmotionRecognizer
@@ -129,6 +131,7 @@ def add_parser(sub: Any) -> None:
     )
     _add_pipeline_options(live)
     add_recording_options(live)
+    add_server_options(live)
     live.set_defaults(handler=run_live)
 
     analyze = sub.add_parser(
@@ -341,6 +344,40 @@ def run_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _web_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("fastapi", "uvicorn"))
+
+
+def _run_web_live(args: argparse.Namespace, why: str) -> int:
+    """No OpenCV window here: serve the web app and open its live page in the browser instead."""
+    from urllib.parse import urlencode
+
+    from emotrace.cli.serve_cmd import config_from
+    from emotrace.server.runner import serve
+
+    reason = why.split(":")[0]
+    print(
+        f"emotrace: {reason}; opening emotrace's live page in your browser instead "
+        "(it uses the browser's camera; --no-window --record OUT_DIR records without a window)",
+        file=sys.stderr,
+    )
+    if args.record is not None:
+        print(
+            "emotrace: warning: --record applies to --no-window runs; the page records sessions "
+            "into the workspace",
+            file=sys.stderr,
+        )
+    query = {"source": "camera"}
+    if args.patient:
+        query["patient"] = args.patient
+    if args.session:
+        query["name"] = args.session
+    serve(config_from(args), open_browser=True, fragment="/new?" + urlencode(query))
+    return 0
+
+
 def run_live(args: argparse.Namespace) -> int:
     """Show (and optionally record) a camera or stream until q/Esc, Ctrl+C or its end."""
     from emotrace.errors import ConfigError
@@ -352,7 +389,14 @@ def run_live(args: argparse.Namespace) -> int:
     check_recording_options(args)
     window = not args.no_window
     if window:
-        _require_window()
+        try:
+            _require_window()
+        except EmotraceError as exc:
+            if not _web_available():
+                raise EmotraceError(
+                    f"{exc}; or pip install 'emotrace[serve]' for the web view"
+                ) from None
+            return _run_web_live(args, str(exc))
     _quiet_opencv()
     import cv2
 

@@ -261,7 +261,9 @@ def marker_stats(
         inside = (series.times >= marker.time_s) & (series.times < marker.time_s + window_s)
         wi = w * inside
         values = [weighted_mean(x, wi) for x in (series.valence, series.arousal, series.negative)]
-        span = min(window_s, float(series.times[-1] + series.durations[-1]) - marker.time_s)
+        # A marker in a session without frames (set before the first one arrived) sees nothing.
+        end = float(series.times[-1] + series.durations[-1]) if len(series.times) else 0.0
+        span = min(window_s, end - marker.time_s)
         visible = float(wi.sum() / span) if len(series.times) and span > 0 else 0.0
         rows = np.flatnonzero(inside & series.visible)
         stats.append(

@@ -134,6 +134,9 @@ class SessionRecorder:
     Leaving the ``with`` block normally ends the session as ``complete``; an exception ends it
     as ``interrupted``. ``record`` raises :class:`SessionError` for frames that go back in time,
     classes that differ from the session's, or non-finite probabilities.
+
+    With ``resume=True`` the recorder continues the interrupted session ``name`` (same patient
+    and classes) instead of creating one; frames must then come after the stored ones.
     """
 
     def __init__(
@@ -151,6 +154,7 @@ class SessionRecorder:
         track_id: int | None = None,
         commit_interval_s: float = 0.5,
         max_batch: int = 1000,
+        resume: bool = False,
     ) -> None:
         self.name = check_name(name, "session name")
         self.patient = check_name(patient, "patient pseudonym")
@@ -170,6 +174,9 @@ class SessionRecorder:
         self.frames_recorded = 0
         self.frames_with_face = 0
         self.info: SessionInfo | None = None
+        self.resume = resume
+        #: Index into the faces of the last recorded frame of the patient's face (None: absent).
+        self.last_patient: int | None = None
         self._store: SessionStore | None = None
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=100_000)
         self._thread: threading.Thread | None = None
@@ -184,6 +191,18 @@ class SessionRecorder:
         if self._store is not None or self.info is not None:
             raise SessionError("a recorder records one session; create another recorder")
         store = SessionStore(self.workspace, create=True)
+        if self.resume:
+            try:
+                self._reopen(store)
+            except BaseException:
+                store.close()
+                raise
+            self._store = store
+            self._thread = threading.Thread(
+                target=self._write, name="emotrace-session", daemon=True
+            )
+            self._thread.start()
+            return self
         try:
             self.session_id = store.create_session(
                 self.name,
@@ -203,6 +222,19 @@ class SessionRecorder:
         self._thread = threading.Thread(target=self._write, name="emotrace-session", daemon=True)
         self._thread.start()
         return self
+
+    def _reopen(self, store: SessionStore) -> None:
+        info = store.get(self.name)
+        if info.patient != self.patient or info.classes != self.classes:
+            raise SessionError(
+                f"session {self.name!r} is patient {info.patient!r} with classes {info.classes}; "
+                "it cannot be resumed with other ones"
+            )
+        info, last_frame = store.reopen(info.id)
+        self.session_id = info.id
+        self._last_frame = last_frame
+        self._last_time = info.last_time_s if info.last_time_s is not None else -math.inf
+        self.frames_recorded, self.frames_with_face = info.frames, info.visible_frames
 
     def close(self, status: str = COMPLETE) -> SessionInfo:
         """Flush, end the session with ``status`` and return its final metadata."""
@@ -233,6 +265,16 @@ class SessionRecorder:
         if self._store is not None:
             self.close(COMPLETE if exc_type is None else INTERRUPTED)
 
+    @property
+    def last_frame(self) -> int:
+        """Index of the last recorded frame (-1 before the first)."""
+        return self._last_frame
+
+    @property
+    def last_time_s(self) -> float:
+        """Time of the last recorded frame (-inf before the first)."""
+        return self._last_time
+
     # -- recording ---------------------------------------------------------------------------
 
     def record(self, frame_index: int, time_s: float, faces: FaceEmotions) -> bool:
@@ -253,6 +295,7 @@ class SessionRecorder:
             )
         self._last_frame, self._last_time = frame_index, time_s
         index = self.selector.select(time_s, faces)
+        self.last_patient = index
         row: FrameRow
         if index is None:
             row = (frame_index, time_s, 0, None, None, None, None, None, None, None)

@@ -325,6 +325,71 @@ class SessionStore:
             )
         return Marker(int(cursor.lastrowid or 0), float(time_s), label.strip())
 
+    def marker(self, session_id: int, marker_id: int) -> Marker:
+        """One marker of a session; :class:`SessionError` when the session has no such marker."""
+        with sql_errors(self.path):
+            row = self.conn.execute(
+                "SELECT id, time_s, label FROM markers WHERE id = ? AND session_id = ?",
+                (marker_id, session_id),
+            ).fetchone()
+        if row is None:
+            raise SessionError(f"session {session_id} has no marker {marker_id}")
+        return Marker(*row)
+
+    def edit_marker(
+        self,
+        session_id: int,
+        marker_id: int,
+        *,
+        label: str | None = None,
+        time_s: float | None = None,
+    ) -> Marker:
+        """Change a marker's label and/or time (the clinician corrects it after the session)."""
+        old = self.marker(session_id, marker_id)
+        if label is not None and not label.strip():
+            raise SessionError("a marker needs a label")
+        if time_s is not None and (not np.isfinite(time_s) or time_s < 0):
+            raise SessionError(f"marker time {time_s} is not a time in the session")
+        new = Marker(
+            old.id,
+            float(time_s) if time_s is not None else old.time_s,
+            label.strip() if label is not None else old.label,
+        )
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE markers SET time_s = ?, label = ? WHERE id = ?",
+                (new.time_s, new.label, new.id),
+            )
+        return new
+
+    def delete_marker(self, session_id: int, marker_id: int) -> None:
+        """Delete one marker (its label is overwritten on disk: ``secure_delete``)."""
+        self.marker(session_id, marker_id)
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM markers WHERE id = ?", (marker_id,))
+
+    def reopen(self, ref: str | int) -> tuple[SessionInfo, int]:
+        """Take over an interrupted session to record more into it; its info and last frame.
+
+        The session becomes ``recording`` again, owned by this process; frames recorded from
+        here on must come after the returned frame index (-1 for a session without frames).
+        """
+        info = self.get(ref)
+        if info.status == RECORDING:
+            raise SessionError(f"session {info.name!r} is being recorded by another writer")
+        if info.status == COMPLETE:
+            raise SessionError(f"session {info.name!r} is complete; it cannot be resumed")
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE sessions SET status = 'recording', ended_at = NULL, writer_pid = ?,"
+                " writer_host = ?, heartbeat = ? WHERE id = ?",
+                (os.getpid(), socket.gethostname(), time.time(), info.id),
+            )
+            last = conn.execute(
+                "SELECT coalesce(max(frame), -1) FROM frames WHERE session_id = ?", (info.id,)
+            ).fetchone()[0]
+        return self.get(info.id), int(last)
+
     def update(
         self, ref: str | int, *, notes: str | None = None, consent: bool | None = None
     ) -> SessionInfo:

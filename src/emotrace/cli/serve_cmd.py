@@ -1,0 +1,88 @@
+"""``emotrace serve``: the clinician's web app and the REST API (see :mod:`emotrace.server`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from emotrace.cli._common import add_workspace_option
+
+DEFAULT_PORT = 8765
+
+
+def _megabytes(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def add_server_options(p: argparse.ArgumentParser) -> None:
+    """``--host --port --allow-remote --max-upload-mb``, shared with ``live``'s web fallback."""
+    g = p.add_argument_group("web server")
+    g.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    g.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any)"
+    )
+    g.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host other machines can reach (plain HTTP; the token still applies)",
+    )
+    g.add_argument(
+        "--max-upload-mb",
+        type=_megabytes,
+        default=10.0,
+        metavar="MB",
+        help="largest upload, request body or frame (default 10)",
+    )
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``serve``."""
+    p = sub.add_parser(
+        "serve", help="the clinician's web app and REST API in your browser (Ctrl+C stops)"
+    )
+    add_server_options(p)
+    p.add_argument("--open", action="store_true", help="open the page in the default browser")
+    p.add_argument(
+        "--model", default="default", help="default, default-int8, an .onnx file or a run folder"
+    )
+    p.add_argument("--threads", type=int, default=1, help="inference/OpenCV threads")
+    p.add_argument("--detector", choices=("haar", "yunet"), help="face detector (default: haar)")
+    p.add_argument("--detector-model", type=Path, metavar="PATH", help="YuNet .onnx or Haar .xml")
+    p.add_argument("--min-face", type=int, default=30, metavar="PX", help="smallest face")
+    add_workspace_option(p)
+    p.set_defaults(handler=run)
+
+
+def config_from(args: argparse.Namespace) -> Any:
+    """The :class:`~emotrace.server.ServerConfig` for parsed ``serve``/``live`` options."""
+    from emotrace.errors import require
+
+    require("fastapi", "serve")
+    require("uvicorn", "serve")
+    from emotrace.server.app import ServerConfig
+
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        workspace=args.workspace,
+        model=args.model,
+        detector=args.detector,
+        detector_model=args.detector_model,
+        min_face=args.min_face,
+        threads=args.threads,
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        allow_remote=args.allow_remote,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until Ctrl+C."""
+    config = config_from(args)
+    from emotrace.server.runner import serve
+
+    serve(config, open_browser=args.open)
+    return 0

@@ -1,0 +1,141 @@
+"""The FastAPI application: page, REST API, WebSocket, and their shared state.
+
+>>> app = create_app(ServerConfig(workspace=Path("~/therapy")))   # loads the model once
+>>> # uvicorn.run(app) - or `emotrace serve`, which also prints the URL with the token
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, WebSocket
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from emotrace import __version__
+from emotrace.server.auth import (
+    AuthMiddleware,
+    BodyLimitMiddleware,
+    SecurityHeadersMiddleware,
+    new_token,
+)
+from emotrace.server.engine import Engine
+from emotrace.server.errors import install_error_handlers
+from emotrace.server.live import LiveRegistry
+
+if TYPE_CHECKING:
+    from emotrace.sessions.store import SessionStore
+    from emotrace.sessions.types import SessionInfo
+
+DEFAULT_PORT = 8765
+DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
+STATIC = Path(str(resources.files("emotrace.server") / "static"))
+
+
+@dataclass
+class ServerConfig:
+    """What ``emotrace serve`` was asked for."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    workspace: Path | None = None
+    model: str = "default"
+    detector: str | None = None
+    detector_model: Path | None = None
+    min_face: int = 30
+    threads: int = 1
+    detect_every: int = 2
+    token: str = field(default_factory=new_token)
+    #: Largest request body (uploads, JSON) and WebSocket message, in bytes.
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD
+    allow_remote: bool = False
+
+
+@dataclass
+class ServerState:
+    """Everything the handlers share: one engine, one workspace connection, live sessions."""
+
+    config: ServerConfig
+    engine: Engine
+    store: SessionStore
+    live: LiveRegistry
+    #: The workspace connection serves one request at a time.
+    store_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: The socket streaming into each live session.
+    sockets: dict[int, WebSocket] = field(default_factory=dict)
+
+
+def _limit_multipart_spool(limit: int) -> None:
+    # Starlette spools uploaded files to a temporary file on disk beyond 1 MB. Images must never
+    # touch the disk, and the body limit already bounds the size, so keep them in memory.
+    from starlette.formparsers import MultiPartParser
+
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, limit + 1)
+
+
+def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
+    """The application for ``config``; loads the model (or uses ``engine``) and the workspace."""
+    from emotrace.server import routes, websocket
+    from emotrace.sessions.store import SessionStore
+
+    engine = engine or Engine(
+        config.model,
+        config.detector,
+        config.detector_model,
+        min_face=config.min_face,
+        threads=config.threads,
+        detect_every=config.detect_every,
+    )
+    store = SessionStore(config.workspace, create=True)
+    lock = threading.Lock()
+
+    def lookup(session_id: int) -> SessionInfo:
+        with lock:
+            return store.get(session_id)
+
+    live = LiveRegistry(engine, config.workspace, lookup)
+    state = ServerState(config, engine, store, live, store_lock=lock)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # Shutdown (Ctrl+C): live sessions end as interrupted and can be resumed later.
+        await engine.call(state.live.stop_all)
+        engine.close()
+        store.close()
+
+    _limit_multipart_spool(config.max_upload_bytes)
+    app = FastAPI(
+        title="emotrace",
+        version=__version__,
+        description=(
+            "Facial emotion recognition for clinicians: live sessions, markers, reports. "
+            "Send `Authorization: Bearer <token>` (the token `emotrace serve` prints)."
+        ),
+        # The interactive docs load scripts from a CDN; the page must load nothing external.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.emotrace = state
+    install_error_handlers(app)
+    app.include_router(routes.router)
+    app.include_router(websocket.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    # Added last = runs first: headers on every response, then the token, then the body limit.
+    app.add_middleware(BodyLimitMiddleware, limit=config.max_upload_bytes)
+    app.add_middleware(AuthMiddleware, token=config.token)
+    app.add_middleware(SecurityHeadersMiddleware)
+    return app

@@ -1,0 +1,202 @@
+"""The server's one recognizer, and the per-session pipeline state fed frame by frame.
+
+One model and one detector are loaded per server process and shared by every client. All
+inference runs on a single worker thread: onnxruntime is thread-safe but OpenCV's detectors are
+not guaranteed to be, and on a small machine one busy core per request queue is what keeps
+latency predictable (clients wait for their result before sending the next frame, so there is
+never more than one frame per client in the queue).
+
+A live session reuses :func:`emotrace.video.process` unchanged: its frame source is a slot that
+the WebSocket handler fills with one decoded frame before asking the pipeline for the next
+result, so tracking, smoothing and detect-every-N behave exactly as in ``emotrace live``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import struct
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from emotrace.results import FaceEmotions
+from emotrace.runtime.recognizer import EmotionRecognizer
+from emotrace.sessions.types import ModelInfo
+from emotrace.video import EmotionSmoother, FaceTracker, Frame, FrameResult, FrameSource, process
+from emotrace.video.frames import SourceInfo
+
+T = TypeVar("T")
+
+#: Decoded images larger than this are refused before decoding (a small PNG can hold a huge
+#: image; decoding it would take gigabytes).
+MAX_PIXELS = 40_000_000
+_PNG = b"\x89PNG\r\n\x1a\n"
+_JPEG = b"\xff\xd8\xff"
+
+
+class ImageRejected(Exception):
+    """An upload that is not a JPEG/PNG (``unsupported``) or not a decodable one."""
+
+    def __init__(self, message: str, unsupported: bool) -> None:
+        super().__init__(message)
+        self.unsupported = unsupported
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from a JPEG's first SOF marker, or ``None``."""
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+            return width, height
+        i += 2 + length
+    return None
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """A BGR image from JPEG or PNG bytes, in memory (nothing is written to disk)."""
+    import cv2
+
+    if data.startswith(_PNG):
+        size: tuple[int, int] | None = (
+            struct.unpack(">II", data[16:24]) if len(data) >= 24 else None
+        )
+    elif data.startswith(_JPEG):
+        size = _jpeg_size(data)
+    else:
+        raise ImageRejected("not a JPEG or PNG image", unsupported=True)
+    if size is None:
+        raise ImageRejected("not a readable image (truncated or damaged header)", False)
+    width, height = size
+    if width * height > MAX_PIXELS or not width or not height:
+        raise ImageRejected(f"image of {width}x{height} pixels is empty or too large", False)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageRejected("not a readable image (decoding failed)", unsupported=False)
+    return np.asarray(image)
+
+
+class _FrameSlot(FrameSource):
+    """A frame source holding at most one frame, put there by :meth:`LiveAnalyzer.analyze`.
+
+    No capture thread: ``process`` pulls the frame on the caller's thread, right after it was
+    put; iteration ends if the slot is empty (which ``analyze`` never lets happen).
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(queue_size=1)
+        self.info = SourceInfo(
+            name=name, kind="stream", live=True, fps=None, frame_count=None, width=0, height=0
+        )
+        self.pending: Frame | None = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self._pull()
+
+    def _pull(self) -> Iterator[Frame]:
+        while self.pending is not None:
+            frame, self.pending = self.pending, None
+            yield frame
+
+
+class LiveAnalyzer:
+    """Per-session tracker and smoother state around the shared recognizer."""
+
+    def __init__(
+        self, recognizer: EmotionRecognizer, name: str = "browser", detect_every: int = 2
+    ) -> None:
+        self._slot = _FrameSlot(name)
+        self._results = process(
+            self._slot,
+            recognizer,
+            detect_every=detect_every,
+            tracker=FaceTracker(),
+            smoother=EmotionSmoother(),
+        )
+
+    def analyze(self, index: int, time_s: float, image: np.ndarray) -> FrameResult:
+        """Run the pipeline on one frame (call from the inference thread only)."""
+        self._slot.pending = Frame(index, time_s, image)
+        return next(self._results)
+
+    def close(self) -> None:
+        """Release the pipeline generator."""
+        close = getattr(self._results, "close", None)  # process() is a generator
+        if close is not None:
+            close()
+
+
+class Engine:
+    """The shared recognizer, its description, and the inference thread."""
+
+    def __init__(
+        self,
+        model: str | Path = "default",
+        detector: str | None = None,
+        detector_model: Path | None = None,
+        min_face: int = 30,
+        threads: int = 1,
+        detect_every: int = 2,
+    ) -> None:
+        import cv2
+
+        from emotrace.faces import make_detector
+
+        cv2.setNumThreads(threads)
+        self.detector_name = detector or (
+            "yunet" if str(detector_model or "").lower().endswith(".onnx") else "haar"
+        )
+        self.recognizer = EmotionRecognizer(
+            model=model,
+            detector=make_detector(detector, detector_model, min_size=min_face),  # type: ignore[arg-type]
+            threads=threads,
+        )
+        spec = self.recognizer.classifier.spec
+        self.model_info = ModelInfo.from_model(model, name=spec.name, version=spec.version)
+        self.detect_every = detect_every
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emotrace-infer")
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The model's class names, in probability order."""
+        return self.recognizer.classifier.classes
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` on the inference thread; waits without blocking the loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    def recognize(self, data: bytes) -> tuple[FaceEmotions, np.ndarray]:
+        """Decode an upload and find its faces (inference thread)."""
+        image = decode_image(data)
+        return self.recognizer.recognize(image), image
+
+    def analyzer(self, name: str) -> LiveAnalyzer:
+        """Fresh per-session pipeline state."""
+        return LiveAnalyzer(self.recognizer, name, self.detect_every)
+
+    def close(self) -> None:
+        """Stop the inference thread after the queued work."""
+        self._executor.shutdown(wait=True)
+
+
+def face_records(faces: FaceEmotions) -> list[dict[str, Any]]:
+    """``FaceEmotions.records()`` as JSON-ready dicts (arrays such as landmarks as lists)."""
+    out = []
+    for record in faces.records():
+        out.append({k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in record.items()})
+    return out

@@ -1,0 +1,179 @@
+"""Live sessions: a recorder and its pipeline state, fed by the page's WebSocket.
+
+A session is created by ``POST /api/v1/sessions`` (its recorder starts, the session is
+``recording``) and receives frames over ``/api/v1/sessions/{id}/live``. When the socket drops
+without a ``stop``, everything received is kept and the session ends as ``interrupted``; a new
+socket to the same session resumes it (same session, frames after the stored ones). Only numbers
+reach the recorder: decoded frames live in memory for the duration of one analysis.
+
+Every recorder and pipeline call runs on the engine's inference thread, so neither needs a lock.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emotrace.server.engine import Engine, ImageRejected, LiveAnalyzer, decode_image, face_records
+from emotrace.sessions.circumplex import RUSSELL_1980
+from emotrace.sessions.recorder import SessionRecorder
+from emotrace.sessions.types import COMPLETE, INTERRUPTED, SessionInfo
+
+#: Frame messages start with the frame's time as a little-endian float64: seconds in the
+#: source (a video file's position) or NaN for "now" (cameras, screens: the server's clock).
+HEADER = 8
+
+
+@dataclass
+class LiveSession:
+    """One session this server records: recorder, pipeline state, attached socket."""
+
+    recorder: SessionRecorder
+    analyzer: LiveAnalyzer
+    started_at: float
+    #: Generation of the attached socket; a newer socket takes over from an older one.
+    generation: int = 0
+    paused: bool = False
+    frames: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def session_id(self) -> int:
+        """The session's id in the workspace."""
+        assert self.recorder.session_id is not None  # set by start()
+        return self.recorder.session_id
+
+    def now(self) -> float:
+        """Seconds since the session started (the clock of frames and markers)."""
+        return time.time() - self.started_at
+
+    def process_frame(self, engine: Engine, message: bytes) -> dict[str, Any]:
+        """Decode, analyse and record one frame message; the result for the page."""
+        if len(message) <= HEADER:
+            return {"type": "error", "detail": "a frame message is 8 bytes of time + a JPEG"}
+        (client_time,) = np.frombuffer(message[:HEADER], "<f8").tolist()
+        try:
+            image = decode_image(message[HEADER:])
+        except ImageRejected as exc:
+            return {"type": "error", "detail": str(exc)}
+        last = self.recorder.last_time_s
+        if math.isnan(client_time):
+            # The wall clock may step back (NTP); frames must not.
+            time_s = max(self.now(), last if math.isfinite(last) else 0.0)
+        elif not math.isfinite(client_time) or client_time < 0 or client_time < last:
+            return {"type": "error", "detail": f"frame time {client_time} is before {last}"}
+        else:
+            time_s = float(client_time)
+        index = self.recorder.last_frame + 1
+        t0 = time.perf_counter()
+        result = self.analyzer.analyze(index, time_s, image)
+        self.recorder.record(index, time_s, result.raw)
+        self.frames += 1
+        patient = self.recorder.last_patient
+        faces = face_records(result.faces)
+        for i, face in enumerate(faces):
+            face["patient"] = i == patient
+        valence = arousal = None
+        if patient is not None:
+            va = RUSSELL_1980.valence_arousal(result.faces.probabilities[[patient]], engine.classes)
+            valence, arousal = round(float(va[0, 0]), 4), round(float(va[0, 1]), 4)
+        return {
+            "type": "result",
+            "frame": index,
+            "time_s": round(time_s, 3),
+            "width": int(image.shape[1]),
+            "height": int(image.shape[0]),
+            "faces": faces,
+            "patient": patient,
+            "valence": valence,
+            "arousal": arousal,
+            "server_ms": round(1000 * (time.perf_counter() - t0), 2),
+        }
+
+    def set_patient(self, track_id: int | None) -> None:
+        """Follow this track as the patient (``None``: the largest, most persistent face)."""
+        self.recorder.selector.track_id = track_id
+
+    def close(self, status: str) -> SessionInfo:
+        """End the recording as ``complete`` or ``interrupted``."""
+        self.analyzer.close()
+        return self.recorder.close(status)
+
+
+class LiveRegistry:
+    """The sessions this server records now, by id."""
+
+    def __init__(
+        self, engine: Engine, workspace: Path | None, lookup: Callable[[int], SessionInfo]
+    ) -> None:
+        self.engine = engine
+        self.workspace = workspace
+        #: Reads a session through the server's own workspace connection.
+        self.lookup = lookup
+        self.sessions: dict[int, LiveSession] = {}
+
+    def _settings(self, source: str) -> dict[str, Any]:
+        spec = self.engine.recognizer.classifier.spec
+        return {
+            "model": {
+                "name": spec.name,
+                "classes": list(spec.classes),
+                "input_size": spec.input_size,
+                "gray": spec.preprocess.gray,
+                "face_margin": spec.face_margin,
+            },
+            "detector": self.engine.detector_name,
+            "detect_every": self.engine.detect_every,
+            "source": source,
+            "via": "emotrace serve",
+        }
+
+    def start(
+        self,
+        name: str,
+        patient: str,
+        *,
+        consent: bool,
+        notes: str,
+        source: str,
+        track_id: int | None,
+        resume: bool = False,
+    ) -> LiveSession:
+        """Create (or resume) a session and start recording it (inference thread)."""
+        recorder = SessionRecorder(
+            name,
+            patient,
+            self.engine.classes,
+            workspace=self.workspace,
+            source=f"browser:{source}",
+            model=self.engine.model_info,
+            settings=self._settings(source),
+            consent=consent,
+            notes=notes,
+            track_id=track_id,
+            resume=resume,
+        ).start()
+        try:
+            info = self.lookup(recorder.session_id or 0)
+            live = LiveSession(recorder, self.engine.analyzer(name), info.started_at)
+        except BaseException:
+            recorder.close(INTERRUPTED)
+            raise
+        self.sessions[live.session_id] = live
+        return live
+
+    def stop(self, session_id: int, status: str = COMPLETE) -> SessionInfo | None:
+        """End a live session (inference thread); ``None`` when it was not live."""
+        live = self.sessions.pop(session_id, None)
+        return None if live is None else live.close(status)
+
+    def stop_all(self) -> None:
+        """Server shutdown: every live session ends as interrupted (it can be resumed)."""
+        for session_id in list(self.sessions):
+            self.stop(session_id, INTERRUPTED)

@@ -1,0 +1,551 @@
+"""The REST API under ``/api/v1`` (the OpenAPI schema is at ``/api/v1/openapi.json``).
+
+Handlers stay thin: sessions, markers, exports and reports come from :mod:`emotrace.sessions`,
+images go through the shared :class:`~emotrace.server.engine.Engine`.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Query, Request, Response, Security, UploadFile
+from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
+from fastapi.security import HTTPBearer
+
+from emotrace import __version__
+from emotrace.errors import SessionError
+from emotrace.server.engine import ImageRejected, face_records
+from emotrace.server.errors import ApiError, responses
+from emotrace.server.schemas import (
+    MAX_ID,
+    AnalyzeResult,
+    Health,
+    Info,
+    Marker,
+    MarkerCreate,
+    MarkerUpdate,
+    RecordsPage,
+    Session,
+    SessionCreate,
+    SessionDetail,
+    SessionUpdate,
+)
+from emotrace.sessions.types import COMPLETE, RECORDING, SessionInfo
+
+if TYPE_CHECKING:
+    from emotrace.server.app import ServerState
+    from emotrace.sessions.store import SessionStore
+
+# The middleware checks the token; this only documents it in the OpenAPI schema.
+bearer = HTTPBearer(auto_error=False, description="the token printed by `emotrace serve`")
+router = APIRouter(prefix="/api/v1", responses=responses(401))
+api = APIRouter(dependencies=[Security(bearer)])
+
+SessionId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="session id")]
+MarkerId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="marker id")]
+#: Report/export/csv media types, for the schema and the responses.
+MEDIA = {
+    "csv": "text/csv; charset=utf-8",
+    "jsonl": "application/x-ndjson",
+    "parquet": "application/vnd.apache.parquet",
+}
+
+
+#: OpenAPI links: what a client (or a fuzzer) can do with a created session or marker.
+SESSION_LINKS = {
+    op: {"operationId": op, "parameters": {"session_id": "$response.body#/id"}}
+    for op in (
+        "get_session",
+        "update_session",
+        "list_markers",
+        "add_marker",
+        "records",
+        "export",
+        "report",
+        "finish_session",
+        "delete_session",
+    )
+}
+MARKER_LINKS = {
+    op: {
+        "operationId": op,
+        "parameters": {"session_id": "$request.path.session_id", "marker_id": "$response.body#/id"},
+    }
+    for op in ("edit_marker", "delete_marker")
+}
+#: Sessions one server records at once; beyond, creating another is a 409.
+MAX_LIVE = 32
+
+
+def state(request: Request) -> ServerState:
+    """The server's shared state."""
+    found: ServerState = request.app.state.emotrace
+    return found
+
+
+@contextmanager
+def workspace(request: Request) -> Iterator[SessionStore]:
+    """The server's workspace connection, one user at a time."""
+    s = state(request)
+    with s.store_lock:
+        yield s.store
+
+
+def _session(s: ServerState, info: SessionInfo) -> dict[str, Any]:
+    return {**info.to_dict(), "live": info.id in s.live.sessions}
+
+
+def _get(store: SessionStore, session_id: int) -> SessionInfo:
+    try:
+        return store.get(session_id)
+    except SessionError:
+        raise ApiError(404, "not found", f"no session {session_id}") from None
+
+
+# -- service -------------------------------------------------------------------------------
+
+
+@router.get("/health", response_model=Health, tags=["service"], operation_id="health")
+def health() -> dict[str, str]:
+    """Liveness probe; the only endpoint that needs no token."""
+    return {"status": "ok", "version": __version__}
+
+
+@api.get("/info", response_model=Info, tags=["service"], operation_id="info")
+def info(request: Request) -> dict[str, Any]:
+    """Model, classes, detector, upload limit and versions."""
+    import cv2
+    import fastapi
+    import numpy
+    import onnxruntime
+
+    s = state(request)
+    spec = s.engine.recognizer.classifier.spec
+    return {
+        "version": __version__,
+        "model": {
+            "name": spec.name,
+            "version": spec.version,
+            "sha256": s.engine.model_info.sha256,
+            "classes": list(spec.classes),
+            "input_size": spec.input_size,
+        },
+        "detector": s.engine.detector_name,
+        "max_upload_bytes": s.config.max_upload_bytes,
+        "workspace": str(s.store.path),
+        "versions": {
+            "python": sys.version.split()[0],
+            "numpy": numpy.__version__,
+            "opencv": cv2.__version__,
+            "onnxruntime": onnxruntime.__version__,
+            "fastapi": fastapi.__version__,
+        },
+    }
+
+
+@api.post(
+    "/analyze",
+    response_model=AnalyzeResult,
+    tags=["images"],
+    responses=responses(413, 415, 422),
+    operation_id="analyze",
+)
+async def analyze(
+    request: Request, file: Annotated[UploadFile, File(description="a JPEG or PNG image")]
+) -> dict[str, Any]:
+    """Faces, boxes, labels and probabilities in one image, as ``emotrace predict --json``.
+
+    The image is decoded in memory and never stored.
+    """
+    s = state(request)
+    data = await file.read()
+    try:
+        faces, image = await s.engine.call(s.engine.recognize, data)
+    except ImageRejected as exc:
+        raise ApiError(415 if exc.unsupported else 422, "not an image", str(exc)) from None
+    records = [{k: v for k, v in r.items() if k != "track_id"} for r in face_records(faces)]
+    return {
+        "file": file.filename or "",
+        "faces": records,
+        "error": None,
+        "width": int(image.shape[1]),
+        "height": int(image.shape[0]),
+    }
+
+
+# -- sessions ------------------------------------------------------------------------------
+
+
+@api.get(
+    "/sessions",
+    response_model=list[Session],
+    tags=["sessions"],
+    responses=responses(422),
+    operation_id="list_sessions",
+)
+def list_sessions(
+    request: Request,
+    patient: Annotated[str | None, Query(max_length=64, description="pseudonym")] = None,
+    status: Literal["recording", "complete", "interrupted"] | None = None,
+) -> list[dict[str, Any]]:
+    """All sessions, oldest first (of one patient, in one state)."""
+    s = state(request)
+    with workspace(request) as store:
+        infos = store.sessions(patient)
+    return [_session(s, i) for i in infos if status is None or i.status == status]
+
+
+@api.post(
+    "/sessions",
+    response_model=Session,
+    status_code=201,
+    tags=["sessions"],
+    responses={
+        201: {"description": "the session, being recorded", "links": SESSION_LINKS},
+        **responses(409, 413, 422),
+    },
+    operation_id="create_session",
+)
+async def create_session(request: Request, body: SessionCreate) -> dict[str, Any]:
+    """Start recording a session; stream frames to ``/api/v1/sessions/{id}/live``."""
+    s = state(request)
+    if len(s.live.sessions) >= MAX_LIVE:
+        raise ApiError(409, "conflict", f"{MAX_LIVE} sessions are being recorded; stop one first")
+    name = body.name or f"{body.patient}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    def taken() -> bool:
+        with workspace(request) as store:
+            return any(i.name == name for i in store.sessions())
+
+    if await run_in_threadpool(taken):
+        raise ApiError(409, "conflict", f"session {name!r} already exists; choose another name")
+    try:
+        live = await s.engine.call(
+            s.live.start,
+            name,
+            body.patient,
+            consent=body.consent,
+            notes=body.notes,
+            source=body.source,
+            track_id=body.patient_track,
+        )
+    except SessionError as exc:
+        if "already exists" in str(exc):  # created meanwhile by another client
+            raise ApiError(409, "conflict", str(exc)) from None
+        raise
+    return await run_in_threadpool(_load_session, request, live.session_id)
+
+
+def _load_session(request: Request, session_id: int) -> dict[str, Any]:
+    with workspace(request) as store:
+        return _session(state(request), _get(store, session_id))
+
+
+@api.get(
+    "/sessions/{session_id}",
+    response_model=SessionDetail,
+    tags=["sessions"],
+    responses=responses(404, 422),
+    operation_id="get_session",
+)
+def get_session(request: Request, session_id: SessionId) -> dict[str, Any]:
+    """One session with its notes and markers."""
+    with workspace(request) as store:
+        info = _get(store, session_id)
+        markers = store.markers(info.id)
+    return {
+        **_session(state(request), info),
+        "notes": info.notes,
+        "marker_list": [vars(m) for m in markers],
+    }
+
+
+@api.patch(
+    "/sessions/{session_id}",
+    response_model=Session,
+    tags=["sessions"],
+    responses=responses(404, 413, 422),
+    operation_id="update_session",
+)
+def update_session(request: Request, session_id: SessionId, body: SessionUpdate) -> dict[str, Any]:
+    """Change the session's notes and/or consent."""
+    with workspace(request) as store:
+        _get(store, session_id)
+        info = store.update(session_id, notes=body.notes, consent=body.consent)
+    return _session(state(request), info)
+
+
+@api.post(
+    "/sessions/{session_id}/finish",
+    response_model=Session,
+    tags=["sessions"],
+    responses=responses(404, 409, 422),
+    operation_id="finish_session",
+)
+async def finish_session(request: Request, session_id: SessionId) -> dict[str, Any]:
+    """Stop recording: the session becomes ``complete`` (an interrupted one too)."""
+    s = state(request)
+    if session_id in s.live.sessions:
+        from emotrace.server.websocket import notify_finished
+
+        await s.engine.call(s.live.stop, session_id, COMPLETE)
+        session = await run_in_threadpool(_load_session, request, session_id)
+        await notify_finished(s, session_id, session)
+        return session
+
+    def finish() -> dict[str, Any]:
+        with workspace(request) as store:
+            info = _get(store, session_id)
+            if info.status == RECORDING:
+                raise ApiError(409, "conflict", f"session {info.name!r} is recorded elsewhere")
+            if info.status != COMPLETE:
+                store.finish(info.id, COMPLETE)
+            return _session(s, store.get(info.id))
+
+    return await run_in_threadpool(finish)
+
+
+@api.delete(
+    "/sessions/{session_id}",
+    status_code=204,
+    tags=["sessions"],
+    responses=responses(404, 409, 422),
+    operation_id="delete_session",
+)
+def delete_session(request: Request, session_id: SessionId) -> Response:
+    """Delete the session and really erase its numbers, markers and notes."""
+    s = state(request)
+    if session_id in s.live.sessions:
+        raise ApiError(409, "conflict", "the session is being recorded; stop it first")
+    with workspace(request) as store:
+        info = _get(store, session_id)
+        if info.status == RECORDING:
+            raise ApiError(409, "conflict", f"session {info.name!r} is being recorded")
+        store.delete([info.id])
+    return Response(status_code=204)
+
+
+# -- markers -------------------------------------------------------------------------------
+
+
+@api.get(
+    "/sessions/{session_id}/markers",
+    response_model=list[Marker],
+    tags=["markers"],
+    responses=responses(404, 422),
+    operation_id="list_markers",
+)
+def list_markers(request: Request, session_id: SessionId) -> list[dict[str, Any]]:
+    """The session's markers in time order."""
+    with workspace(request) as store:
+        return [vars(m) for m in store.markers(_get(store, session_id).id)]
+
+
+@api.post(
+    "/sessions/{session_id}/markers",
+    response_model=Marker,
+    status_code=201,
+    tags=["markers"],
+    responses={
+        201: {"description": "the new marker", "links": MARKER_LINKS},
+        **responses(404, 413, 422),
+    },
+    operation_id="add_marker",
+)
+def add_marker(request: Request, session_id: SessionId, body: MarkerCreate) -> dict[str, Any]:
+    """A marker at ``time_s``; without it, now (the moment of the click) in a live session."""
+    s = state(request)
+    time_s = body.time_s
+    live = s.live.sessions.get(session_id)
+    if time_s is None and live is not None:
+        time_s = max(0.0, live.now())
+    with workspace(request) as store:
+        info = _get(store, session_id)
+        if time_s is None:
+            raise ApiError(422, "invalid request", "the session is not live: give time_s")
+        return vars(store.add_marker(info.id, body.label, time_s))
+
+
+@api.patch(
+    "/sessions/{session_id}/markers/{marker_id}",
+    response_model=Marker,
+    tags=["markers"],
+    responses=responses(404, 413, 422),
+    operation_id="edit_marker",
+)
+def edit_marker(
+    request: Request, session_id: SessionId, marker_id: MarkerId, body: MarkerUpdate
+) -> dict[str, Any]:
+    """Change a marker's label and/or time."""
+    with workspace(request) as store:
+        info = _get(store, session_id)
+        try:
+            store.marker(info.id, marker_id)
+        except SessionError as exc:
+            raise ApiError(404, "not found", str(exc)) from None
+        return vars(store.edit_marker(info.id, marker_id, label=body.label, time_s=body.time_s))
+
+
+@api.delete(
+    "/sessions/{session_id}/markers/{marker_id}",
+    status_code=204,
+    tags=["markers"],
+    responses=responses(404, 422),
+    operation_id="delete_marker",
+)
+def delete_marker(request: Request, session_id: SessionId, marker_id: MarkerId) -> Response:
+    """Delete a marker."""
+    with workspace(request) as store:
+        info = _get(store, session_id)
+        try:
+            store.delete_marker(info.id, marker_id)
+        except SessionError as exc:
+            raise ApiError(404, "not found", str(exc)) from None
+    return Response(status_code=204)
+
+
+# -- records, exports, report --------------------------------------------------------------
+
+
+@api.get(
+    "/sessions/{session_id}/records",
+    response_model=RecordsPage,
+    tags=["records"],
+    responses=responses(404, 422),
+    operation_id="records",
+)
+def records(
+    request: Request,
+    session_id: SessionId,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> dict[str, Any]:
+    """Per-frame rows (the export's columns), ``limit`` from ``offset``."""
+    from emotrace.sessions.export import columns
+
+    with workspace(request) as store:
+        data = store.load(_get(store, session_id).id)
+    table = columns(data)
+    names = list(table)
+    total = len(data)
+    end = min(total, offset + limit)
+    rows = [{n: table[n][i] for n in names} for i in range(min(offset, total), end)]
+    return {"total": total, "offset": offset, "limit": limit, "records": rows}
+
+
+@api.get(
+    "/sessions/{session_id}/export",
+    tags=["records"],
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the per-frame records as a file",
+            "content": {m.split(";")[0]: {} for m in MEDIA.values()},
+        },
+        **responses(404, 422, 503),
+    },
+    operation_id="export",
+)
+def export(
+    request: Request,
+    session_id: SessionId,
+    format: Literal["csv", "jsonl", "parquet"] = "csv",
+) -> Response:
+    """Download the records as CSV, JSON Lines (with markers) or Parquet (with markers)."""
+    from emotrace.sessions.export import export_session
+
+    with workspace(request) as store:
+        data = store.load(_get(store, session_id).id)
+    # export_session writes files (numbers only, as the CLI does); read them back and delete.
+    with tempfile.TemporaryDirectory(prefix="emotrace-export-") as folder:
+        path = Path(folder) / f"{data.info.file_stem}.{format}"
+        export_session(data, path, format)
+        content = path.read_bytes()
+    return Response(
+        content,
+        media_type=MEDIA[format],
+        headers={"content-disposition": f'attachment; filename="{path.name}"'},
+    )
+
+
+def _report_html(request: Request, session_id: int, compare: bool) -> tuple[SessionInfo, str]:
+    from emotrace.sessions import render_report, summarize
+
+    with workspace(request) as store:
+        info = _get(store, session_id)
+        data = store.load(info.id)
+        earlier = []
+        if compare:
+            earlier = [
+                store.load(i.id)
+                for i in store.sessions(info.patient)
+                if i.id != info.id and i.started_at <= info.started_at
+            ][-5:]
+    return info, render_report(summarize(data), [summarize(d) for d in earlier])
+
+
+#: The report is framed by the page, so it may be embedded by this origin (and nothing else).
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+
+
+@api.get(
+    "/sessions/{session_id}/report",
+    tags=["records"],
+    responses={
+        200: {"description": "the self-contained report", "content": {"text/html": {}}},
+        **responses(404, 422),
+    },
+    operation_id="report",
+)
+def report(
+    request: Request,
+    session_id: SessionId,
+    compare: bool = False,
+    download: bool = False,
+) -> HTMLResponse:
+    """The clinician's report (``emotrace report``) as one self-contained HTML page.
+
+    ``compare``: add the trend over up to five earlier sessions of the same pseudonym.
+    """
+    info, html = _report_html(request, session_id, compare)
+    headers = {"content-security-policy": REPORT_CSP}
+    if download:
+        headers["content-disposition"] = f'attachment; filename="{info.file_stem}_report.html"'
+    return HTMLResponse(html, headers=headers)
+
+
+@api.get(
+    "/sessions/{session_id}/report.pdf",
+    tags=["records"],
+    response_class=Response,
+    responses={
+        200: {"description": "the report printed to PDF", "content": {"application/pdf": {}}},
+        **responses(404, 422, 503),
+    },
+    operation_id="report_pdf",
+)
+def report_pdf(request: Request, session_id: SessionId, compare: bool = False) -> Response:
+    """The report as PDF (printed by a local Chromium; 503 without one)."""
+    from emotrace.sessions.report import print_pdf
+
+    info, html = _report_html(request, session_id, compare)
+    with tempfile.TemporaryDirectory(prefix="emotrace-report-") as folder:
+        page = Path(folder) / "report.html"
+        page.write_text(html, encoding="utf-8")
+        pdf = print_pdf(page, Path(folder) / "report.pdf").read_bytes()
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"content-disposition": f'attachment; filename="{info.file_stem}_report.pdf"'},
+    )
+
+
+router.include_router(api)

@@ -1,0 +1,191 @@
+"""Request and response bodies of the REST API: the OpenAPI schema FastAPI publishes.
+
+Every response model is what the handlers really return, so a schema fuzzer can check each
+response against it. Names and pseudonyms follow :func:`emotrace.sessions.types.check_name`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+#: Session names and pseudonyms end up in file names: the same rule as the CLI's.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+#: Largest SQLite integer: ids beyond it cannot exist (and SQLite would refuse them).
+MAX_ID = 2**63 - 1
+
+
+def _utf8(value: str) -> str:
+    # JSON may carry lone surrogates (\ud800) that Python accepts but SQLite cannot store.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_utf8)]
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+Seconds = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
+
+
+class ErrorBody(BaseModel):
+    """Every error: a short phrase and details (a message, or the list of invalid fields)."""
+
+    error: str
+    detail: Any = None
+
+
+class Health(BaseModel):
+    """``GET /api/v1/health``: the server answers."""
+
+    status: Literal["ok"]
+    version: str
+
+
+class ModelDescription(BaseModel):
+    """The model every session of this server uses."""
+
+    name: str
+    version: str
+    sha256: str
+    classes: list[str]
+    input_size: int
+
+
+class Info(BaseModel):
+    """``GET /api/v1/info``: model, classes, detector, limits and versions."""
+
+    version: str
+    model: ModelDescription
+    detector: str
+    max_upload_bytes: int
+    workspace: str
+    versions: dict[str, str]
+
+
+class Box(BaseModel):
+    """A face box in image pixels."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+class Face(BaseModel):
+    """One face, as in ``emotrace predict --json``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    box: Box
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+    #: Five facial landmarks ``[[x, y], ...]`` (eyes, nose, mouth corners) when the detector
+    #: gives them.
+    landmarks: list[list[float]] | None = None
+
+
+class AnalyzeResult(BaseModel):
+    """``POST /api/v1/analyze``: one entry of ``emotrace predict --json``, plus the image size."""
+
+    file: str
+    faces: list[Face]
+    error: str | None = None
+    width: int
+    height: int
+
+
+class ModelRef(BaseModel):
+    """The model a session was recorded with."""
+
+    name: str
+    version: str
+    sha256: str
+
+
+class Session(BaseModel):
+    """A session's metadata (no notes, no source path)."""
+
+    id: int
+    name: str
+    patient: str
+    started_at: float
+    ended_at: float | None
+    duration_s: float
+    status: Literal["recording", "complete", "interrupted"]
+    consent: bool
+    model: ModelRef
+    classes: list[str]
+    settings: dict[str, Any]
+    frames: int
+    visible_frames: int
+    markers: int
+    #: Whether this server records it now (a page may be streaming into it).
+    live: bool
+
+
+class Marker(BaseModel):
+    """A timestamped annotation, in seconds since the session's start."""
+
+    id: int
+    time_s: float
+    label: str
+
+
+class SessionDetail(Session):
+    """One session with its notes and markers."""
+
+    notes: str
+    marker_list: list[Marker]
+
+
+class SessionCreate(BaseModel):
+    """``POST /api/v1/sessions``: start recording a session (frames come over the WebSocket)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    patient: Name = Field(description="the patient's pseudonym, never a real name")
+    name: Name | None = Field(None, description="session name (default: pseudonym and time)")
+    consent: bool = False
+    notes: Annotated[Text, Field(max_length=10_000)] = ""
+    source: Literal["camera", "screen", "file", "api"] = "api"
+    patient_track: Annotated[int, Field(ge=0, le=MAX_ID)] | None = None
+
+
+class SessionUpdate(BaseModel):
+    """``PATCH /api/v1/sessions/{id}``: notes and consent."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    notes: Annotated[Text, Field(max_length=10_000)] | None = None
+    consent: bool | None = None
+
+
+class MarkerCreate(BaseModel):
+    """``POST .../markers``: ``time_s`` defaults to now for a session being recorded."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    label: Annotated[Text, Field(min_length=1, max_length=200, pattern=r"\S")]
+    time_s: Seconds | None = None
+
+
+class MarkerUpdate(BaseModel):
+    """``PATCH .../markers/{id}``: a new label and/or time."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    label: Annotated[Text, Field(min_length=1, max_length=200, pattern=r"\S")] | None = None
+    time_s: Seconds | None = None
+
+
+class RecordsPage(BaseModel):
+    """``GET .../records``: a page of per-frame rows (the columns of the CSV export)."""
+
+    total: int
+    offset: int
+    limit: int
+    records: list[dict[str, Any]]

@@ -1,0 +1,173 @@
+"""``/api/v1/sessions/{id}/live``: the page streams frames and gets one result per frame.
+
+Protocol (the page in ``static/app.js`` is the reference client):
+
+* client -> server, binary: 8 bytes little-endian float64 time (NaN: "now", for cameras and
+  screens; the position in seconds for a video file) followed by one JPEG (or PNG) frame. The
+  client sends the next frame only when the result of the previous one has arrived, so nothing
+  queues and latency stays one round trip whatever the server's speed.
+* server -> client, text JSON: ``{"type": "ready", ...}`` once, then ``{"type": "result",
+  "faces": [...], "patient": i, "valence": v, "arousal": a, ...}`` per frame (``"error"`` for a
+  bad frame), and ``{"type": "finished", "session": {...}}`` when the session ends.
+* client -> server, text JSON: ``{"type": "stop"}`` (finish the session), ``{"type": "patient",
+  "track_id": N|null}`` (the clicked face is the patient), ``{"type": "pause"|"resume"}``.
+
+A socket that drops without ``stop`` leaves the session ``interrupted`` with everything received;
+connecting again to an interrupted session resumes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, WebSocket
+from fastapi.concurrency import run_in_threadpool
+from starlette.websockets import WebSocketState
+
+from emotrace.errors import EmotraceError, SessionError
+from emotrace.server.errors import error_response
+from emotrace.sessions.types import COMPLETE, INTERRUPTED
+
+if TYPE_CHECKING:
+    from emotrace.server.app import ServerState
+    from emotrace.server.live import LiveSession
+    from emotrace.sessions.types import SessionInfo
+
+log = logging.getLogger("emotrace.server")
+router = APIRouter()
+
+
+async def _refuse(websocket: WebSocket, status: int, error: str, detail: str) -> None:
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(error_response(status, error, detail))
+    else:
+        await websocket.close(code=1008, reason=detail[:120])
+
+
+async def _attach(s: ServerState, session_id: int) -> tuple[LiveSession | None, str, int]:
+    """The live session to stream into, resuming an interrupted one; else an error status."""
+    live = s.live.sessions.get(session_id)
+    if live is not None:
+        return live, "", 0
+
+    def lookup() -> SessionInfo | None:
+        with s.store_lock:
+            try:
+                return s.store.get(session_id)
+            except SessionError:
+                return None
+
+    info = await run_in_threadpool(lookup)
+    if info is None:
+        return None, f"no session {session_id}", 404
+    if info.status != INTERRUPTED:
+        return None, f"session {info.name!r} is {info.status}; it cannot be resumed", 409
+    try:
+        live = await s.engine.call(
+            s.live.start,
+            info.name,
+            info.patient,
+            consent=info.consent,
+            notes=info.notes,
+            source=str(info.settings.get("source", "camera")),
+            track_id=info.settings.get("patient_track"),
+            resume=True,
+        )
+    except EmotraceError as exc:
+        return None, str(exc), 409
+    return live, "resumed", 0
+
+
+@router.websocket("/api/v1/sessions/{session_id}/live")
+async def live_socket(websocket: WebSocket, session_id: int) -> None:
+    """Stream frames into a session (see the module docstring)."""
+    s: ServerState = websocket.app.state.emotrace
+    live, note, status = await _attach(s, session_id)
+    if live is None:
+        await _refuse(websocket, status, "not found" if status == 404 else "conflict", note)
+        return
+    await websocket.accept()
+    live.generation += 1
+    generation = live.generation
+    previous = s.sockets.get(session_id)
+    s.sockets[session_id] = websocket
+    if previous is not None:  # a reloaded page takes over from its dead predecessor
+        await _close(previous)
+    await websocket.send_json(
+        {
+            "type": "ready",
+            "session_id": session_id,
+            "resumed": note == "resumed",
+            "classes": list(s.engine.classes),
+            "time_s": round(live.now(), 3),
+        }
+    )
+    finished = False
+    try:
+        finished = await _serve(s, websocket, live, generation)
+    except Exception:  # a failed frame or recorder: log it, keep the session (interrupted)
+        log.exception("live session %s failed", session_id)
+    finally:
+        if s.sockets.get(session_id) is websocket:
+            del s.sockets[session_id]
+        current = s.live.sessions.get(session_id) is live and live.generation == generation
+        if current and not finished:
+            await s.engine.call(s.live.stop, session_id, INTERRUPTED)
+        await _close(websocket)
+
+
+async def _serve(s: ServerState, websocket: WebSocket, live: LiveSession, generation: int) -> bool:
+    """Answer messages until the socket closes; ``True`` when the client stopped the session."""
+    session_id = live.session_id
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return False
+        if s.live.sessions.get(session_id) is not live or live.generation != generation:
+            return False  # finished through the API, or taken over by a newer socket
+        data = message.get("bytes")
+        if data is not None:
+            reply: dict[str, Any] = await s.engine.call(live.process_frame, s.engine, data)
+            await websocket.send_json(reply)
+            continue
+        try:
+            command = json.loads(message.get("text") or "")
+            kind = command.get("type") if isinstance(command, dict) else None
+        except json.JSONDecodeError:
+            kind = None
+        if kind == "stop":
+            info = await s.engine.call(s.live.stop, session_id, COMPLETE)
+            session = None if info is None else {**info.to_dict(), "live": False}
+            await websocket.send_json({"type": "finished", "session": session})
+            return True
+        if kind == "patient":
+            track = command.get("track_id")
+            if track is not None and not isinstance(track, int):
+                await websocket.send_json({"type": "error", "detail": "track_id: int or null"})
+                continue
+            await s.engine.call(live.set_patient, track)
+            await websocket.send_json({"type": "patient", "track_id": track})
+        elif kind in ("pause", "resume"):
+            live.paused = kind == "pause"
+            await websocket.send_json({"type": "paused" if live.paused else "resumed"})
+        else:
+            await websocket.send_json({"type": "error", "detail": "unknown message"})
+
+
+async def _close(websocket: WebSocket) -> None:
+    if websocket.application_state == WebSocketState.CONNECTED:
+        with contextlib.suppress(RuntimeError):  # already closing from the other side
+            await websocket.close()
+
+
+async def notify_finished(s: ServerState, session_id: int, session: dict[str, Any]) -> None:
+    """Tell the page streaming into ``session_id`` (if any) that the session was finished."""
+    websocket = s.sockets.pop(session_id, None)
+    if websocket is None:
+        return
+    with contextlib.suppress(Exception):  # the page is gone already; nothing to tell
+        await websocket.send_json({"type": "finished", "session": session})
+    await _close(websocket)
