@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from emotrace.cli._common import add_workspace_option
+from emotrace.cli._common import add_detector_options, add_workspace_option
 
 DEFAULT_PORT = 8765
 
@@ -50,9 +49,7 @@ def add_parser(sub: Any) -> None:
         "--model", default="default", help="default, default-int8, an .onnx file or a run folder"
     )
     p.add_argument("--threads", type=int, default=1, help="inference/OpenCV threads")
-    p.add_argument("--detector", choices=("haar", "yunet"), help="face detector (default: haar)")
-    p.add_argument("--detector-model", type=Path, metavar="PATH", help="YuNet .onnx or Haar .xml")
-    p.add_argument("--min-face", type=int, default=30, metavar="PX", help="smallest face")
+    add_detector_options(p.add_argument_group("face detection"), max_side=False)
     add_workspace_option(p)
     p.set_defaults(handler=run)
 
@@ -73,6 +70,7 @@ def config_from(args: argparse.Namespace) -> Any:
         detector=args.detector,
         detector_model=args.detector_model,
         min_face=args.min_face,
+        score_threshold=args.score_threshold,
         threads=args.threads,
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         allow_remote=args.allow_remote,

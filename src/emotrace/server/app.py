@@ -48,7 +48,8 @@ class ServerConfig:
     model: str = "default"
     detector: str | None = None
     detector_model: Path | None = None
-    min_face: int = 30
+    min_face: int | None = None
+    score_threshold: float = 0.7
     threads: int = 1
     detect_every: int = 2
     token: str = field(default_factory=new_token)
@@ -89,6 +90,7 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
         config.detector,
         config.detector_model,
         min_face=config.min_face,
+        score_threshold=config.score_threshold,
         threads=config.threads,
         detect_every=config.detect_every,
     )

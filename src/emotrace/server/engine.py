@@ -148,23 +148,25 @@ class Engine:
         model: str | Path = "default",
         detector: str | None = None,
         detector_model: Path | None = None,
-        min_face: int = 30,
+        min_face: int | None = None,
+        score_threshold: float = 0.7,
         threads: int = 1,
         detect_every: int = 2,
     ) -> None:
         import cv2
 
         from emotrace.faces import make_detector
+        from emotrace.faces.factory import DETECTOR_KINDS
 
         cv2.setNumThreads(threads)
-        self.detector_name = detector or (
-            "yunet" if str(detector_model or "").lower().endswith(".onnx") else "haar"
+        kind = detector if detector in DETECTOR_KINDS else None
+        found = make_detector(
+            kind, detector_model, min_size=min_face, score_threshold=score_threshold
         )
-        self.recognizer = EmotionRecognizer(
-            model=model,
-            detector=make_detector(detector, detector_model, min_size=min_face),  # type: ignore[arg-type]
-            threads=threads,
+        self.detector_name = kind or (
+            "haar" if str(detector_model or "").lower().endswith(".xml") else "yunet"
         )
+        self.recognizer = EmotionRecognizer(model=model, detector=found, threads=threads)
         spec = self.recognizer.classifier.spec
         self.model_info = ModelInfo.from_model(model, name=spec.name, version=spec.version)
         self.detect_every = detect_every
