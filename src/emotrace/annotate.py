@@ -59,6 +59,11 @@ def draw_faces(
         track = int(faces.track_ids[i])
         prefix = f"#{track} " if show_ids and track >= 0 else ""
         _text(canvas, f"{prefix}{label} {confidence:.0%}", (x, y - 4), scale, color)
+        points = faces.points[i]
+        if np.isfinite(points).all():
+            radius = max(2, round(scale * 3))
+            for px, py in points:
+                cv2.circle(canvas, (round(px), round(py)), radius, color, -1, cv2.LINE_AA)
     return canvas
 
 

@@ -46,4 +46,16 @@ def run(args: argparse.Namespace) -> int:
             f"({', '.join(f'{k} {v:.0%}' for k, v in top)})"
         )
     console.print(f"wrote {out}")
+    detections = recognizer.detector.detect(image)
+    if detections:
+        # What the model sees: the face cut by the model's own preprocessing (aligned when the
+        # model is), enlarged so a person can look at it.
+        crop = recognizer.classifier.crop_faces(image, detections[:1])[0]
+        model_input = recognizer.classifier.prepare([crop])[0]
+        seen = args.output / "astronaut_model_input.png"
+        cv2.imwrite(
+            str(seen), cv2.resize(model_input, None, fx=4, fy=4, interpolation=cv2.INTER_NEAREST)
+        )
+        how = "aligned: eyes level, FER2013 framing" if spec.preprocess.align else "box crop"
+        console.print(f"wrote {seen} (the {spec.input_size} px model input, {how})")
     return 0
