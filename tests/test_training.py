@@ -646,3 +646,53 @@ def test_ctrl_c_saves_and_resume_continues_from_the_saved_epoch(tmp_path: Path) 
     assert resumed.returncode == 0, resumed.stderr
     assert f"at epoch {saved + 1}/{saved + 1}" in resumed.stdout
     assert [int(r["epoch"]) for r in history(run)] == list(range(1, saved + 2))
+
+
+def test_distillation_targets_mix_the_teachers_flip_averaged_probabilities(
+    tmp_path: Path,
+) -> None:
+    from emotrace.runtime.classifier import EmotionClassifier
+    from emotrace.training.loop import teacher_targets
+
+    train(config(epochs=2), tmp_path / "teacher")
+    images = DATA.split("train").images
+    labels = torch.from_numpy(DATA.split("train").labels)
+    teacher = EmotionClassifier(tmp_path / "teacher", threads=1)
+    expected = (teacher.predict(images) + teacher.predict(images[:, :, ::-1].copy())) / 2
+    only_teacher = teacher_targets(
+        config(distill_teacher=str(tmp_path / "teacher"), distill_weight=1.0), images, labels, 3
+    )
+    np.testing.assert_allclose(only_teacher.numpy(), expected, atol=1e-5)
+    only_labels = teacher_targets(
+        config(distill_teacher=str(tmp_path / "teacher"), distill_weight=0.0), images, labels, 3
+    )
+    smoothed = torch.full((len(labels), 3), 0.1 / 3) + 0.9 * torch.eye(3)[labels]
+    torch.testing.assert_close(only_labels, smoothed)
+    half = teacher_targets(config(distill_teacher=str(tmp_path / "teacher")), images, labels, 3)
+    torch.testing.assert_close(half, (only_teacher + only_labels) / 2)
+    np.testing.assert_allclose(half.sum(1).numpy(), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("mixing", [{}, {"mixup": 0.4, "mix_prob": 1.0}])
+def test_distilled_training_runs_and_learns(mixing: dict[str, Any], tmp_path: Path) -> None:
+    train(config(epochs=2), tmp_path / "teacher")
+    log: list[str] = []
+    result = train(
+        config(epochs=3, distill_teacher=str(tmp_path / "teacher"), **mixing),
+        tmp_path / "student",
+        log=log,
+    )
+    assert result.stopped_reason == "completed"
+    assert any("distillation: teacher" in line for line in log)
+    losses = column(tmp_path / "student", "train_loss")
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+def test_distillation_settings_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="distill_weight"):
+        config(distill_teacher="default", distill_weight=1.5)
+    with pytest.raises(ConfigError, match="class_balance"):
+        config(distill_teacher="default", class_balance="weights")
+    # The bundled default takes 48 px faces; this data is 32 px.
+    with pytest.raises(ConfigError, match="expects 48 px"):
+        train(config(distill_teacher="default"), tmp_path)
