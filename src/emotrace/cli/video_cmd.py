@@ -202,14 +202,7 @@ def _settings(args: argparse.Namespace, recognizer: EmotionRecognizer) -> dict[s
             "hysteresis": args.hysteresis,
         }
     return {
-        "model": {
-            "name": spec.name,
-            "classes": list(spec.classes),
-            "input_size": spec.input_size,
-            "gray": spec.preprocess.gray,
-            "face_margin": spec.face_margin,
-            "align": spec.preprocess.align,
-        },
+        "model": spec.summary(),
         "detector": detector_name(args),
         "min_face": args.min_face,
         "max_side": args.max_side or None,

@@ -31,6 +31,17 @@ class ModelSpec:
     #: Margin added around a detector's face box before cropping, as a fraction of the box.
     face_margin: float = DEFAULT_FACE_MARGIN
 
+    def summary(self) -> dict[str, Any]:
+        """What records and session settings say about the model (plain JSON)."""
+        return {
+            "name": self.name,
+            "classes": list(self.classes),
+            "input_size": self.input_size,
+            "gray": self.preprocess.gray,
+            "face_margin": self.face_margin,
+            "align": self.preprocess.align,
+        }
+
     @property
     def input_size(self) -> int:
         """Square input side in pixels."""

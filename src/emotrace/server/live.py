@@ -119,15 +119,8 @@ class LiveRegistry:
         self.sessions: dict[int, LiveSession] = {}
 
     def _settings(self, source: str) -> dict[str, Any]:
-        spec = self.engine.recognizer.classifier.spec
         return {
-            "model": {
-                "name": spec.name,
-                "classes": list(spec.classes),
-                "input_size": spec.input_size,
-                "gray": spec.preprocess.gray,
-                "face_margin": spec.face_margin,
-            },
+            "model": self.engine.recognizer.classifier.spec.summary(),
             "detector": self.engine.detector_name,
             "detect_every": self.engine.detect_every,
             "source": source,
