@@ -257,21 +257,21 @@ def session_processes(sid: int) -> Iterator[int]:
 
 @pytest.mark.slow
 def test_real_footage_from_shared_media(shared_dir: Path, tmp_path: Path) -> None:
-    """Real recordings; ``no_face.mp4`` announces 98 frames but holds 95: ``analyze`` calls it
-    truncated, and the batch records it as failed with that error while the others complete."""
+    """Real recordings, one of them (``no_face.mp4``) announcing 98 frames but holding 95, which
+    is within what real files do and must not count as truncated."""
     media = shared_dir / "media"
     out = tmp_path / "out"
     names = ("single_face.mp4", "face_noface.mov", "no_face.mp4")
     result = batch(*(media / n for n in names), "-o", out, "--every", "6")
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 0, result.stderr
     rows = index_rows(out)
     assert rows["single_face.mp4"]["status"] == "complete"
     assert int(rows["single_face.mp4"]["frames"]) == 12
     assert int(rows["single_face.mp4"]["faces"]) >= 10
     assert rows["face_noface.mov"]["status"] == "complete"
     assert 0 < int(rows["face_noface.mov"]["faces"]) < int(rows["face_noface.mov"]["frames"])
-    assert rows["no_face.mp4"]["status"] == "failed"
-    assert "truncated" in rows["no_face.mp4"]["error"]
+    assert rows["no_face.mp4"]["status"] == "complete"
+    assert int(rows["no_face.mp4"]["frames"]) == 16  # 95 frames, every 6th
     assert int(rows["no_face.mp4"]["faces"]) == 0
 
 

@@ -30,9 +30,12 @@ def run(args: argparse.Namespace) -> int:
     from emotrace.training import distributed
 
     try:
-        return _train(args)
-    finally:
+        code = _train(args)
+    except BaseException:
         distributed.shutdown()  # under torchrun: leave the process group
+        raise
+    distributed.shutdown(wait_for_all=True)
+    return code
 
 
 def _train(args: argparse.Namespace) -> int:

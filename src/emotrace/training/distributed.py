@@ -172,9 +172,17 @@ def main_first(ddp: Distributed | None) -> Iterator[None]:
         dist.barrier()
 
 
-def shutdown() -> None:
-    """Leave the process group (at the end of a torchrun process)."""
+def shutdown(wait_for_all: bool = False) -> None:
+    """Leave the process group (at the end of a torchrun process).
+
+    ``wait_for_all``: meet every rank at a barrier first (after a normal end). A rank that tears
+    its group down while rank 0 is still writing curves can abort in gloo's threads ("terminate
+    called without an active exception"); after an error the barrier is skipped, as the other
+    ranks may never reach it.
+    """
     if dist.is_available() and dist.is_initialized():
+        if wait_for_all:
+            dist.barrier()
         dist.destroy_process_group()
 
 
