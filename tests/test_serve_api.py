@@ -184,8 +184,13 @@ def test_analyze_jpeg_and_png_like_predict_json(client: httpx.Client, frames: li
     assert (result["width"], result["height"]) == (640, 480)
     assert len(result["faces"]) >= 1
     face = result["faces"][0]
-    assert {"box", "label", "confidence", "probabilities"} <= set(face)
+    assert {"box", "label", "confidence", "probabilities", "landmarks"} <= set(face)
     assert face["label"] in face["probabilities"]
+    # The default detector (YuNet) gives five landmarks inside the face's box.
+    box = face["box"]
+    assert len(face["landmarks"]) == 5
+    for x, y in face["landmarks"]:
+        assert box["x"] <= x <= box["x"] + box["w"] and box["y"] <= y <= box["y"] + box["h"]
     assert math.isclose(sum(face["probabilities"].values()), 1.0, abs_tol=1e-2)
     image = cv2.imdecode(np.frombuffer(frames[0], np.uint8), cv2.IMREAD_COLOR)
     png = cv2.imencode(".png", image)[1].tobytes()
