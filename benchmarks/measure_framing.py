@@ -23,21 +23,13 @@ import cv2
 import numpy as np
 
 from emotrace.faces import HaarFaceDetector, YuNetFaceDetector
-from emotrace.faces.align import (
-    DATASET_DETECT_SIDE,
-    DATASET_PAD,
-    find_dataset_face,
-    landmark_geometry,
-)
+from emotrace.faces.align import dataset_view, find_dataset_face, landmark_geometry
 from emotrace.faces.types import Detection
 
 
 def haar_on_dataset_image(image: np.ndarray, haar: HaarFaceDetector) -> Detection | None:
     """Haar's largest face on the same upscaled, padded copy YuNet sees, in image pixels."""
-    factor = max(1.0, DATASET_DETECT_SIDE / min(image.shape[:2]))
-    big = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR)
-    pad = round(min(big.shape[:2]) * DATASET_PAD)
-    big = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    big, factor, pad = dataset_view(image)
     found = haar.detect(big)
     if not found:
         return None

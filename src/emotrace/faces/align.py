@@ -172,6 +172,18 @@ DATASET_DETECT_SIDE = 144
 DATASET_PAD = 1 / 6
 
 
+def dataset_view(image: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """The copy of a dataset image a detector is shown: upscaled to at least
+    :data:`DATASET_DETECT_SIDE` and padded; with the upscale factor and the padding, so that
+    ``(x - pad + 0.5) / factor - 0.5`` maps a point back into ``image``."""
+    factor = max(1.0, DATASET_DETECT_SIDE / max(1, min(image.shape[:2])))
+    big = image
+    if factor > 1.0:
+        big = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR)
+    pad = round(min(big.shape[:2]) * DATASET_PAD)
+    return cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE), factor, pad
+
+
 def find_dataset_face(image: np.ndarray, detector: FaceDetector) -> Detection | None:
     """The face of a face-dataset image (one face, roughly centred), or ``None``.
 
@@ -181,12 +193,7 @@ def find_dataset_face(image: np.ndarray, detector: FaceDetector) -> Detection | 
     is in ``image``'s pixels.
     """
     height, width = image.shape[:2]
-    factor = max(1.0, DATASET_DETECT_SIDE / max(1, min(height, width)))
-    big = image
-    if factor > 1.0:
-        big = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR)
-    pad = round(min(big.shape[:2]) * DATASET_PAD)
-    big = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    big, factor, pad = dataset_view(image)
     found = detector.detect(big)
     if not found:
         return None
