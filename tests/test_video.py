@@ -462,10 +462,14 @@ def test_video_path_never_imports_torch(tmp_path: Path) -> None:
 
 
 def test_cli_and_api_share_the_detection_default() -> None:
-    from emotrace.cli import video_cmd
-    from emotrace.video import pipeline
+    from emotrace.cli import _common, video_cmd
+    from emotrace.faces import yunet
+    from emotrace.video import pipeline, smoothing
 
     assert video_cmd.DEFAULT_DETECT_EVERY == pipeline.DEFAULT_DETECT_EVERY
+    assert video_cmd.DEFAULT_SMOOTH_WINDOW_S == smoothing.DEFAULT_WINDOW_S
+    assert _common.DEFAULT_SCORE_THRESHOLD == yunet.DEFAULT_SCORE_THRESHOLD
+    assert _common.DEFAULT_NMS_THRESHOLD == yunet.DEFAULT_NMS_THRESHOLD
 
 
 def test_paste_clips_at_the_border() -> None:

@@ -65,9 +65,15 @@ def add_workspace_option(parser: Any) -> None:
     )
 
 
+#: emotrace.faces.yunet's defaults, repeated so that building the parser imports no OpenCV
+#: (``emotrace --help`` stays instant); a test checks that they agree.
+DEFAULT_SCORE_THRESHOLD = 0.7
+DEFAULT_NMS_THRESHOLD = 0.3
+
+
 def add_detector_options(parser: Any, *, max_side: bool = True) -> None:
-    """Face-detector options shared by ``predict``, ``analyze`` and ``live`` (a parser or an
-    argument group). Defaults live in :func:`emotrace.faces.make_detector`."""
+    """Face-detector options shared by ``predict``, ``analyze``, ``live``, ``serve`` and
+    ``batch`` (a parser or an argument group)."""
     parser.add_argument(
         "--detector",
         choices=("yunet", "haar"),
@@ -88,16 +94,16 @@ def add_detector_options(parser: Any, *, max_side: bool = True) -> None:
     parser.add_argument(
         "--score-threshold",
         type=float,
-        default=0.7,
+        default=DEFAULT_SCORE_THRESHOLD,
         metavar="P",
-        help="YuNet: least confidence of a face (default 0.7)",
+        help=f"YuNet: least confidence of a face (default {DEFAULT_SCORE_THRESHOLD})",
     )
     parser.add_argument(
         "--nms-threshold",
         type=float,
-        default=0.3,
+        default=DEFAULT_NMS_THRESHOLD,
         metavar="IOU",
-        help="YuNet: overlap above which two faces are merged (default 0.3)",
+        help=f"YuNet: overlap above which two faces are merged (default {DEFAULT_NMS_THRESHOLD})",
     )
     parser.add_argument(
         "--scale-factor", type=float, default=1.1, help="Haar: image-pyramid step (speed/recall)"
@@ -129,6 +135,6 @@ def detector_from_args(args: Any) -> Any:
 
 def detector_name(args: Any) -> str:
     """Which detector :func:`detector_from_args` builds, for records and summaries."""
-    if args.detector:
-        return str(args.detector)
-    return "haar" if str(args.detector_model or "").lower().endswith(".xml") else "yunet"
+    from emotrace.faces.factory import detector_kind
+
+    return detector_kind(args.detector, args.detector_model)

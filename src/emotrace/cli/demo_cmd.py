@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
 
     image = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
     recognizer = EmotionRecognizer()
-    faces = recognizer.recognize(image)
+    detections = recognizer.detector.detect(image)
+    faces = recognizer.classify_faces(image, detections)
     args.output.mkdir(parents=True, exist_ok=True)
     out = args.output / "astronaut_emotrace.png"
     cv2.imwrite(str(out), draw_faces(image, faces))
@@ -46,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
             f"({', '.join(f'{k} {v:.0%}' for k, v in top)})"
         )
     console.print(f"wrote {out}")
-    detections = recognizer.detector.detect(image)
     if detections:
         # What the model sees: the face cut by the model's own preprocessing (aligned when the
         # model is), enlarged so a person can look at it.

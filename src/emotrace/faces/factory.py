@@ -7,6 +7,7 @@ from typing import Literal
 
 from emotrace.errors import ConfigError
 from emotrace.faces.types import FaceDetector
+from emotrace.faces.yunet import DEFAULT_NMS_THRESHOLD, DEFAULT_SCORE_THRESHOLD, YuNetFaceDetector
 
 DetectorKind = Literal["haar", "yunet"]
 DETECTOR_KINDS: tuple[DetectorKind, ...] = ("yunet", "haar")
@@ -19,13 +20,23 @@ DEFAULT_MIN_SIZE: dict[str, int] = {"yunet": 10, "haar": 30}
 DEFAULT_MAX_SIDE = 640
 
 
+def detector_kind(kind: str | None = None, model: str | Path | None = None) -> DetectorKind:
+    """Which detector ``kind`` and ``model`` name: ``kind`` when given, else Haar for a cascade
+    ``.xml`` and YuNet otherwise. An unknown ``kind`` is a :class:`ConfigError`."""
+    if kind is None:
+        return "haar" if model is not None and str(model).lower().endswith(".xml") else "yunet"
+    if kind in DETECTOR_KINDS:
+        return kind
+    raise ConfigError(f"unknown face detector {kind!r}; use 'yunet' or 'haar'")
+
+
 def make_detector(
-    kind: DetectorKind | None = None,
+    kind: str | None = None,
     model: str | Path | None = None,
     *,
     min_size: int | None = None,
-    score_threshold: float = 0.7,
-    nms_threshold: float = 0.3,
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    nms_threshold: float = DEFAULT_NMS_THRESHOLD,
     scale_factor: float = 1.1,
     min_neighbors: int = 5,
     max_side: int | None = DEFAULT_MAX_SIDE,
@@ -40,19 +51,16 @@ def make_detector(
     ``nms_threshold`` are YuNet's; ``scale_factor`` and ``min_neighbors`` Haar's.
     ``max_side=None`` never downscales.
     """
-    if kind is None:
-        kind = "haar" if model is not None and str(model).lower().endswith(".xml") else "yunet"
+    kind = detector_kind(kind, model)
     detector: FaceDetector
     if kind == "yunet":
-        from emotrace.faces.yunet import YuNetFaceDetector
-
         detector = YuNetFaceDetector(
             model,
             score_threshold=score_threshold,
             nms_threshold=nms_threshold,
             min_size=DEFAULT_MIN_SIZE["yunet"] if min_size is None else min_size,
         )
-    elif kind == "haar":
+    else:
         from emotrace.faces.haar import HaarFaceDetector
 
         detector = HaarFaceDetector(
@@ -61,8 +69,6 @@ def make_detector(
             min_neighbors=min_neighbors,
             cascade=model,
         )
-    else:
-        raise ConfigError(f"unknown face detector {kind!r}; use 'yunet' or 'haar'")
     if max_side is None:
         return detector
     from emotrace.faces.downscale import DownscaledDetector

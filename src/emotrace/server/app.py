@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from emotrace import __version__
+from emotrace.faces.yunet import DEFAULT_SCORE_THRESHOLD
 from emotrace.server.auth import (
     AuthMiddleware,
     BodyLimitMiddleware,
@@ -49,7 +50,7 @@ class ServerConfig:
     detector: str | None = None
     detector_model: Path | None = None
     min_face: int | None = None
-    score_threshold: float = 0.7
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD
     threads: int = 1
     detect_every: int = 2
     token: str = field(default_factory=new_token)

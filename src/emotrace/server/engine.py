@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from emotrace.faces.yunet import DEFAULT_SCORE_THRESHOLD
 from emotrace.results import FaceEmotions
 from emotrace.runtime.recognizer import EmotionRecognizer
 from emotrace.sessions.types import ModelInfo
@@ -149,22 +150,18 @@ class Engine:
         detector: str | None = None,
         detector_model: Path | None = None,
         min_face: int | None = None,
-        score_threshold: float = 0.7,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
         threads: int = 1,
         detect_every: int = 2,
     ) -> None:
         import cv2
 
-        from emotrace.faces import make_detector
-        from emotrace.faces.factory import DETECTOR_KINDS
+        from emotrace.faces.factory import detector_kind, make_detector
 
         cv2.setNumThreads(threads)
-        kind = detector if detector in DETECTOR_KINDS else None
+        self.detector_name = detector_kind(detector, detector_model)
         found = make_detector(
-            kind, detector_model, min_size=min_face, score_threshold=score_threshold
-        )
-        self.detector_name = kind or (
-            "haar" if str(detector_model or "").lower().endswith(".xml") else "yunet"
+            self.detector_name, detector_model, min_size=min_face, score_threshold=score_threshold
         )
         self.recognizer = EmotionRecognizer(model=model, detector=found, threads=threads)
         spec = self.recognizer.classifier.spec
