@@ -24,6 +24,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from conftest import make_class_folders
 from conftest import run_emotrace as emotrace
 from emotrace.cli.main import main as cli_main
 from emotrace.data.cache import PreparedDataset, SplitArrays, save
@@ -693,6 +694,108 @@ def test_distillation_settings_are_checked(tmp_path: Path) -> None:
         config(distill_teacher="default", distill_weight=1.5)
     with pytest.raises(ConfigError, match="class_balance"):
         config(distill_teacher="default", class_balance="weights")
-    # The bundled default takes 48 px faces; this data is 32 px.
-    with pytest.raises(ConfigError, match="expects 48 px"):
+    for bad in ([], [""], ["default", 3], 7):
+        with pytest.raises(ConfigError, match="distill_teacher must be a model or a list"):
+            config(distill_teacher=bad)
+    with pytest.raises(ConfigError, match="same names, same order"):
         train(config(distill_teacher="default"), tmp_path)
+    # The bundled default takes aligned 48 px faces; this data is 32 px and generated, so there
+    # is no dataset to prepare the teacher's way.
+    seven = band_dataset(
+        classes=["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    )
+    with pytest.raises(ConfigError, match="source generated is not there"):
+        train(config(distill_teacher="default"), tmp_path, data=seven)
+
+
+def flip_averaged(model: Path, images: np.ndarray) -> np.ndarray:
+    from emotrace.runtime.classifier import EmotionClassifier
+
+    teacher = EmotionClassifier(model, threads=1)
+    return (teacher.predict(images) + teacher.predict(images[:, :, ::-1].copy())) / 2
+
+
+def test_an_ensemble_of_teachers_averages_their_probabilities(tmp_path: Path) -> None:
+    from emotrace.training.loop import teacher_targets
+
+    train(config(epochs=1), tmp_path / "one")
+    train(config(epochs=2, seed=5), tmp_path / "two")
+    images = DATA.split("train").images
+    labels = torch.from_numpy(DATA.split("train").labels)
+    teachers = [str(tmp_path / "one"), str(tmp_path / "two")]
+    log: list[str] = []
+    targets = teacher_targets(
+        config(distill_teacher=teachers, distill_weight=1.0), images, labels, 3, log.append
+    )
+    one, two = (flip_averaged(Path(t), images) for t in teachers)
+    assert not np.allclose(one, two, atol=1e-3)  # two different teachers, or this proves nothing
+    np.testing.assert_allclose(targets.numpy(), (one + two) / 2, atol=1e-5)
+    assert sum("distillation: teacher" in line for line in log) == 2
+    assert any("the 2 teachers together agree" in line for line in log)
+
+
+def test_a_teacher_framed_differently_sees_the_dataset_prepared_its_own_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The teacher was trained on equalised faces, the student trains on raw ones: the teacher's
+    targets come from the same training images, re-read from the dataset and equalised."""
+    from emotrace.data.prepared import load_prepared
+    from emotrace.training.loop import _reprepare, teacher_targets
+
+    dataset = make_class_folders(tmp_path / "faces", {"angry": 12, "happy": 12, "sad": 12})
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("EMOTRACE_CACHE", str(cache))  # where fit() caches the teacher's view
+    equalised = Preprocess(size=SIZE, gray=True, equalize=True)
+    raw = Preprocess(size=SIZE, gray=True)
+    teacher_data = load_prepared(dataset, equalised, cache_dir=cache)
+    # Trained long enough that its outputs depend on the image (a barely trained model's are flat).
+    teacher_config = config(preprocess=equalised.to_dict(), epochs=8, lr=1e-2, augment={})
+    train(teacher_config, tmp_path / "teacher", data=teacher_data)
+    student_data = load_prepared(dataset, raw, cache_dir=cache)
+    student = config(distill_teacher=str(tmp_path / "teacher"), distill_weight=1.0, limit_train=30)
+    labels = _limit_labels(student_data, 30)
+    targets = teacher_targets(
+        student,
+        _limit_images(student_data, 30),
+        torch.from_numpy(labels),
+        3,
+        prepared_as=student_data.preprocess,
+        images_for=_reprepare(student_data, student, labels),
+    )
+    own_way = _limit_images(teacher_data, 30)
+    np.testing.assert_allclose(
+        targets.numpy(), flip_averaged(tmp_path / "teacher", own_way), atol=1e-5
+    )
+    student_way = flip_averaged(tmp_path / "teacher", _limit_images(student_data, 30))
+    assert np.abs(targets.numpy() - student_way).max() > 1e-3  # 100x the tolerance above
+
+    # fit() does the same on its own; a dataset that no longer lines up is a one-line error.
+    log: list[str] = []
+    train(student, tmp_path / "student", data=student_data, log=log)
+    assert any("distillation: teacher" in line for line in log)
+    shuffled = PreparedDataset(
+        student_data.classes,
+        raw,
+        {
+            "train": SplitArrays(
+                student_data.split("train").images, student_data.split("train").labels[::-1].copy()
+            ),
+            "valid": student_data.split("valid"),
+        },
+        key="shuffled",
+        source=str(dataset),
+    )
+    with pytest.raises(ConfigError, match="does not line up"):
+        train(config(distill_teacher=str(tmp_path / "teacher")), tmp_path / "s2", data=shuffled)
+
+
+def _limit_images(data: PreparedDataset, limit: int) -> np.ndarray:
+    from emotrace.training.loop import _limit
+
+    return _limit(data.split("train"), limit, 0).images
+
+
+def _limit_labels(data: PreparedDataset, limit: int) -> np.ndarray:
+    from emotrace.training.loop import _limit
+
+    return _limit(data.split("train"), limit, 0).labels

@@ -65,10 +65,12 @@ class TrainConfig:
     #: Train through ``torch.compile`` (needs a C++ compiler on CPU): ~12% faster steps for
     #: emonet_deep with bf16 on 2 cores, after ~45 s of compilation. Evaluation stays eager.
     compile: bool = False
-    #: Knowledge distillation: a teacher model (``default``, an ``.onnx`` file or a run folder)
-    #: whose flip-averaged probabilities on each training image are mixed into its target with
-    #: weight ``distill_weight`` (the rest is the label-smoothed one-hot label).
-    distill_teacher: str | None = None
+    #: Knowledge distillation: a teacher model (``default``, an ``.onnx`` file or a run folder),
+    #: or a list of them (an ensemble), whose flip-averaged probabilities on each training image
+    #: are mixed into its target with weight ``distill_weight`` (the rest is the label-smoothed
+    #: one-hot label). Each teacher sees the training images prepared its own way (its own
+    #: framing), re-read from the dataset when that differs from the training data's.
+    distill_teacher: str | list[str] | None = None
     distill_weight: float = 0.5
     #: Under torchrun on GPUs: BatchNorm statistics over the global batch instead of each
     #: process's share (worth it when per-GPU batches are small). CUDA only.
@@ -94,6 +96,18 @@ class TrainConfig:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if not 0.0 <= self.distill_weight <= 1.0:
             raise ConfigError(f"distill_weight must be in [0, 1], got {self.distill_weight}")
+        teachers = self.distill_teacher
+        if teachers is not None and not (
+            (isinstance(teachers, str) and teachers)
+            or (
+                isinstance(teachers, list)
+                and teachers
+                and all(isinstance(t, str) and t for t in teachers)
+            )
+        ):
+            raise ConfigError(
+                f"distill_teacher must be a model or a list of models, got {teachers!r}"
+            )
         if self.distill_teacher is not None and self.class_balance == "weights":
             raise ConfigError("distill_teacher does not combine with class_balance=weights")
         if not 0.0 <= self.ema < 1.0:
@@ -128,6 +142,15 @@ class TrainConfig:
             return cls(**data)
         except TypeError as exc:
             raise ConfigError(f"invalid config: {exc}") from None
+
+    @property
+    def teachers(self) -> list[str]:
+        """``distill_teacher`` as a list (empty without distillation)."""
+        if self.distill_teacher is None:
+            return []
+        if isinstance(self.distill_teacher, str):
+            return [self.distill_teacher]
+        return list(self.distill_teacher)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain mapping, as saved in ``config.yaml`` and checkpoint metadata."""

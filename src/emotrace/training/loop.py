@@ -29,6 +29,7 @@ from emotrace.data.augment import AugmentConfig, BatchAugment
 from emotrace.data.cache import PreparedDataset, SplitArrays
 from emotrace.errors import ConfigError
 from emotrace.models import build
+from emotrace.preprocessing import Preprocess
 from emotrace.training import distributed
 from emotrace.training.callbacks import BestTracker, EarlyStopping, mode_for
 from emotrace.training.checkpoint import load_state, save_checkpoint, save_state
@@ -237,7 +238,16 @@ def fit(
         else None
     )
     soft_targets = (
-        teacher_targets(config, train.images, y_train, num_classes, log)
+        teacher_targets(
+            config,
+            train.images,
+            y_train,
+            num_classes,
+            log,
+            prepared_as=data.preprocess,
+            images_for=_reprepare(data, config, train.labels) if data.source else None,
+            classes=data.classes,
+        )
         if config.distill_teacher is not None
         else None
     )
@@ -450,37 +460,103 @@ def teacher_targets(
     labels: torch.Tensor,
     num_classes: int,
     log: Callable[[str], None] = print,
+    prepared_as: Preprocess | None = None,
+    images_for: Callable[[Preprocess], np.ndarray] | None = None,
+    classes: list[str] | None = None,
 ) -> torch.Tensor:
-    """Distillation targets ``(N, K)``: ``distill_weight`` of the teacher's probabilities
-    (averaged over the image and its mirror, so they agree with flip augmentation) plus the
-    rest of the label-smoothed one-hot label. The teacher runs once, before training, through
-    the same inference engine users get (onnxruntime for ``.onnx`` files and bundled models)."""
+    """Distillation targets ``(N, K)``: ``distill_weight`` of the teachers' probabilities
+    (each averaged over the image and its mirror, so they agree with flip augmentation; several
+    teachers are averaged) plus the rest of the label-smoothed one-hot label.
+
+    ``images`` are the training images as prepared with ``prepared_as`` (unknown: only their
+    shape is checked); a teacher whose preprocessing differs (another framing, size or colour)
+    gets ``images_for(its preprocessing)`` instead, the same images in the same order prepared
+    its way. The teachers run once, before training,
+    through the same inference engine users get (onnxruntime for ``.onnx`` files and bundled
+    models)."""
     from emotrace.runtime.classifier import EmotionClassifier
 
-    assert config.distill_teacher is not None
-    teacher = EmotionClassifier(config.distill_teacher, threads=config.threads)
-    if teacher.spec.input_size != images.shape[1] or teacher.spec.channels != images.shape[3]:
-        raise ConfigError(
-            f"teacher {config.distill_teacher} expects {teacher.spec.input_size} px images with "
-            f"{teacher.spec.channels} channel(s); the training data has {images.shape[1]} px "
-            f"and {images.shape[3]}"
+    teachers = config.teachers
+    assert teachers, "teacher_targets needs distill_teacher"
+    probs = np.zeros((len(images), num_classes), np.float32)
+    for name in teachers:
+        started = time.perf_counter()
+        teacher = EmotionClassifier(name, threads=config.threads)
+        if len(teacher.spec.classes) != num_classes or (
+            classes is not None and list(teacher.spec.classes) != list(classes)
+        ):
+            raise ConfigError(
+                f"teacher {name} predicts {', '.join(teacher.spec.classes)}; the data's classes "
+                f"are {', '.join(classes) if classes else num_classes} (same names, same order)"
+            )
+        seen = images
+        own_way = teacher.spec.preprocess
+        if (prepared_as is not None and own_way != prepared_as) or not _shape_fits(own_way, images):
+            if images_for is None:
+                raise ConfigError(
+                    f"teacher {name} expects {teacher.spec.input_size} px images with "
+                    f"{teacher.spec.channels} channel(s) prepared as "
+                    f"{teacher.spec.preprocess.to_dict()}; the training data has "
+                    f"{images.shape[1]} px and {images.shape[3]} and its source dataset is "
+                    "not available to prepare them that way"
+                )
+            seen = images_for(teacher.spec.preprocess)
+            if len(seen) != len(images):
+                raise ConfigError(
+                    f"teacher {name}: the dataset prepared its way has {len(seen)} training "
+                    f"images, the training data {len(images)}; prepare the data again"
+                )
+        own = np.empty_like(probs)
+        for start in range(0, len(seen), 1024):
+            batch = seen[start : start + 1024]
+            own[start : start + 1024] = (
+                teacher.predict(batch) + teacher.predict(np.ascontiguousarray(batch[:, :, ::-1]))
+            ) / 2
+        agreement = float((own.argmax(1) == labels.numpy()).mean())
+        log(
+            f"distillation: teacher {name} agrees with {agreement:.1%} of the training labels "
+            f"({time.perf_counter() - started:.0f} s)"
         )
-    started = time.perf_counter()
-    probs = np.empty((len(images), num_classes), np.float32)
-    for start in range(0, len(images), 1024):
-        batch = images[start : start + 1024]
-        probs[start : start + 1024] = (
-            teacher.predict(batch) + teacher.predict(np.ascontiguousarray(batch[:, :, ::-1]))
-        ) / 2
-    agreement = float((probs.argmax(1) == labels.numpy()).mean())
-    log(
-        f"distillation: teacher {config.distill_teacher} agrees with {agreement:.1%} of the "
-        f"training labels ({time.perf_counter() - started:.0f} s)"
-    )
+        probs += own / len(teachers)
+    if len(teachers) > 1:
+        agreement = float((probs.argmax(1) == labels.numpy()).mean())
+        log(f"distillation: the {len(teachers)} teachers together agree with {agreement:.1%}")
     smooth = F.one_hot(labels, num_classes).float() * (1 - config.label_smoothing)
     smooth += config.label_smoothing / num_classes
     weight = config.distill_weight
     return weight * torch.from_numpy(probs) + (1 - weight) * smooth
+
+
+def _reprepare(
+    data: PreparedDataset, config: TrainConfig, labels: np.ndarray
+) -> Callable[[Preprocess], np.ndarray]:
+    """The training images of ``data``'s source dataset prepared another way (cached by content
+    like any prepared dataset), in the same order and subset as the training data, whose
+    ``labels`` they must match."""
+
+    def images_for(settings: Preprocess) -> np.ndarray:
+        from emotrace.data.prepared import load_prepared
+
+        if not Path(data.source).exists():
+            raise ConfigError(
+                f"a teacher needs the training images prepared as {settings.to_dict()}, but "
+                f"the data's source {data.source} is not there (run from where it was prepared)"
+            )
+        other = load_prepared(data.source, settings)
+        train = _limit(other.split(config.train_split), config.limit_train, config.seed)
+        if not np.array_equal(train.labels, labels):
+            raise ConfigError(
+                f"{data.source} prepared as {settings.to_dict()} does not line up with the "
+                "training data (has the dataset changed since?); prepare the data again"
+            )
+        return train.images
+
+    return images_for
+
+
+def _shape_fits(settings: Preprocess, images: np.ndarray) -> bool:
+    """Whether images of this shape can have been prepared with ``settings``."""
+    return settings.size == images.shape[1] and settings.channels == images.shape[3]
 
 
 def evaluate_arrays(
