@@ -471,9 +471,8 @@ def teacher_targets(
     ``images`` are the training images as prepared with ``prepared_as`` (unknown: only their
     shape is checked); a teacher whose preprocessing differs (another framing, size or colour)
     gets ``images_for(its preprocessing)`` instead, the same images in the same order prepared
-    its way. The teachers run once, before training,
-    through the same inference engine users get (onnxruntime for ``.onnx`` files and bundled
-    models)."""
+    its way. The teachers run once, before training, through the same inference engine users
+    get (onnxruntime for ``.onnx`` files and bundled models)."""
     from emotrace.runtime.classifier import EmotionClassifier
 
     teachers = config.teachers
@@ -496,16 +495,11 @@ def teacher_targets(
                 raise ConfigError(
                     f"teacher {name} expects {teacher.spec.input_size} px images with "
                     f"{teacher.spec.channels} channel(s) prepared as "
-                    f"{teacher.spec.preprocess.to_dict()}; the training data has "
+                    f"{own_way.to_dict()}; the training data has "
                     f"{images.shape[1]} px and {images.shape[3]} and its source dataset is "
                     "not available to prepare them that way"
                 )
-            seen = images_for(teacher.spec.preprocess)
-            if len(seen) != len(images):
-                raise ConfigError(
-                    f"teacher {name}: the dataset prepared its way has {len(seen)} training "
-                    f"images, the training data {len(images)}; prepare the data again"
-                )
+            seen = images_for(own_way)
         own = np.empty_like(probs)
         for start in range(0, len(seen), 1024):
             batch = seen[start : start + 1024]
