@@ -187,11 +187,13 @@ def test_camera_session_live_marker_reload_resume_stop_report(page: Any, server:
 
     # Markers are editable in the review.
     page.locator("#markers-table tbody tr input").nth(1).fill("topic: family")
-    page.locator("#markers-table tbody tr button", has_text="Save").first.click()
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('#markers-table input')]"
-        ".some(i => i.value === 'topic: family')"
-    )
+    # Wait for the server's answer to the save, not for the input (it holds the text at once):
+    # under load the database was read before the PATCH arrived.
+    with page.expect_response(
+        lambda r: r.request.method == "PATCH" and "/markers/" in r.url
+    ) as patched:
+        page.locator("#markers-table tbody tr button", has_text="Save").first.click()
+    assert patched.value.ok
     labels = [r[0] for r in db_rows(server, "SELECT label FROM markers WHERE session_id = ?", sid)]
     assert "topic: family" in labels
     page.fill("#notes", "calm start")
