@@ -110,6 +110,30 @@ def test_unreadable_images_are_skipped_and_listed(dataset: Path, tmp_path: Path)
     assert load(save(prepared, tmp_path / "c.npz")).skipped == prepared.skipped
 
 
+def test_source_is_recorded_absolute_so_the_cache_works_from_anywhere(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(dataset.parent)
+    prepared = prepare(read_class_folders(Path(dataset.name)), Preprocess())
+    path = save(prepared, tmp_path / "c.npz")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    source = Path(load(path).source)
+    assert source.is_absolute()
+    assert source == dataset.resolve()
+    assert load_prepared_again_matches(source, prepared)
+
+
+def load_prepared_again_matches(source: Path, prepared: PreparedDataset) -> bool:
+    """Re-reading the recorded source gives the same images: the path leads to the data."""
+    again = prepare(read_class_folders(source), prepared.preprocess)
+    return all(
+        np.array_equal(again.split(name).images, prepared.split(name).images)
+        for name in prepared.splits
+    )
+
+
 def test_only_chosen_splits_are_prepared(dataset: Path) -> None:
     prepared = prepare(read_class_folders(dataset), Preprocess(), splits=["validation"])
     assert list(prepared.splits) == ["valid"]

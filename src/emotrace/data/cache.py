@@ -175,7 +175,9 @@ def prepare(
         preprocess=settings,
         splits=out,
         key=dataset_key(index, settings),
-        source=str(index.root),
+        # Absolute, so a run that re-reads the dataset (a teacher framing faces its own way) finds
+        # it whichever directory the cache is later used from.
+        source=str(Path(index.root).resolve()),
         skipped=skipped,
         no_face=no_face,
     )

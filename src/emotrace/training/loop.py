@@ -534,7 +534,8 @@ def _reprepare(
         if not Path(data.source).exists():
             raise ConfigError(
                 f"a teacher needs the training images prepared as {settings.to_dict()}, but "
-                f"the data's source {data.source} is not there (run from where it was prepared)"
+                f"the data's source {data.source} is not there (moved? older caches record "
+                "it relative to the directory they were prepared in)"
             )
         other = load_prepared(data.source, settings)
         train = _limit(other.split(config.train_split), config.limit_train, config.seed)
