@@ -317,6 +317,25 @@ def test_early_stopping_stops_when_the_monitor_cannot_improve(tmp_path: Path) ->
     assert any(line.startswith("early stopping") for line in lines)
 
 
+def test_resume_of_an_early_stopped_run_stays_stopped_unless_patience_is_raised(
+    tmp_path: Path,
+) -> None:
+    stalled = band_dataset(n_valid=30, constant_valid=True)
+    train(config(epochs=6, early_stopping=1), tmp_path, stalled)
+    before = (tmp_path / "last.safetensors").read_bytes()
+    lines: list[str] = []
+    again = train(config(epochs=6, early_stopping=1), tmp_path, stalled, resume=True, log=lines)
+    assert again.stopped_reason == "early_stopping" and again.epochs_run == 2
+    assert any(
+        "stopped early after epoch 2" in line and "early_stopping=2" in line for line in lines
+    )
+    assert len(history(tmp_path)) == 2
+    assert (tmp_path / "last.safetensors").read_bytes() == before
+    more = train(config(epochs=6, early_stopping=3), tmp_path, stalled, resume=True)
+    assert more.stopped_reason == "early_stopping" and more.epochs_run == 4
+    assert len(history(tmp_path)) == 4
+
+
 def test_model_checkpoint_keeps_the_best_epoch(tmp_path: Path) -> None:
     result = train(config(epochs=4, lr=0.01), tmp_path)
     accuracy = column(tmp_path, "val_accuracy")

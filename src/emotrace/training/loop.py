@@ -258,6 +258,7 @@ def fit(
     stopper = EarlyStopping(config.monitor, config.early_stopping)
     augment_config = AugmentConfig.from_dict(config.augment)
     start_epoch = 0
+    stopped_before = False  # a resumed run that had already stopped early stays stopped
     history_path = out / "history.csv"
     state_path = out / "state.pt"
     if resume:
@@ -281,6 +282,13 @@ def fit(
                 f"{out} already ran {start_epoch} of epochs={config.epochs}; nothing to train "
                 f"(pass epochs={start_epoch + 1} or more to continue)"
             )
+        elif stopper.patience > 0 and stopper.wait >= stopper.patience:
+            stopped_before = True
+            log(
+                f"{out} stopped early after epoch {start_epoch} ({config.monitor} did not "
+                f"improve for {stopper.wait} epochs); nothing to train (pass "
+                f"early_stopping={stopper.wait + 1} or more, or 0, to continue)"
+            )
         else:
             log(f"resuming {out} at epoch {start_epoch + 1}/{config.epochs}")
     elif main:
@@ -290,10 +298,10 @@ def fit(
     if main:
         (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), "utf-8")
 
-    stopped_reason = "completed"
+    stopped_reason = "early_stopping" if stopped_before else "completed"
     epochs_done = start_epoch
     try:
-        for epoch in range(start_epoch, config.epochs):
+        for epoch in range(start_epoch, start_epoch if stopped_before else config.epochs):
             seed = config.seed * 100_003 + epoch
             gen = torch.Generator().manual_seed(seed)
             # Dropout (and anything else drawing from the global generator) must not depend on
@@ -381,6 +389,9 @@ def fit(
                 ]
             with hold_interrupt():
                 improved = best.update(metrics, epoch + 1)  # on every rank: the same state
+                # Stepped before state.pt is saved, so a resume continues the patience count
+                # where it was (and a run that had stopped early stays stopped).
+                stop_now = stopper.step(metrics)
                 if main:  # the one writer
                     # The history row goes first: a crash before state.pt is saved leaves an extra
                     # row, which a resume drops (_truncate_history) and writes again.
@@ -411,7 +422,7 @@ def fit(
                 f"val_acc {metrics['val_accuracy']:.4f}  val_f1 {metrics['val_macro_f1']:.4f}  "
                 f"{metrics['images_per_s']:.0f} img/s  {elapsed:.0f}s"
             )
-            if stopper.step(metrics):
+            if stop_now:
                 stopped_reason = "early_stopping"
                 log(
                     f"early stopping: {config.monitor} did not improve "
