@@ -81,15 +81,18 @@ def history_figures(history: Path) -> dict[str, Any]:
     }
 
 
-def record(run: Path, evaluation: Path, onnx: Path, out: Path) -> dict[str, Any]:
-    """Write ``out/run.json`` and copy the run's and the evaluation's artefacts beside it."""
+def record(
+    run: Path, evaluation: Path, onnx: Path, out: Path, peer: Path | None = None
+) -> dict[str, Any]:
+    """Write ``out/run.json`` and copy the run's and the evaluation's artefacts beside it.
+    Latency is measured against ``peer`` (default: the bundled default model)."""
     from emotrace.models.profile import profile
     from emotrace.runtime.loading import default_model_path
 
     meta = json.loads((run / "model.json").read_text())
     config = meta.get("config", {})
     params, mmacs = profile(meta["architecture"], meta["input_size"])
-    default = default_model_path("default")
+    default = peer or default_model_path("default")
     ours, theirs = onnx_latency_ms([onnx, default])
     figures: dict[str, Any] = {
         "recipe": out.name,
@@ -100,6 +103,7 @@ def record(run: Path, evaluation: Path, onnx: Path, out: Path) -> dict[str, Any]
         "mmacs": round(mmacs, 1),
         "onnx_mb": round(onnx.stat().st_size / 1e6, 2),
         "latency_ms_batch1_1thread": round(ours, 3),
+        "latency_peer": default.name if peer else "bundled default",
         "default_latency_ms_same_run": round(theirs, 3),
         "latency_vs_default": round(ours / theirs, 2),
         "precision": config.get("precision", "fp32"),
@@ -149,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("evaluation", type=Path, help="the folder emotrace evaluate -o wrote")
     r.add_argument("onnx", type=Path, help="the run exported by emotrace export")
     r.add_argument("out", type=Path, help="docs/results/<recipe>")
+    r.add_argument(
+        "--peer", type=Path, help="ONNX model to time against (default: the bundled default)"
+    )
     t = sub.add_parser("table", help="print the README table")
     t.add_argument("results", type=Path, nargs="?", default=Path(__file__).parent)
     args = parser.parse_args(argv)
@@ -156,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in (args.run / "model.json", args.evaluation / "metrics.json", args.onnx):
             if not path.exists():
                 parser.error(f"{path} is not there")
-        figures = record(args.run, args.evaluation, args.onnx, args.out)
+        figures = record(args.run, args.evaluation, args.onnx, args.out, args.peer)
         print(json.dumps({k: v for k, v in figures.items() if k != "machine"}, indent=2))
         print(describe(figures["machine"]))
     else:
