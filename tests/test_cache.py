@@ -122,16 +122,8 @@ def test_source_is_recorded_absolute_so_the_cache_works_from_anywhere(
     source = Path(load(path).source)
     assert source.is_absolute()
     assert source == dataset.resolve()
-    assert load_prepared_again_matches(source, prepared)
-
-
-def load_prepared_again_matches(source: Path, prepared: PreparedDataset) -> bool:
-    """Re-reading the recorded source gives the same images: the path leads to the data."""
-    again = prepare(read_class_folders(source), prepared.preprocess)
-    return all(
-        np.array_equal(again.split(name).images, prepared.split(name).images)
-        for name in prepared.splits
-    )
+    # The recorded path leads to the data: re-reading it gives the same dataset.
+    assert_same(prepare(read_class_folders(source), prepared.preprocess), prepared)
 
 
 def test_only_chosen_splits_are_prepared(dataset: Path) -> None:
