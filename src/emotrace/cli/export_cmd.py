@@ -22,6 +22,14 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="store the fp32 model's weights in half precision (half the size, same speed)",
     )
+    p.add_argument(
+        "--qat-epochs",
+        type=float,
+        default=0.0,
+        help="with --int8: quantisation-aware fine-tuning, epochs over the training split that "
+        "teach the int8 model the fp32 model's answers (default 0: post-training int8 only)",
+    )
+    p.add_argument("--qat-lr", type=float, default=3e-5, help="peak learning rate of --qat-epochs")
     p.add_argument("--name", help="model name stored in the file")
     p.set_defaults(handler=run_export)
 
@@ -34,15 +42,26 @@ def add_parser(sub: Any) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     """Export and report parity with torch."""
+    import numpy as np
+
+    from emotrace.errors import ConfigError
     from emotrace.export import export_onnx
 
-    images = None
+    images = qat = held_out = None
+    if args.qat_epochs < 0 or args.qat_lr <= 0:
+        raise ConfigError("--qat-epochs must be >= 0 and --qat-lr > 0")
+    if args.qat_epochs and not args.int8:
+        raise ConfigError("--qat-epochs fine-tunes for int8: add --int8")
     if args.int8:
-        from emotrace.errors import ConfigError
-
         if not args.data:
             raise ConfigError("--int8 needs --data (images to calibrate the quantisation on)")
-        images = _calibration_images(args.model, args.data, args.calibration_images)
+        train, held_out = _int8_images(args.model, args.data)
+        picks = np.random.default_rng(0).permutation(len(train))[: args.calibration_images]
+        images = train[np.sort(picks)]
+        if args.qat_epochs:
+            from emotrace.export.qat import QatSettings
+
+            qat = QatSettings(train, args.qat_epochs, args.qat_lr, log=_qat_log(args))
     result = export_onnx(
         args.model,
         args.output,
@@ -50,6 +69,7 @@ def run_export(args: argparse.Namespace) -> int:
         calibration_images=images,
         name=args.name,
         fp16_weights=args.fp16_weights,
+        qat=qat,
     )
     kind = "int8" if result.int8 else "fp32"
     stored = ""
@@ -60,12 +80,28 @@ def run_export(args: argparse.Namespace) -> int:
         f"wrote {result.path} ({kind}, {result.size_bytes / 1e6:.1f} MB); "
         f"fp32 max |onnx - torch| = {result.max_abs_diff:.2e}{stored}"
     )
+    if result.fine_tuning:
+        ft = result.fine_tuning
+        console.print(
+            f"int8 fine-tuning: {ft['steps']} steps over {ft['train_images']:,} training images "
+            f"({ft['epochs']:g} epochs)"
+        )
+    if result.int8 and held_out is not None:
+        split, held_images = held_out
+        agreement = _agreement(args.model, result.path, held_images)
+        console.print(
+            f"int8 gives the fp32 model's answer on {agreement:.1%} of {len(held_images):,} "
+            f"{split} images"
+        )
     return 0
 
 
-def _calibration_images(model: Path, data: str, count: int) -> Any:
-    import numpy as np
+def _qat_log(args: argparse.Namespace) -> Any:
+    return lambda line: console.print(line, highlight=False)
 
+
+def _int8_images(model: Path, data: str) -> tuple[Any, tuple[str, Any] | None]:
+    """The training split (calibration, fine-tuning) and a held-out split to check agreement."""
     from emotrace.data.prepared import load_prepared
     from emotrace.runtime.model_info import ModelSpec
     from emotrace.training.checkpoint import read_metadata
@@ -73,9 +109,22 @@ def _calibration_images(model: Path, data: str, count: int) -> Any:
     spec = ModelSpec.from_metadata(read_metadata(model))
     prepared = load_prepared(data, spec.preprocess)
     split = "train" if "train" in prepared.splits else next(iter(prepared.splits))
-    images = prepared.splits[split].images
-    picks = np.random.default_rng(0).permutation(len(images))[:count]
-    return images[np.sort(picks)]
+    held = next((name for name in ("valid", "test") if name in prepared.splits), None)
+    held_out = (held, prepared.splits[held].images) if held and held != split else None
+    return prepared.splits[split].images, held_out
+
+
+def _agreement(checkpoint: Path, int8_path: Path, images: Any) -> float:
+    """Share of ``images`` on which the int8 file and the fp32 checkpoint agree on the label."""
+    from emotrace.runtime.onnx_backend import OnnxBackend
+    from emotrace.runtime.torch_backend import TorchBackend
+
+    fp32, int8 = TorchBackend(checkpoint), OnnxBackend(int8_path)
+    agree = 0
+    for start in range(0, len(images), 256):
+        chunk = images[start : start + 256]
+        agree += int((fp32.logits(chunk).argmax(1) == int8.logits(chunk).argmax(1)).sum())
+    return agree / max(1, len(images))
 
 
 def run_calibrate(args: argparse.Namespace) -> int:

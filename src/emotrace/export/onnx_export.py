@@ -13,13 +13,16 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from emotrace import __version__
 from emotrace.errors import ModelError, require
 from emotrace.runtime.onnx_backend import METADATA_KEY
+
+if TYPE_CHECKING:
+    from emotrace.export.qat import QatSettings
 
 PARITY_TOLERANCE = 1e-4
 #: Logits of a model whose weights are stored in half precision (computed in fp32) may move by
@@ -38,6 +41,8 @@ class ExportResult:
     quantization: dict[str, Any] | None = None
     #: Max |logit difference| to torch after storing the weights in half precision, if asked.
     fp16_weights_diff: float | None = None
+    #: What quantisation-aware fine-tuning did, if asked.
+    fine_tuning: dict[str, Any] | None = None
 
 
 def onnx_metadata(meta: dict[str, Any], name: str) -> dict[str, Any]:
@@ -164,6 +169,7 @@ def export_onnx(
     calibration_images: np.ndarray | None = None,
     name: str | None = None,
     fp16_weights: bool = False,
+    qat: QatSettings | None = None,
 ) -> ExportResult:
     """Export a checkpoint (run folder or ``.safetensors``) to ONNX and verify it.
 
@@ -172,6 +178,8 @@ def export_onnx(
     ``(N, S, S, C)`` prepared like the model's input; a few hundred are plenty).
     ``fp16_weights`` stores the fp32 model's weights in half precision (half the file, same
     speed); its logits must stay within :data:`FP16_WEIGHTS_TOLERANCE` of torch's.
+    ``qat`` (int8 only) fine-tunes a copy of the model under simulated int8 rounding to give the
+    fp32 model's answers, then quantises that copy (:mod:`emotrace.export.qat`).
     """
     require("torch", "train")
     require("onnxscript", "train")
@@ -179,9 +187,19 @@ def export_onnx(
 
     if int8 and fp16_weights:
         raise ModelError("choose int8 or fp16 weights, not both")
+    if qat is not None and not int8:
+        raise ModelError("quantisation-aware fine-tuning is for int8 export (add --int8)")
 
     loaded = load_checkpoint(checkpoint)
     meta = loaded.meta
+    if qat is not None:
+        from emotrace.export.qat import SUPPORTED as SUPPORTED_QAT
+
+        if meta["architecture"] not in SUPPORTED_QAT:
+            raise ModelError(
+                f"quantisation-aware fine-tuning supports {', '.join(SUPPORTED_QAT)}, "
+                f"not {meta['architecture']}"
+            )
     channels, size = int(meta["channels"]), int(meta["input_size"])
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -207,6 +225,53 @@ def export_onnx(
 
         if calibration_images is None or len(calibration_images) == 0:
             raise ModelError("int8 export needs calibration images (pass --data)")
-        quant_info = quantize_int8(fp32_path, out, calibration_images, metadata)
-        fp32_path.unlink(missing_ok=True)
-    return ExportResult(out, diff, int8, out.stat().st_size, quant_info, fp16_diff)
+        # With fine-tuning, the post-training model is only the reference for the rounding: it
+        # goes to a temporary file so that an interrupted run leaves no int8 file behind.
+        ptq_path = out if qat is None else out.with_name(out.stem + ".ptq.tmp.onnx")
+        try:
+            quant_info = quantize_int8(fp32_path, ptq_path, calibration_images, metadata)
+            if qat is not None:
+                fine_tuning, scales = _fine_tune_for_int8(loaded, ptq_path, fp32_path, qat)
+                quant_info = quantize_int8(
+                    fp32_path,
+                    out,
+                    calibration_images,
+                    metadata,
+                    {"fine_tuning": fine_tuning},
+                    activation_scales=scales,
+                )
+        finally:
+            fp32_path.unlink(missing_ok=True)
+            if ptq_path != out:
+                ptq_path.unlink(missing_ok=True)
+    return ExportResult(
+        out,
+        diff,
+        int8,
+        out.stat().st_size,
+        quant_info,
+        fp16_diff,
+        quant_info.get("fine_tuning") if quant_info else None,
+    )
+
+
+def _fine_tune_for_int8(
+    loaded: Any, int8_path: Path, fp32_path: Path, qat: QatSettings
+) -> tuple[dict[str, Any], dict[str, tuple[float, int]]]:
+    """Fine-tune ``loaded.model`` against the rounding of ``int8_path``; re-export it to
+    ``fp32_path``; return the recipe and the activation scales it was tuned against.
+    The checkpoint on disk is not touched."""
+    from emotrace.export.qat import fine_tune_for_int8, read_quant_points
+    from emotrace.runtime.model_info import ModelSpec
+
+    meta = loaded.meta
+    spec = ModelSpec.from_metadata(meta)
+    scales = read_quant_points(int8_path).by_tensor
+    result = fine_tune_for_int8(
+        loaded.model, int8_path, qat.images, spec.mean, spec.std, qat.epochs, qat.lr, log=qat.log
+    )
+    loaded.model.eval()
+    channels, size = int(meta["channels"]), int(meta["input_size"])
+    _torch_export(loaded.model, channels, size, fp32_path)
+    write_metadata(fp32_path, onnx_metadata(meta, "fine-tuned"))
+    return result.to_dict(), scales

@@ -1,0 +1,151 @@
+"""Quantisation-aware fine-tuning for int8 export, on a small MobileNetV2 trained here."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, make_class_folders, run_emotrace
+
+torch = pytest.importorskip("torch", reason="int8 fine-tuning needs the train extra (torch)")
+pytest.importorskip("onnxscript", reason="export needs the train extra (onnxscript)")
+
+SIZE = 32  # the smallest input MobileNetV2's five stride-2 stages take
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("faces")
+    return make_class_folders(root, {"angry": 24, "happy": 24, "sad": 24}, size=SIZE)
+
+
+@pytest.fixture(scope="module")
+def mobilenet_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from emotrace.data.prepared import load_prepared
+    from emotrace.preprocessing import Preprocess
+    from emotrace.training import TrainConfig, fit
+
+    torch.set_num_threads(1)
+    preprocess = {"size": SIZE, "gray": True}
+    data = load_prepared(
+        dataset, Preprocess.from_dict(preprocess), cache_dir=tmp_path_factory.mktemp("cache")
+    )
+    out = tmp_path_factory.mktemp("mnv2")
+    config = TrainConfig(
+        model="mobilenet_v2",
+        epochs=2,
+        batch_size=16,
+        lr=3e-3,
+        threads=1,
+        channels_last=False,
+        preprocess=preprocess,
+    )
+    fit(config, data, out, progress=False, log=lambda _: None)
+    return out
+
+
+def _images(dataset: Path, split: str) -> np.ndarray:
+    import cv2
+
+    files = sorted((dataset / split).glob("*/*.png"))
+    return np.stack([cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)[..., None] for f in files])
+
+
+def test_int8_simulation_follows_onnxruntime_and_leaves_the_model_as_it_was(
+    mobilenet_run: Path, dataset: Path, tmp_path: Path
+) -> None:
+    from emotrace.export import export_onnx
+    from emotrace.export.qat import Int8Simulation, read_quant_points
+    from emotrace.runtime.onnx_backend import OnnxBackend
+    from emotrace.training.checkpoint import load_checkpoint
+
+    train, valid = _images(dataset, "train"), _images(dataset, "valid")
+    int8 = export_onnx(mobilenet_run, tmp_path / "q.onnx", int8=True, calibration_images=train)
+    points = read_quant_points(int8.path)
+    assert len(points.conv_outputs) == 52 and len(points.residual_sums) == 10
+    assert not points.classifier_int8  # the recipe keeps the classifier float
+
+    checkpoint = load_checkpoint(mobilenet_run)
+    model, spec = checkpoint.model, OnnxBackend(int8.path).spec
+    x = (
+        torch.from_numpy(valid.transpose(0, 3, 1, 2).astype(np.float32)) / 255 - spec.mean
+    ) / spec.std
+    with torch.inference_mode():
+        fp32 = model(x).numpy()
+        with Int8Simulation(model, points):
+            simulated = model(x).numpy()
+        after = model(x).numpy()
+    onnxruntime_int8 = OnnxBackend(int8.path).logits(valid)
+    # The simulation reproduces most of what int8 rounding does to the logits.
+    assert (
+        np.abs(simulated - onnxruntime_int8).mean() < 0.3 * np.abs(fp32 - onnxruntime_int8).mean()
+    )
+    np.testing.assert_array_equal(after, fp32)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_export_int8_with_fine_tuning_from_the_cli(
+    mobilenet_run: Path, dataset: Path, tmp_path: Path
+) -> None:
+    from emotrace.runtime.onnx_backend import OnnxBackend
+
+    weights = mobilenet_run / "model.safetensors"
+    before = _digest(weights)
+    out = tmp_path / "tuned_int8.onnx"
+    result = run_emotrace(
+        "export", mobilenet_run, "-o", out, "--int8", "--data", dataset,
+        "--qat-epochs", "2", "--qat-lr", "1e-4", cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    # 2 epochs of 72 images in batches of 64
+    assert "int8 fine-tuning: 3 steps over 72 training images (2 epochs)" in result.stdout
+    assert "Collecting tensor data" not in result.stdout  # onnxruntime's prints are kept out
+    assert "int8 gives the fp32 model's answer on" in result.stdout
+    assert "of 72 valid images" in result.stdout
+    quantization = OnnxBackend(out).meta["quantization"]
+    assert quantization["fine_tuning"]["steps"] == 3
+    assert quantization["fine_tuning"]["train_images"] == 72
+    assert _digest(weights) == before  # the checkpoint is the teacher; it is not changed
+    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == ["tuned_int8.onnx"]  # no temp files
+    probabilities = OnnxBackend(out).logits(_images(dataset, "valid"))
+    assert probabilities.shape == (72, 3) and np.isfinite(probabilities).all()
+
+
+def test_fine_tuning_bad_requests_are_one_line_errors(
+    mobilenet_run: Path, dataset: Path, tmp_path: Path
+) -> None:
+    from emotrace.data.prepared import load_prepared
+    from emotrace.preprocessing import Preprocess
+    from emotrace.training import TrainConfig, fit
+
+    out = tmp_path / "x.onnx"
+    no_int8 = run_emotrace("export", mobilenet_run, "-o", out, "--qat-epochs", "1", cwd=tmp_path)
+    assert_one_line_error(no_int8, "--qat-epochs", "--int8")
+    negative = run_emotrace(
+        "export", mobilenet_run, "-o", out, "--int8", "--data", dataset, "--qat-epochs", "-1",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert_one_line_error(negative, "--qat-epochs must be >= 0")
+
+    preprocess = {"size": SIZE, "gray": True}
+    data = load_prepared(dataset, Preprocess.from_dict(preprocess), cache_dir=tmp_path / "c")
+    cnn_run = tmp_path / "cnn"
+    config = TrainConfig(
+        model="cnn", epochs=1, batch_size=16, threads=1, channels_last=False, preprocess=preprocess
+    )
+    fit(config, data, cnn_run, progress=False, log=lambda _: None)
+    other = run_emotrace(
+        "export", cnn_run, "-o", out, "--int8", "--data", dataset, "--qat-epochs", "1",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert_one_line_error(other, "supports mobilenet_v2, not cnn")
+    assert not out.exists()
+    meta = json.loads((cnn_run / "model.json").read_text())
+    assert meta["architecture"] == "cnn"
