@@ -43,6 +43,7 @@ def mobilenet_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
         threads=1,
         channels_last=False,
         preprocess=preprocess,
+        augment={"hflip": 0.5, "rotation": 10},
     )
     fit(config, data, out, progress=False, log=lambda _: None)
     return out
@@ -66,7 +67,8 @@ def test_int8_simulation_follows_onnxruntime_and_leaves_the_model_as_it_was(
     train, valid = _images(dataset, "train"), _images(dataset, "valid")
     int8 = export_onnx(mobilenet_run, tmp_path / "q.onnx", int8=True, calibration_images=train)
     points = read_quant_points(int8.path)
-    assert len(points.conv_outputs) == 52 and len(points.residual_sums) == 10
+    assert len(points.conv_outputs) == len(points.conv_inputs) == 52
+    assert len(points.residual_sums) == 10
     assert not points.classifier_int8  # the recipe keeps the classifier float
 
     checkpoint = load_checkpoint(mobilenet_run)
@@ -101,7 +103,8 @@ def test_export_int8_with_fine_tuning_from_the_cli(
     out = tmp_path / "tuned_int8.onnx"
     result = run_emotrace(
         "export", mobilenet_run, "-o", out, "--int8", "--data", dataset,
-        "--qat-epochs", "2", "--qat-lr", "1e-4", cwd=tmp_path, timeout=300,
+        "--qat-epochs", "2", "--qat-lr", "1e-4", "--qat-augment", "--qat-learn-scales",
+        cwd=tmp_path, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     # 2 epochs of 72 images in batches of 64
@@ -112,6 +115,9 @@ def test_export_int8_with_fine_tuning_from_the_cli(
     quantization = OnnxBackend(out).meta["quantization"]
     assert quantization["fine_tuning"]["steps"] == 3
     assert quantization["fine_tuning"]["train_images"] == 72
+    assert quantization["fine_tuning"]["learned_scales"] is True
+    # The run's own training augmentation was reused.
+    assert quantization["fine_tuning"]["augment"] == {"hflip": 0.5, "rotation": 10}
     assert _digest(weights) == before  # the checkpoint is the teacher; it is not changed
     assert sorted(p.name for p in tmp_path.glob("*.onnx")) == ["tuned_int8.onnx"]  # no temp files
     probabilities = OnnxBackend(out).logits(_images(dataset, "valid"))

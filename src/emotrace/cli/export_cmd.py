@@ -30,6 +30,18 @@ def add_parser(sub: Any) -> None:
         "teach the int8 model the fp32 model's answers (default 0: post-training int8 only)",
     )
     p.add_argument("--qat-lr", type=float, default=3e-5, help="peak learning rate of --qat-epochs")
+    p.add_argument(
+        "--qat-augment",
+        action="store_true",
+        help="with --qat-epochs: augment the fine-tuning images as the run's training did "
+        "(default: mirror only)",
+    )
+    p.add_argument(
+        "--qat-learn-scales",
+        action="store_true",
+        help="with --qat-epochs: also learn the activation scales (LSQ) instead of keeping the "
+        "calibrated ones",
+    )
     p.add_argument("--name", help="model name stored in the file")
     p.set_defaults(handler=run_export)
 
@@ -61,7 +73,14 @@ def run_export(args: argparse.Namespace) -> int:
         if args.qat_epochs:
             from emotrace.export.qat import QatSettings
 
-            qat = QatSettings(train, args.qat_epochs, args.qat_lr, log=_qat_log(args))
+            qat = QatSettings(
+                train,
+                args.qat_epochs,
+                args.qat_lr,
+                _qat_log(args),
+                args.qat_learn_scales,
+                _training_augment(args.model) if args.qat_augment else None,
+            )
     result = export_onnx(
         args.model,
         args.output,
@@ -94,6 +113,17 @@ def run_export(args: argparse.Namespace) -> int:
             f"{split} images"
         )
     return 0
+
+
+def _training_augment(model: Path) -> dict[str, Any]:
+    """The augmentation the checkpoint was trained with (its config), for fine-tuning."""
+    from emotrace.errors import ConfigError
+    from emotrace.training.checkpoint import read_metadata
+
+    augment = read_metadata(model).get("config", {}).get("augment")
+    if not isinstance(augment, dict):
+        raise ConfigError(f"{model}: its metadata holds no training augmentation (--qat-augment)")
+    return augment
 
 
 def _qat_log(args: argparse.Namespace) -> Any:

@@ -261,17 +261,25 @@ def _fine_tune_for_int8(
     """Fine-tune ``loaded.model`` against the rounding of ``int8_path``; re-export it to
     ``fp32_path``; return the recipe and the activation scales it was tuned against.
     The checkpoint on disk is not touched."""
-    from emotrace.export.qat import fine_tune_for_int8, read_quant_points
+    from emotrace.export.qat import fine_tune_for_int8
     from emotrace.runtime.model_info import ModelSpec
 
     meta = loaded.meta
     spec = ModelSpec.from_metadata(meta)
-    scales = read_quant_points(int8_path).by_tensor
     result = fine_tune_for_int8(
-        loaded.model, int8_path, qat.images, spec.mean, spec.std, qat.epochs, qat.lr, log=qat.log
+        loaded.model,
+        int8_path,
+        qat.images,
+        spec.mean,
+        spec.std,
+        qat.epochs,
+        qat.lr,
+        log=qat.log,
+        learn_scales=qat.learn_scales,
+        augment=qat.augment,
     )
     loaded.model.eval()
     channels, size = int(meta["channels"]), int(meta["input_size"])
     _torch_export(loaded.model, channels, size, fp32_path)
     write_metadata(fp32_path, onnx_metadata(meta, "fine-tuned"))
-    return result.to_dict(), scales
+    return result.to_dict(), {name: (r.scale, r.zero) for name, r in result.scales.items()}
