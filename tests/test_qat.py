@@ -139,6 +139,11 @@ def test_fine_tuning_bad_requests_are_one_line_errors(
         cwd=tmp_path,
     )  # fmt: skip
     assert_one_line_error(negative, "--qat-epochs must be >= 0")
+    no_epochs = run_emotrace(
+        "export", mobilenet_run, "-o", out, "--int8", "--data", dataset, "--qat-augment",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert_one_line_error(no_epochs, "need --qat-epochs")
 
     preprocess = {"size": SIZE, "gray": True}
     data = load_prepared(dataset, Preprocess.from_dict(preprocess), cache_dir=tmp_path / "c")

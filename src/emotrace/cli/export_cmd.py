@@ -64,6 +64,8 @@ def run_export(args: argparse.Namespace) -> int:
         raise ConfigError("--qat-epochs must be >= 0 and --qat-lr > 0")
     if args.qat_epochs and not args.int8:
         raise ConfigError("--qat-epochs fine-tunes for int8: add --int8")
+    if (args.qat_augment or args.qat_learn_scales) and not args.qat_epochs:
+        raise ConfigError("--qat-augment and --qat-learn-scales need --qat-epochs")
     if args.int8:
         if not args.data:
             raise ConfigError("--int8 needs --data (images to calibrate the quantisation on)")

@@ -23,6 +23,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -194,7 +195,7 @@ def _weight_rounding(fold: Any) -> Any:
     return FoldedWeightRounding(fold)
 
 
-def _bias_rounding(conv: Any, fold: Any, input_scale: float) -> Callable[..., Any]:
+def _bias_rounding(conv: Any, fold: Any, input_scale: Callable[[], float]) -> Callable[..., Any]:
     """A BatchNorm forward hook: the folded bias rounded to int32 as onnxruntime stores it
     (scale = input scale x the channel's weight scale)."""
     import torch
@@ -203,7 +204,7 @@ def _bias_rounding(conv: Any, fold: Any, input_scale: float) -> Callable[..., An
         with torch.no_grad():
             bias = bn.bias - bn.running_mean * fold
             weight = conv.parametrizations.weight.original * fold.view(-1, 1, 1, 1)
-            scale = input_scale * weight.abs().flatten(1).amax(1) / WEIGHT_QMAX
+            scale = input_scale() * weight.abs().flatten(1).amax(1) / WEIGHT_QMAX
             scale = scale.clamp_min(1e-30)
             shift = torch.round(bias / scale) * scale - bias
         return out + shift.view(1, -1, 1, 1)
@@ -231,6 +232,12 @@ class Int8Simulation:
         # LSQ's gradient scale: 1 / sqrt(elements per sample x levels).
         grad = 1.0 / math.sqrt(x[0].numel() * 255)
         return torch._fake_quantize_learnable_per_tensor_affine(x, scale, zero, 0, 255, grad)
+
+    def _scale_value(self, rounding: Scale) -> float:
+        """The scale in use now: learned (when learning) or calibrated."""
+        if not self.learn_scales:
+            return rounding.scale
+        return float(self.scales[rounding.tensor].detach().abs())
 
     def parameters(self) -> list[Any]:
         """The learnable scales (empty unless ``learn_scales``)."""
@@ -278,7 +285,8 @@ class Int8Simulation:
                 fold[fold.abs() < 1e-12] = 1.0  # a dead channel: any weight gives the same output
                 if len(layers) > 2 and isinstance(layers[2], (nn.ReLU6, nn.ReLU)):
                     last = layers[2]
-                hook(bn.register_forward_hook(_bias_rounding(conv, fold, in_scale.scale)))
+                scale_now = partial(self._scale_value, in_scale)
+                hook(bn.register_forward_hook(_bias_rounding(conv, fold, scale_now)))
             parametrize.register_parametrization(conv, "weight", _weight_rounding(fold))
             self._weights.append(conv)
             out_scale = points.conv_outputs.get(path)
