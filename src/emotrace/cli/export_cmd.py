@@ -79,7 +79,7 @@ def run_export(args: argparse.Namespace) -> int:
                 train,
                 args.qat_epochs,
                 args.qat_lr,
-                _qat_log(args),
+                lambda line: console.print(line, highlight=False),
                 args.qat_learn_scales,
                 _training_augment(args.model) if args.qat_augment else None,
             )
@@ -126,10 +126,6 @@ def _training_augment(model: Path) -> dict[str, Any]:
     if not isinstance(augment, dict):
         raise ConfigError(f"{model}: its metadata holds no training augmentation (--qat-augment)")
     return augment
-
-
-def _qat_log(args: argparse.Namespace) -> Any:
-    return lambda line: console.print(line, highlight=False)
 
 
 def _int8_images(model: Path, data: str) -> tuple[Any, tuple[str, Any] | None]:

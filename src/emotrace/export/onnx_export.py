@@ -41,8 +41,11 @@ class ExportResult:
     quantization: dict[str, Any] | None = None
     #: Max |logit difference| to torch after storing the weights in half precision, if asked.
     fp16_weights_diff: float | None = None
-    #: What quantisation-aware fine-tuning did, if asked.
-    fine_tuning: dict[str, Any] | None = None
+
+    @property
+    def fine_tuning(self) -> dict[str, Any] | None:
+        """What quantisation-aware fine-tuning did, if asked (part of the int8 recipe)."""
+        return (self.quantization or {}).get("fine_tuning")
 
 
 def onnx_metadata(meta: dict[str, Any], name: str) -> dict[str, Any]:
@@ -244,15 +247,7 @@ def export_onnx(
             fp32_path.unlink(missing_ok=True)
             if ptq_path != out:
                 ptq_path.unlink(missing_ok=True)
-    return ExportResult(
-        out,
-        diff,
-        int8,
-        out.stat().st_size,
-        quant_info,
-        fp16_diff,
-        quant_info.get("fine_tuning") if quant_info else None,
-    )
+    return ExportResult(out, diff, int8, out.stat().st_size, quant_info, fp16_diff)
 
 
 def _fine_tune_for_int8(
