@@ -103,7 +103,10 @@ def test_int8_computes_the_same_logits_on_older_cpus(
     native, emulated = logits["native"], logits[cpu]
     assert native.shape == (len(batch), len(spec.classes))
     worst = float(np.abs(native - emulated).max())
-    assert worst < 1e-3, (
+    agreement = float((native.argmax(1) == emulated.argmax(1)).mean())
+    # Exact kernels differ only in requantisation rounding (SSE4.2: a few hundredths of a logit);
+    # saturating ones move logits by whole units (the 0.1.0 model: 2.9 on Haswell).
+    assert worst < 0.1 and agreement >= 0.99, (
         f"int8 logits differ by up to {worst:.3f} on {cpu} ({OLDER_CPUS[cpu]}) from a CPU with "
-        f"{cpu_flags()}; argmax agreement {(native.argmax(1) == emulated.argmax(1)).mean():.1%}"
+        f"{cpu_flags()}; argmax agreement {agreement:.1%}"
     )
