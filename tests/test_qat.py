@@ -160,3 +160,52 @@ def test_fine_tuning_bad_requests_are_one_line_errors(
     assert not out.exists()
     meta = json.loads((cnn_run / "model.json").read_text())
     assert meta["architecture"] == "cnn"
+
+
+def test_float_twin_is_the_int8_model_computed_in_float(
+    mobilenet_run: Path, dataset: Path, tmp_path: Path
+) -> None:
+    import onnx
+
+    from emotrace.errors import ModelError
+    from emotrace.export.float_twin import write_float_twin
+    from emotrace.runtime.onnx_backend import OnnxBackend
+    from emotrace.runtime.torch_backend import TorchBackend
+
+    int8, twin = tmp_path / "m_int8.onnx", tmp_path / "m.onnx"
+    result = run_emotrace(
+        "export", mobilenet_run, "-o", int8, "--int8", "--data", dataset,
+        "--float-twin", twin, "--fp16-weights", cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {twin} (float twin of the int8 model, fp16 weights" in result.stdout
+    assert "int8 gives its float twin's answer on" in result.stdout
+
+    ops = [node.op_type for node in onnx.load(str(twin)).graph.node]
+    assert "QuantizeLinear" not in ops and "DequantizeLinear" not in ops
+    meta = OnnxBackend(twin).meta
+    assert "quantization" not in meta  # a float model ...
+    assert meta["float_twin"]["quantization"]["format"] == "QDQ"  # ... made from this int8 one
+    assert ops.count("Clip") >= meta["float_twin"]["activation_roundings_clipped"] > 50
+
+    valid = _images(dataset, "valid")
+    q = OnnxBackend(int8).logits(valid)
+    from_twin = OnnxBackend(twin).logits(valid)
+    from_fp32 = TorchBackend(mobilenet_run).logits(valid)
+    # Only activation rounding separates int8 from its twin; the original fp32 model also
+    # differs by the weights' rounding.
+    assert np.abs(from_twin - q).mean() < 0.7 * np.abs(from_fp32 - q).mean()
+
+    with pytest.raises(ModelError, match="not an int8 QDQ model"):
+        write_float_twin(twin, tmp_path / "again.onnx")
+
+
+def test_float_twin_bad_requests_are_one_line_errors(mobilenet_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "x.onnx"
+    no_int8 = run_emotrace("export", mobilenet_run, "-o", out, "--float-twin", tmp_path / "t.onnx")
+    assert_one_line_error(no_int8, "--float-twin", "add --int8")
+    same = run_emotrace(
+        "export", mobilenet_run, "-o", out, "--int8", "--data", tmp_path, "--float-twin", out
+    )
+    assert_one_line_error(same, "--float-twin must be another file than -o")
+    assert not out.exists()

@@ -20,7 +20,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--fp16-weights",
         action="store_true",
-        help="store the fp32 model's weights in half precision (half the size, same speed)",
+        help="store the fp32 model's (or --float-twin's) weights in half precision (half the "
+        "size, same speed)",
     )
     p.add_argument(
         "--qat-epochs",
@@ -41,6 +42,13 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="with --qat-epochs: also learn the activation scales (LSQ) instead of keeping the "
         "calibrated ones",
+    )
+    p.add_argument(
+        "--float-twin",
+        type=Path,
+        metavar="PATH",
+        help="with --int8: also write the int8 model computed in float (its weights, activations "
+        "clipped to its ranges but not rounded) to PATH, an fp32 model that gives int8's answers",
     )
     p.add_argument("--name", help="model name stored in the file")
     p.set_defaults(handler=run_export)
@@ -66,6 +74,15 @@ def run_export(args: argparse.Namespace) -> int:
         raise ConfigError("--qat-epochs fine-tunes for int8: add --int8")
     if (args.qat_augment or args.qat_learn_scales) and not args.qat_epochs:
         raise ConfigError("--qat-augment and --qat-learn-scales need --qat-epochs")
+    if args.float_twin and not args.int8:
+        raise ConfigError("--float-twin is the float form of the int8 model: add --int8")
+    if args.int8 and args.fp16_weights and not args.float_twin:
+        raise ConfigError(
+            "choose int8 or fp16 weights, not both (with --int8, --fp16-weights "
+            "applies to --float-twin)"
+        )
+    if args.float_twin and args.float_twin.resolve() == args.output.resolve():
+        raise ConfigError("--float-twin must be another file than -o")
     if args.int8:
         if not args.data:
             raise ConfigError("--int8 needs --data (images to calibrate the quantisation on)")
@@ -89,7 +106,7 @@ def run_export(args: argparse.Namespace) -> int:
         int8=args.int8,
         calibration_images=images,
         name=args.name,
-        fp16_weights=args.fp16_weights,
+        fp16_weights=args.fp16_weights and not args.int8,  # with --int8: the twin's weights
         qat=qat,
     )
     kind = "int8" if result.int8 else "fp32"
@@ -114,6 +131,22 @@ def run_export(args: argparse.Namespace) -> int:
             f"int8 gives the fp32 model's answer on {agreement:.1%} of {len(held_images):,} "
             f"{split} images"
         )
+    if args.float_twin:
+        from emotrace.export.float_twin import write_float_twin
+
+        write_float_twin(result.path, args.float_twin, args.fp16_weights)
+        size = args.float_twin.stat().st_size / 1e6
+        weights = "fp16 weights" if args.fp16_weights else "fp32 weights"
+        console.print(
+            f"wrote {args.float_twin} (float twin of the int8 model, {weights}, {size:.1f} MB)"
+        )
+        if held_out is not None:
+            split, held_images = held_out
+            agreement = _agreement(args.float_twin, result.path, held_images)
+            console.print(
+                f"int8 gives its float twin's answer on {agreement:.1%} of {len(held_images):,} "
+                f"{split} images"
+            )
     return 0
 
 
@@ -142,12 +175,14 @@ def _int8_images(model: Path, data: str) -> tuple[Any, tuple[str, Any] | None]:
     return prepared.splits[split].images, held_out
 
 
-def _agreement(checkpoint: Path, int8_path: Path, images: Any) -> float:
-    """Share of ``images`` on which the int8 file and the fp32 checkpoint agree on the label."""
+def _agreement(reference: Path, int8_path: Path, images: Any) -> float:
+    """Share of ``images`` on which the int8 file and ``reference`` (the fp32 checkpoint or an
+    ONNX file) agree on the label."""
     from emotrace.runtime.onnx_backend import OnnxBackend
     from emotrace.runtime.torch_backend import TorchBackend
 
-    fp32, int8 = TorchBackend(checkpoint), OnnxBackend(int8_path)
+    fp32 = OnnxBackend(reference) if reference.suffix == ".onnx" else TorchBackend(reference)
+    int8 = OnnxBackend(int8_path)
     agree = 0
     for start in range(0, len(images), 256):
         chunk = images[start : start + 256]
