@@ -522,10 +522,11 @@ def report(f: dict[str, Any]) -> None:
             f"{c['frames']} frames: {'yes' if c['ok'] else 'NO'}"
         )
     g = f["goal"]
+    below = g["points_below_dataset"]
+    where = f"{below:.1f} points below" if below >= 0 else f"{-below:.1f} points above"
     print(
         f"goal: found-frame accuracy (smoothed) at most {g['limit']:g} points below the dataset "
-        f"accuracy of the same faces: {'met' if g['met'] else 'MISSED'} "
-        f"({g['points_below_dataset']:+.1f} points below)"
+        f"accuracy of the same faces: {'met' if g['met'] else 'MISSED'} ({where})"
     )
 
 
