@@ -32,11 +32,12 @@ def cpu_flags() -> str:
 
 @pytest.fixture(scope="module")
 def valid_faces(fer2013_dir: Path) -> list[np.ndarray]:
-    """Every 9th FER2013 valid image (about 400, all classes), cut as the model expects: aligned
-    crops at the model's size, or the whole 48 px image where no face is found (as in training);
-    the classifier resizes and normalises each."""
+    """Every FER2013 valid image (3,589, all classes), cut as the model expects: aligned crops at
+    the model's size, or the whole 48 px image where no face is found (as in training); the
+    classifier resizes and normalises each. All of them, not a sample: on 399 faces the sampling
+    error of an agreement rate near 98.5% is +-0.6 points, as large as the margin under test."""
     spec = EmotionClassifier("default").spec.preprocess
-    files = sorted((fer2013_dir / "valid").glob("*/*.jpg"))[::9]
+    files = sorted((fer2013_dir / "valid").glob("*/*.jpg"))
     detector = dataset_detector()
     faces = []
     for path in files:
@@ -52,7 +53,7 @@ def test_int8_agrees_with_fp32_on_real_faces(valid_faces: list[np.ndarray]) -> N
     fp32 = EmotionClassifier("default").predict(valid_faces)
     int8 = EmotionClassifier("default-int8").predict(valid_faces)
     agreement = float((fp32.argmax(1) == int8.argmax(1)).mean())
-    assert len(valid_faces) > 350
+    assert len(valid_faces) > 3500
     assert agreement >= 0.98, f"int8 agrees on {agreement:.1%} of faces on a CPU with {cpu_flags()}"
     assert float(np.abs(fp32 - int8).max()) < 0.3
 
@@ -83,7 +84,7 @@ def test_int8_computes_the_same_logits_on_older_cpus(
         pytest.skip("needs qemu-user (qemu-x86_64) to emulate an older CPU")
     int8 = EmotionClassifier("default-int8")
     spec = int8.spec
-    batch = int8.prepare(valid_faces[::3]).transpose(0, 3, 1, 2).astype(np.float32)
+    batch = int8.prepare(valid_faces[::27]).transpose(0, 3, 1, 2).astype(np.float32)
     np.save(tmp_path / "x.npy", (batch / 255.0 - spec.mean) / spec.std)
     model = tmp_path / "int8.onnx"
     model.write_bytes(
