@@ -91,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="valid")
     parser.add_argument("--every", type=int, default=3, help="take every N-th image")
     parser.add_argument("--cpus", nargs="+", default=list(CPUS), choices=list(CPUS))
-    # Exact kernels differ only by requantisation rounding (SSE4: up to ~0.03); saturation
-    # moves logits by whole units (0.1.0's model: 2.9).
-    parser.add_argument("--tolerance", type=float, default=0.1, help="max |logit difference|")
+    # Kernels that do not saturate differ only in the float rounding of requantisation (SSE4.2
+    # without FMA: up to 0.09); saturation moves logits by whole units (0.1.0's model: 4.2).
+    parser.add_argument("--tolerance", type=float, default=0.5, help="max |logit difference|")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     qemu = shutil.which("qemu-x86_64")

@@ -105,9 +105,10 @@ def test_int8_computes_the_same_logits_on_older_cpus(
     assert native.shape == (len(batch), len(spec.classes))
     worst = float(np.abs(native - emulated).max())
     agreement = float((native.argmax(1) == emulated.argmax(1)).mean())
-    # Exact kernels differ only in requantisation rounding (SSE4.2: a few hundredths of a logit);
-    # saturating ones move logits by whole units (the 0.1.0 model: 2.9 on Haswell).
-    assert worst < 0.1 and agreement >= 0.99, (
+    # Kernels that do not saturate differ only in float rounding of the requantisation (SSE4.2,
+    # without FMA: up to 0.09 of a logit and 1 face in 200 for the MobileNetV2 default);
+    # saturating ones move logits by whole units (the 0.1.0 model: 2.9 on Haswell, 79% agreement).
+    assert worst < 0.5 and agreement >= 0.98, (
         f"int8 logits differ by up to {worst:.3f} on {cpu} ({OLDER_CPUS[cpu]}) from a CPU with "
         f"{cpu_flags()}; argmax agreement {agreement:.1%}"
     )
