@@ -41,8 +41,9 @@ def write_float_twin(int8_path: Path, output: Path, fp16_weights: bool = False) 
     metadata = json.loads(props[METADATA_KEY])
     consts = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     producer = {out: node for node in graph.node for out in node.output}
-    dropped: set[str] = set()  # node names
-    replaced: dict[str, Any] = {}  # DequantizeLinear name -> the Clip that takes its place
+    # Nodes by identity: names are optional in ONNX.
+    dropped: set[int] = set()
+    replaced: dict[int, Any] = {}  # DequantizeLinear -> the Clip that takes its place
     new_inits = []
     weights = 0
     for node in graph.node:
@@ -58,7 +59,7 @@ def write_float_twin(int8_path: Path, output: Path, fp16_weights: bool = False) 
                 shape[axis] = -1
                 scale, zero = scale.reshape(shape), zero.reshape(shape) if zero.ndim else zero
             new_inits.append(numpy_helper.from_array((q - zero) * scale, node.output[0]))
-            dropped.add(node.name)
+            dropped.add(id(node))
             weights += 1
             continue
         quantize = producer.get(node.input[0])
@@ -70,13 +71,13 @@ def write_float_twin(int8_path: Path, output: Path, fp16_weights: bool = False) 
         new_inits.append(numpy_helper.from_array(np.array((0 - z) * s, np.float32), low))
         new_inits.append(numpy_helper.from_array(np.array((255 - z) * s, np.float32), high))
         clip = helper.make_node(
-            "Clip", [quantize.input[0], low, high], [node.output[0]], name=node.name + "_clip"
+            "Clip", [quantize.input[0], low, high], [node.output[0]], name=node.output[0] + "_clip"
         )
-        replaced[node.name] = clip
-        dropped.add(quantize.name)
+        replaced[id(node)] = clip
+        dropped.add(id(quantize))
     if not weights:
         raise ModelError(f"{int8_path}: not an int8 QDQ model (no quantised weights)")
-    nodes = [replaced.get(n.name, n) for n in graph.node if n.name not in dropped]
+    nodes = [replaced.get(id(n), n) for n in graph.node if id(n) not in dropped]
     used = {name for node in nodes for name in node.input}
     kept = [init for init in graph.initializer if init.name in used]
     kept += [init for init in new_inits if init.name in used]
@@ -89,9 +90,11 @@ def write_float_twin(int8_path: Path, output: Path, fp16_weights: bool = False) 
     _save_replacing(proto, output)
     if fp16_weights:
         store_weights_fp16(output)
-    quantization = metadata.pop("quantization", None)
-    twin = {"of": int8_path.name, "activation_roundings_clipped": len(replaced)}
-    twin["quantization"] = quantization
+    twin = {
+        "of": int8_path.name,
+        "activation_roundings_clipped": len(replaced),
+        "quantization": metadata.pop("quantization", None),
+    }
     if isinstance(metadata.get("name"), str):  # "x-int8" -> "x": the twin is the float model
         metadata["name"] = metadata["name"].removesuffix("-int8")
     write_metadata(output, {**metadata, "float_twin": twin})
