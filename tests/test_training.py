@@ -705,6 +705,14 @@ def test_distilled_training_runs_and_learns(mixing: dict[str, Any], tmp_path: Pa
     assert any("distillation: teacher" in line for line in log)
     losses = column(tmp_path / "student", "train_loss")
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    if mixing:
+        return
+    # Resuming the finished run trains nothing, so the teachers do not run again.
+    again: list[str] = []
+    cfg = config(epochs=3, distill_teacher=str(tmp_path / "teacher"))
+    train(cfg, tmp_path / "student", resume=True, log=again)
+    assert any("nothing to train" in line for line in again)
+    assert not any("distillation: teacher" in line for line in again)
 
 
 def test_distillation_settings_are_checked(tmp_path: Path) -> None:

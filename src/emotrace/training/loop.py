@@ -237,20 +237,6 @@ def fit(
         if config.class_balance == "weights"
         else None
     )
-    soft_targets = (
-        teacher_targets(
-            config,
-            train.images,
-            y_train,
-            num_classes,
-            log,
-            prepared_as=data.preprocess,
-            images_for=_reprepare(data, config, train.labels) if data.source else None,
-            classes=data.classes,
-        )
-        if config.distill_teacher is not None
-        else None
-    )
     sample_weights = (
         class_weights(y_train, num_classes)[y_train] if config.class_balance == "sampler" else None
     )
@@ -294,6 +280,22 @@ def fit(
     elif main:
         with history_path.open("w", newline="") as handle:
             csv.writer(handle).writerow(HISTORY_FIELDS)
+    # The teachers run over the whole training split (minutes on a CPU): only when there is
+    # an epoch to train, not for a resume that finds the run finished.
+    soft_targets = (
+        teacher_targets(
+            config,
+            train.images,
+            y_train,
+            num_classes,
+            log,
+            prepared_as=data.preprocess,
+            images_for=_reprepare(data, config, train.labels) if data.source else None,
+            classes=data.classes,
+        )
+        if config.distill_teacher is not None and start_epoch < config.epochs and not stopped_before
+        else None
+    )
     # Rewritten on resume too, so overrides given then (epochs=...) stick for the next resume.
     if main:
         (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), "utf-8")
