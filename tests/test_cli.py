@@ -125,3 +125,22 @@ def test_bad_training_config_lists_valid_keys(tmp_path: Path) -> None:
         "train", "--config", config, "--data", tmp_path, "model=resnet9000", cwd=tmp_path
     )
     assert_one_line_error(unknown_model, "epochz")
+
+
+def test_models_lists_the_matching_architectures_with_their_cost() -> None:
+    from emotrace.models import list_models
+    from emotrace.models.profile import profile
+
+    result = emotrace("models", "mobilevit*")
+    assert result.returncode == 0, result.stderr
+    assert "MMACs" in result.stdout
+    rows = [line for line in result.stdout.splitlines() if "mobilevit" in line]
+    assert [row.split("│")[1].strip() for row in rows] == list_models("mobilevit*")
+    for row, name in zip(rows, list_models("mobilevit*"), strict=True):
+        params, mmacs = profile(name)
+        assert f"{mmacs:.1f}" in row and f"{params / 1e6:.2f}" in row
+    assert "emonet" not in result.stdout
+
+
+def test_models_with_a_pattern_that_matches_nothing_says_what_exists() -> None:
+    assert_one_line_error(emotrace("models", "resnet*"), "'resnet*'", "mobilenet_v2")

@@ -115,7 +115,7 @@ def emonet_wide(
     "emonet_deep",
     input_size=48,
     channels=1,
-    summary="emotrace default: EmoNet, 3+2 blocks at 6/3 px",
+    summary="previous default: EmoNet, 3+2 blocks at 6/3 px",
 )
 def emonet_deep(
     num_classes: int = 7,
