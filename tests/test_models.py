@@ -18,6 +18,7 @@ from torch import nn
 from emotrace.errors import ModelError
 from emotrace.models import build, list_models, model_info
 from emotrace.models import pretrained as pretrained_mod
+from emotrace.models._common import InvertedResidual
 from emotrace.models.mobilenet_v2 import NUM_BLOCKS, MobileNetV2
 from emotrace.models.mobilevit import MobileViTBlock
 from emotrace.models.pretrained import find_or_fetch_weights, load_state_dict_file
@@ -211,6 +212,44 @@ def test_mobilenet_v2_gray_adapt_matches_repeat() -> None:
         torch.testing.assert_close(adapt(x), repeat(x), rtol=1e-4, atol=1e-5)
 
 
+def test_mobilenet_v2_stochastic_depth_trains_only() -> None:
+    model = build("mobilenet_v2", input_size=48, drop_path=0.2)
+    blocks = [b for b in model.features if isinstance(b, InvertedResidual)]
+    rates = [b.drop_path for b in blocks]
+    # Linear in depth up to the given rate; blocks without a shortcut never drop their branch.
+    assert rates[-2] == pytest.approx(0.2 * 15 / 16) and rates[-1] == 0.0  # 160 -> 320: no shortcut
+    assert all(r == 0.0 for b, r in zip(blocks, rates, strict=True) if not b.use_residual)
+    assert rates[0] == 0.0 and max(rates) < 0.2
+    residual = [r for b, r in zip(blocks, rates, strict=True) if b.use_residual]
+    assert residual == sorted(residual) and residual[0] > 0
+
+    x = torch.randn(3, 3, 48, 48)
+    torch.manual_seed(0)
+    plain = build("mobilenet_v2", input_size=48).eval()
+    torch.manual_seed(0)
+    dropping = build("mobilenet_v2", input_size=48, drop_path=0.5).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(dropping(x), plain(x))  # inference ignores the rate
+        dropping.train()
+        plain.train()
+        assert not torch.allclose(dropping(x), plain(x))
+
+
+def test_inverted_residual_drops_whole_samples() -> None:
+    torch.manual_seed(0)
+    block = InvertedResidual(8, 8, 1, 4, drop_path=0.5).train()
+    x = torch.randn(400, 8, 6, 6)
+    with torch.no_grad():
+        branch = block.conv(x)  # BatchNorm in training mode: same batch, same statistics
+        out = block(x)
+    skipped = torch.isclose(out, x, atol=1e-6).flatten(1).all(1)
+    kept = torch.isclose(out, x + branch / 0.5, atol=1e-5).flatten(1).all(1)
+    assert bool((skipped ^ kept).all())  # each sample either skips the branch or keeps it, scaled
+    assert 0.4 < float(skipped.float().mean()) < 0.6
+    with pytest.raises(ValueError, match="drop_path"):
+        InvertedResidual(8, 8, 1, 4, drop_path=1.0)
+
+
 def batchnorms(module: nn.Module) -> list[nn.Module]:
     return [m for m in module.modules() if isinstance(m, nn.BatchNorm2d)]
 
@@ -259,6 +298,8 @@ def test_mobilenet_v2_parameter_groups_lower_backbone_lr() -> None:
         ({"mode": "frozen", "unfreeze_blocks": 2}, "needs mode='finetune'"),
         ({"in_channels": 4}, "1 \\(gray\\) or 3"),
         ({"input_size": 16}, "input_size >= 32"),
+        ({"drop_path": 1.0}, "drop_path must be in"),
+        ({"drop_path": -0.1}, "drop_path must be in"),
     ],
 )
 def test_mobilenet_v2_bad_options(options: dict[str, object], message: str) -> None:

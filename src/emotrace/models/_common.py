@@ -32,6 +32,8 @@ class InvertedResidual(nn.Module):
 
     MobileNetV2 uses ReLU6 and ``round(in * expansion)`` hidden channels (its ImageNet weights load
     by these parameter names); MobileViT's MV2 blocks pass SiLU and a divisible-by-8 width.
+    ``drop_path`` is the stochastic-depth rate of a block with a shortcut (Huang et al., 2016):
+    in training, each sample skips the block's branch with that probability.
     """
 
     def __init__(
@@ -42,8 +44,11 @@ class InvertedResidual(nn.Module):
         expansion: float,
         act: type[nn.Module] = nn.ReLU6,
         hidden: int | None = None,
+        drop_path: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= drop_path < 1.0:
+            raise ValueError(f"drop_path must be in [0, 1), not {drop_path}")
         hidden = hidden if hidden is not None else round(in_channels * expansion)
         layers: list[nn.Module] = []
         if expansion != 1:
@@ -55,10 +60,20 @@ class InvertedResidual(nn.Module):
         ]
         self.conv = nn.Sequential(*layers)
         self.use_residual = stride == 1 and in_channels == out_channels
+        # Without a shortcut there is nothing to fall back on, so the branch is never dropped.
+        self.drop_path = drop_path if self.use_residual else 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y: torch.Tensor = self.conv(x)
-        return x + y if self.use_residual else y
+        if not self.use_residual:
+            return y
+        if self.training and self.drop_path > 0:
+            keep = 1.0 - self.drop_path
+            # One draw per sample; dividing by `keep` keeps the expected output equal to the
+            # evaluation-mode output, which always adds the whole branch.
+            mask = torch.empty((y.shape[0], 1, 1, 1), dtype=y.dtype, device=y.device)
+            y = y * mask.bernoulli_(keep).div_(keep)
+        return x + y
 
 
 class ClassifierHead(nn.Module):

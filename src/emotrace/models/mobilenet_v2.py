@@ -19,6 +19,9 @@ Transfer-learning controls:
 * Gray faces: ``gray_mode="repeat"`` copies the channel to RGB inside the model; ``"adapt"`` swaps
   the first conv for a 1-channel one whose filters are the sums of the pretrained RGB filters
   (the same response to a gray image, a third of the first layer's cost).
+* Regularisation: ``drop_path`` sets stochastic depth (Huang et al., 2016), a rate that grows
+  linearly from 0 at the first of the 17 inverted residual blocks to ``drop_path`` at the last
+  (blocks without a shortcut never drop). Inference is unchanged: the rate acts in training only.
 """
 
 from __future__ import annotations
@@ -62,14 +65,17 @@ class MobileNetV2(nn.Module):
         backbone_lr_mult: float = 0.1,
         gray_mode: str = "repeat",
         dropout: float = 0.2,
+        drop_path: float = 0.0,
     ) -> None:
         super().__init__()
-        _check_options(in_channels, mode, unfreeze_blocks, backbone_lr_mult, gray_mode)
+        _check_options(in_channels, mode, unfreeze_blocks, backbone_lr_mult, gray_mode, drop_path)
         blocks: list[nn.Module] = [conv_bn_act(3, 32, 3, 2, act=nn.ReLU6)]
         channels = 32
+        depth = sum(n for _, _, n, _ in _SETTINGS)
         for t, c, n, s in _SETTINGS:
             for i in range(n):
-                blocks.append(InvertedResidual(channels, c, s if i == 0 else 1, t))
+                rate = drop_path * (len(blocks) - 1) / (depth - 1)
+                blocks.append(InvertedResidual(channels, c, s if i == 0 else 1, t, drop_path=rate))
                 channels = c
         blocks.append(conv_bn_act(channels, 1280, 1, act=nn.ReLU6))
         self.features = nn.Sequential(*blocks)
@@ -184,6 +190,7 @@ def _check_options(
     unfreeze_blocks: int | None,
     backbone_lr_mult: float,
     gray_mode: str,
+    drop_path: float = 0.0,
 ) -> None:
     if in_channels not in (1, 3):
         raise ModelError(
@@ -203,6 +210,8 @@ def _check_options(
         )
     if backbone_lr_mult < 0:
         raise ModelError(f"backbone_lr_mult must be >= 0, not {backbone_lr_mult}")
+    if not 0 <= drop_path < 1:
+        raise ModelError(f"drop_path must be in [0, 1), not {drop_path}")
 
 
 @register("mobilenet_v2", input_size=96, channels=3, summary="MobileNetV2 1.0, ImageNet transfer")
@@ -216,6 +225,7 @@ def mobilenet_v2(
     backbone_lr_mult: float | None = None,
     gray_mode: str = "repeat",
     dropout: float = 0.2,
+    drop_path: float = 0.0,
 ) -> nn.Module:
     """Build MobileNetV2; ``pretrained=True`` loads ImageNet weights (torch hub cache or download).
 
@@ -228,7 +238,7 @@ def mobilenet_v2(
     if backbone_lr_mult is None:
         backbone_lr_mult = 0.1 if pretrained else 1.0
     # Checked here too so that a bad option fails before a 14 MB download.
-    _check_options(in_channels, mode, unfreeze_blocks, backbone_lr_mult, gray_mode)
+    _check_options(in_channels, mode, unfreeze_blocks, backbone_lr_mult, gray_mode, drop_path)
     weights = find_or_fetch_weights() if pretrained else None
     return MobileNetV2(
         num_classes,
@@ -239,4 +249,5 @@ def mobilenet_v2(
         backbone_lr_mult,
         gray_mode,
         dropout,
+        drop_path,
     )
