@@ -181,6 +181,26 @@ def test_classifier_rejects_bad_input(onnx_model: Path, faces: object, message: 
         EmotionClassifier(onnx_model).predict(faces)  # type: ignore[arg-type]
 
 
+def test_prepared_float_faces_give_the_same_probabilities(
+    onnx_model: Path, trained_run: Path
+) -> None:
+    """``predict_scaled`` (float faces in [0, 1], as distillation's teachers get augmented
+    batches) answers as ``predict`` does on the same faces, on both backends."""
+    from emotrace import EmotionClassifier
+
+    rng = np.random.default_rng(4)
+    faces = [rng.integers(0, 256, (60, 50, 3), dtype=np.uint8) for _ in range(5)]
+    for model in (onnx_model, trained_run):
+        clf = EmotionClassifier(model)
+        prepared = clf.prepare(faces)
+        scaled = prepared.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+        np.testing.assert_allclose(clf.predict_scaled(scaled), clf.predict(faces), atol=1e-5)
+        assert clf.predict_scaled(scaled[:0]).shape == (0, len(clf.classes))
+        for bad in (prepared, scaled[0], scaled.astype(np.float64), scaled[:, :, 1:]):
+            with pytest.raises(InputError, match="expected float32 faces of shape"):
+                clf.predict_scaled(bad)
+
+
 def test_bad_model_files_raise_model_error(tmp_path: Path, trained_run: Path) -> None:
     import onnx
 

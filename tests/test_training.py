@@ -671,7 +671,7 @@ def test_distillation_targets_mix_the_teachers_flip_averaged_probabilities(
     tmp_path: Path,
 ) -> None:
     from emotrace.runtime.classifier import EmotionClassifier
-    from emotrace.training.loop import teacher_targets
+    from emotrace.training.distill import teacher_targets
 
     train(config(epochs=2), tmp_path / "teacher")
     images = DATA.split("train").images
@@ -692,7 +692,14 @@ def test_distillation_targets_mix_the_teachers_flip_averaged_probabilities(
     np.testing.assert_allclose(half.sum(1).numpy(), 1.0, atol=1e-5)
 
 
-@pytest.mark.parametrize("mixing", [{}, {"mixup": 0.4, "mix_prob": 1.0}])
+@pytest.mark.parametrize(
+    "mixing",
+    [
+        {},
+        {"mixup": 0.4, "mix_prob": 1.0},
+        {"distill_mode": "consistent", "cutmix": 1.0, "mix_prob": 1.0},
+    ],
+)
 def test_distilled_training_runs_and_learns(mixing: dict[str, Any], tmp_path: Path) -> None:
     train(config(epochs=2), tmp_path / "teacher")
     log: list[str] = []
@@ -703,6 +710,8 @@ def test_distilled_training_runs_and_learns(mixing: dict[str, Any], tmp_path: Pa
     )
     assert result.stopped_reason == "completed"
     assert any("distillation: teacher" in line for line in log)
+    consistent = mixing.get("distill_mode") == "consistent"
+    assert any("sees each augmented batch" in line for line in log) == consistent
     losses = column(tmp_path / "student", "train_loss")
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
     if mixing:
@@ -718,6 +727,8 @@ def test_distilled_training_runs_and_learns(mixing: dict[str, Any], tmp_path: Pa
 def test_distillation_settings_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="distill_weight"):
         config(distill_teacher="default", distill_weight=1.5)
+    with pytest.raises(ConfigError, match="distill_mode='online' is not valid"):
+        config(distill_teacher="default", distill_mode="online")
     with pytest.raises(ConfigError, match="class_balance"):
         config(distill_teacher="default", class_balance="weights")
     for bad in ([], [""], ["default", 3], 7):
@@ -742,7 +753,7 @@ def flip_averaged(model: Path, images: np.ndarray) -> np.ndarray:
 
 
 def test_an_ensemble_of_teachers_averages_their_probabilities(tmp_path: Path) -> None:
-    from emotrace.training.loop import teacher_targets
+    from emotrace.training.distill import teacher_targets
 
     train(config(epochs=1), tmp_path / "one")
     train(config(epochs=2, seed=5), tmp_path / "two")
@@ -766,7 +777,8 @@ def test_a_teacher_framed_differently_sees_the_dataset_prepared_its_own_way(
     """The teacher was trained on equalised faces, the student trains on raw ones: the teacher's
     targets come from the same training images, re-read from the dataset and equalised."""
     from emotrace.data.prepared import load_prepared
-    from emotrace.training.loop import _reprepare, teacher_targets
+    from emotrace.training.distill import teacher_targets
+    from emotrace.training.loop import _reprepare
 
     dataset = make_class_folders(tmp_path / "faces", {"angry": 12, "happy": 12, "sad": 12})
     cache = tmp_path / "cache"
@@ -813,6 +825,162 @@ def test_a_teacher_framed_differently_sees_the_dataset_prepared_its_own_way(
     )
     with pytest.raises(ConfigError, match="does not line up"):
         train(config(distill_teacher=str(tmp_path / "teacher")), tmp_path / "s2", data=shuffled)
+
+
+# Consistent teaching: teachers answer on the augmented, mixed batch the student sees -------------
+
+
+def scaled_nchw(images: np.ndarray) -> torch.Tensor:
+    """uint8 ``(N, S, S, C)`` images as float ``(N, C, S, S)`` in [0, 1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+
+
+def checkpoint_probabilities(run: Path, scaled: torch.Tensor) -> np.ndarray:
+    """The teacher's probabilities from its own torch checkpoint (an independent reference)."""
+    loaded = load_checkpoint(run)
+    norm = loaded.meta["normalization"]
+    mean, std = float(norm["mean"]), float(norm["std"])
+    with torch.inference_mode():
+        logits = loaded.model((scaled - mean) / std)
+    return torch.softmax(logits, 1).numpy()
+
+
+def test_a_consistent_teacher_answers_on_the_augmented_mixed_batch(tmp_path: Path) -> None:
+    from emotrace.data.augment import AugmentConfig, BatchAugment
+    from emotrace.export import export_onnx
+    from emotrace.runtime.classifier import EmotionClassifier
+    from emotrace.training.distill import build_distillation
+
+    # Trained long enough that its outputs depend on the image (a barely trained model's are flat).
+    train(config(epochs=8, lr=1e-2, augment={}), tmp_path / "teacher")
+    onnx_teacher = tmp_path / "teacher.onnx"  # through onnxruntime, as a user's teacher runs
+    export_onnx(tmp_path / "teacher", onnx_teacher)
+    images = DATA.split("train").images
+    labels = torch.from_numpy(DATA.split("train").labels)
+    idx = torch.arange(len(labels))
+    student = config(
+        distill_teacher=str(onnx_teacher), distill_weight=1.0, distill_mode="consistent"
+    )
+    log: list[str] = []
+    distillation = build_distillation(
+        student, images, labels, 3, log.append, prepared_as=DATA.preprocess
+    )
+    assert any("sees each augmented batch as the student does" in line for line in log)
+    assert not any("agrees with" in line for line in log)  # nothing computed ahead
+
+    def normalised(scaled: torch.Tensor) -> torch.Tensor:
+        return (scaled - student.mean) / student.std
+
+    # Un-augmented, it is the teacher's plain answer on each image (no mirror averaging) ...
+    plain = distillation.targets(idx, normalised(scaled_nchw(images)))
+    teacher = EmotionClassifier(onnx_teacher, threads=1)
+    np.testing.assert_allclose(plain.numpy(), teacher.predict(images), atol=1e-5)
+    # ... and on an augmented batch, its answer on exactly what the student is fed.
+    augmented = BatchAugment(AugmentConfig(rotation=25, zoom=0.2), seed=3)(scaled_nchw(images))
+    targets = distillation.targets(idx, normalised(augmented))
+    reference = checkpoint_probabilities(tmp_path / "teacher", augmented)
+    np.testing.assert_allclose(targets.numpy(), reference, atol=1e-4)
+    assert np.abs(targets.numpy() - plain.numpy()).max() > 1e-2  # the augmentation mattered
+
+    # Mixed images: the teacher answers on the mixture; the label part is mixed by lam.
+    half = build_distillation(
+        config(distill_teacher=str(onnx_teacher), distill_mode="consistent"),
+        images,
+        labels,
+        3,
+        prepared_as=DATA.preprocess,
+    )
+    perm, lam = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0)), 0.3
+    mixed = lam * augmented + (1 - lam) * augmented[perm]
+    smoothed = torch.full((len(labels), 3), 0.1 / 3) + 0.9 * torch.eye(3)[labels]
+    expected = 0.5 * torch.from_numpy(checkpoint_probabilities(tmp_path / "teacher", mixed)) + (
+        0.5 * (lam * smoothed + (1 - lam) * smoothed[perm])
+    )
+    mixed_targets = half.targets(idx, normalised(mixed), perm, lam)
+    torch.testing.assert_close(mixed_targets, expected, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(mixed_targets.sum(1).numpy(), 1.0, atol=1e-5)
+
+
+def test_a_consistent_teacher_of_another_size_gets_the_batch_resized(tmp_path: Path) -> None:
+    from emotrace.runtime.classifier import EmotionClassifier
+    from emotrace.training.distill import build_distillation
+
+    small = band_dataset(size=SIZE // 2)
+    small_config = config(epochs=8, lr=1e-2, augment={}, preprocess={"size": SIZE // 2})
+    train(small_config, tmp_path / "t", small)
+    images = DATA.split("train").images
+    labels = torch.from_numpy(DATA.split("train").labels)
+    log: list[str] = []
+    distillation = build_distillation(
+        config(distill_teacher=str(tmp_path / "t"), distill_weight=1.0, distill_mode="consistent"),
+        images,
+        labels,
+        3,
+        log.append,
+        prepared_as=DATA.preprocess,
+    )
+    assert any(f"resized to {SIZE // 2} px" in line for line in log)
+    targets = distillation.targets(torch.arange(len(labels)), (scaled_nchw(images) - 0.5) / 0.5)
+    # The runtime shrinks the 32 px faces to 16 px by pixel areas too (only its uint8 rounding
+    # differs), so the answers agree closely.
+    own_resize = EmotionClassifier(tmp_path / "t", threads=1).predict(images)
+    np.testing.assert_allclose(targets.numpy(), own_resize, atol=1e-3)
+
+
+def test_consistent_mode_keeps_fixed_targets_for_a_teacher_framed_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emotrace.data.prepared import load_prepared
+    from emotrace.training.distill import build_distillation
+    from emotrace.training.loop import _reprepare
+
+    dataset = make_class_folders(tmp_path / "faces", {"angry": 12, "happy": 12, "sad": 12})
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("EMOTRACE_CACHE", str(cache))
+    equalised = Preprocess(size=SIZE, gray=True, equalize=True)
+    raw = Preprocess(size=SIZE, gray=True)
+    equalised_data = load_prepared(dataset, equalised, cache_dir=cache)
+    raw_data = load_prepared(dataset, raw, cache_dir=cache)
+    for name, data, prep in (("eq", equalised_data, equalised), ("raw", raw_data, raw)):
+        cfg = config(preprocess=prep.to_dict(), epochs=8, lr=1e-2, augment={})
+        train(cfg, tmp_path / name, data=data)
+    student = config(
+        distill_teacher=[str(tmp_path / "eq"), str(tmp_path / "raw")],
+        distill_weight=1.0,
+        distill_mode="consistent",
+    )
+    images = raw_data.split("train").images
+    labels = raw_data.split("train").labels
+    log: list[str] = []
+    distillation = build_distillation(
+        student,
+        images,
+        torch.from_numpy(labels),
+        3,
+        log.append,
+        prepared_as=raw,
+        images_for=_reprepare(raw_data, student, labels),
+    )
+    # The equalised teacher cannot see the raw batch: its targets are fixed, flip-averaged on
+    # its own view; the raw one answers on the batch.
+    assert sum(f"teacher {tmp_path / 'eq'} agrees with" in line for line in log) == 1
+    assert sum(f"teacher {tmp_path / 'raw'} sees each augmented" in line for line in log) == 1
+    targets = distillation.targets(torch.arange(len(labels)), (scaled_nchw(images) - 0.5) / 0.5)
+    from emotrace.runtime.classifier import EmotionClassifier
+
+    expected = (
+        flip_averaged(tmp_path / "eq", equalised_data.split("train").images)
+        + EmotionClassifier(tmp_path / "raw", threads=1).predict(images)
+    ) / 2
+    np.testing.assert_allclose(targets.numpy(), expected, atol=1e-5)
+
+    # With no teacher that frames faces as the data does, consistent mode is a one-line error.
+    with pytest.raises(ConfigError, match="no teacher prepares faces as the training data"):
+        train(
+            config(distill_teacher=str(tmp_path / "eq"), distill_mode="consistent"),
+            tmp_path / "student",
+            data=raw_data,
+        )
 
 
 def _limit_images(data: PreparedDataset, limit: int) -> np.ndarray:

@@ -98,6 +98,25 @@ class EmotionClassifier:
             return logits
         return softmax(logits, self.spec.temperature).astype(np.float32)
 
+    def predict_scaled(self, x: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities ``(N, K)`` for faces already prepared the model's way, as
+        float32 ``(N, C, S, S)`` scaled to [0, 1] rather than uint8: an augmented training batch,
+        as distillation's teachers see it."""
+        size, channels = self.spec.input_size, self.spec.channels
+        if not (
+            isinstance(x, np.ndarray)
+            and x.dtype == np.float32
+            and x.ndim == 4
+            and x.shape[1:] == (channels, size, size)
+        ):
+            shape = getattr(x, "shape", type(x).__name__)
+            raise InputError(
+                f"expected float32 faces of shape (N, {channels}, {size}, {size}), got {shape}"
+            )
+        if len(x) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        return softmax(self._backend.logits_scaled(x), self.spec.temperature).astype(np.float32)
+
     def crop_faces(self, image: np.ndarray, faces: Sequence[Detection | Box]) -> list[np.ndarray]:
         """The crops of ``image`` this model expects for detected ``faces`` (or plain boxes).
 

@@ -17,12 +17,17 @@ BUNDLED_MODELS = {"default": DEFAULT_MODEL_FILE, "default-int8": "emotrace_defau
 
 
 class Backend(Protocol):
-    """Anything that turns prepared uint8 batches into logits and describes itself."""
+    """Anything that turns prepared batches (uint8, or float scaled to [0, 1]) into logits and
+    describes itself."""
 
     spec: ModelSpec
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Raw logits ``(N, K)`` for a uint8 batch ``(N, S, S, C)``."""
+        ...
+
+    def logits_scaled(self, x: np.ndarray) -> np.ndarray:
+        """Raw logits ``(N, K)`` for prepared faces as float32 ``(N, C, S, S)`` in [0, 1]."""
         ...
 
 

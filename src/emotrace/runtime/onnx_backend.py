@@ -54,3 +54,10 @@ class OnnxBackend:
         x -= self.spec.mean / self.spec.std
         out = self._session.run(None, {self._input: x})[0]
         return np.asarray(out, dtype=np.float32)
+
+    def logits_scaled(self, x: np.ndarray) -> np.ndarray:
+        """Raw logits ``(N, K)`` for prepared faces as float32 ``(N, C, S, S)`` in [0, 1] (an
+        augmented training batch, say), normalised as the model's metadata says."""
+        x = (x - np.float32(self.spec.mean)) / np.float32(self.spec.std)
+        out = self._session.run(None, {self._input: x.astype(np.float32, copy=False)})[0]
+        return np.asarray(out, dtype=np.float32)

@@ -29,11 +29,15 @@ class TorchBackend:
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Raw (un-tempered) logits ``(N, K)`` for a prepared uint8 batch ``(N, S, S, C)``."""
+        x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2)).astype(np.float32) / 255.0
+        return self.logits_scaled(x)
+
+    def logits_scaled(self, x: np.ndarray) -> np.ndarray:
+        """Raw logits ``(N, K)`` for prepared faces as float32 ``(N, C, S, S)`` in [0, 1]."""
         torch = self._torch
-        x = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))).float()
-        x = (x / 255.0 - self.spec.mean) / self.spec.std
+        t = (torch.from_numpy(np.ascontiguousarray(x)).float() - self.spec.mean) / self.spec.std
         with torch.inference_mode():
-            out = [self._model(x[i : i + 256]) for i in range(0, x.shape[0], 256)]
+            out = [self._model(t[i : i + 256]) for i in range(0, t.shape[0], 256)]
         return (
             torch.cat(out).numpy().astype(np.float32)
             if out

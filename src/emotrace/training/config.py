@@ -15,6 +15,9 @@ SCHEDULERS = ("cosine", "plateau", "none")
 BALANCING = ("none", "weights", "sampler")
 MONITORS = ("val_accuracy", "val_macro_f1", "val_loss")
 PRECISIONS = ("fp32", "bf16")
+#: What distillation's teachers see: each training image once, before training (``fixed``), or
+#: each augmented, mixed batch as the student sees it (``consistent``; see training/distill.py).
+DISTILL_MODES = ("fixed", "consistent")
 
 
 @dataclass
@@ -66,12 +69,15 @@ class TrainConfig:
     #: emonet_deep with bf16 on 2 cores, after ~45 s of compilation. Evaluation stays eager.
     compile: bool = False
     #: Knowledge distillation: a teacher model (``default``, an ``.onnx`` file or a run folder),
-    #: or a list of them (an ensemble), whose flip-averaged probabilities on each training image
-    #: are mixed into its target with weight ``distill_weight`` (the rest is the label-smoothed
-    #: one-hot label). Each teacher sees the training images prepared its own way (its own
-    #: framing), re-read from the dataset when that differs from the training data's.
+    #: or a list of them (an ensemble), whose probabilities on each training image are mixed into
+    #: its target with weight ``distill_weight`` (the rest is the label-smoothed one-hot label).
+    #: ``distill_mode: fixed``: each teacher's answer on the image and its mirror, computed once
+    #: on the images prepared its own way (its own framing), re-read from the dataset when that
+    #: differs from the training data's. ``consistent``: teachers that frame faces as the
+    #: training data does see each augmented, mixed batch as the student does, every step.
     distill_teacher: str | list[str] | None = None
     distill_weight: float = 0.5
+    distill_mode: str = "fixed"
     #: Under torchrun on GPUs: BatchNorm statistics over the global batch instead of each
     #: process's share (worth it when per-GPU batches are small). CUDA only.
     sync_batchnorm: bool = False
@@ -83,6 +89,7 @@ class TrainConfig:
             ("class_balance", self.class_balance, BALANCING),
             ("monitor", self.monitor, MONITORS),
             ("precision", self.precision, PRECISIONS),
+            ("distill_mode", self.distill_mode, DISTILL_MODES),
         ]
         for key, value, valid in checks:
             if value not in valid:

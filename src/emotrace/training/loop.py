@@ -34,6 +34,7 @@ from emotrace.training import distributed
 from emotrace.training.callbacks import BestTracker, EarlyStopping, mode_for
 from emotrace.training.checkpoint import load_state, save_checkpoint, save_state
 from emotrace.training.config import TrainConfig
+from emotrace.training.distill import build_distillation, soft_cross_entropy
 from emotrace.training.history import (
     HISTORY_FIELDS,
     plot_history,
@@ -282,8 +283,8 @@ def fit(
             csv.writer(handle).writerow(HISTORY_FIELDS)
     # The teachers run over the whole training split (minutes on a CPU): only when there is
     # an epoch to train, not for a resume that finds the run finished.
-    soft_targets = (
-        teacher_targets(
+    distillation = (
+        build_distillation(
             config,
             train.images,
             y_train,
@@ -332,12 +333,15 @@ def fit(
                 ) < config.mix_prob
                 if mixing:
                     x, perm, lam = mix_batch(x, y, config, gen)
+                if distillation is not None:
+                    target = (
+                        distillation.targets(idx, x, perm, lam)
+                        if mixing
+                        else distillation.targets(idx, x)
+                    )
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     logits = train_forward(x)
-                    if soft_targets is not None:
-                        target = soft_targets[idx].to(device)
-                        if mixing:
-                            target = lam * target + (1 - lam) * target[perm]
+                    if distillation is not None:
                         loss = soft_cross_entropy(logits, target)
                     elif mixing:
                         loss = lam * F.cross_entropy(
@@ -462,78 +466,6 @@ def fit(
     )
 
 
-def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of ``logits`` against probability rows ``target``."""
-    return -(target * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
-
-
-def teacher_targets(
-    config: TrainConfig,
-    images: np.ndarray,
-    labels: torch.Tensor,
-    num_classes: int,
-    log: Callable[[str], None] = print,
-    prepared_as: Preprocess | None = None,
-    images_for: Callable[[Preprocess], np.ndarray] | None = None,
-    classes: list[str] | None = None,
-) -> torch.Tensor:
-    """Distillation targets ``(N, K)``: ``distill_weight`` of the teachers' probabilities
-    (each averaged over the image and its mirror, so they agree with flip augmentation; several
-    teachers are averaged) plus the rest of the label-smoothed one-hot label.
-
-    ``images`` are the training images as prepared with ``prepared_as`` (unknown: only their
-    shape is checked); a teacher whose preprocessing differs (another framing, size or colour)
-    gets ``images_for(its preprocessing)`` instead, the same images in the same order prepared
-    its way. The teachers run once, before training, through the same inference engine users
-    get (onnxruntime for ``.onnx`` files and bundled models)."""
-    from emotrace.runtime.classifier import EmotionClassifier
-
-    teachers = config.teachers
-    assert teachers, "teacher_targets needs distill_teacher"
-    probs = np.zeros((len(images), num_classes), np.float32)
-    for name in teachers:
-        started = time.perf_counter()
-        teacher = EmotionClassifier(name, threads=config.threads)
-        if len(teacher.spec.classes) != num_classes or (
-            classes is not None and list(teacher.spec.classes) != list(classes)
-        ):
-            raise ConfigError(
-                f"teacher {name} predicts {', '.join(teacher.spec.classes)}; the data's classes "
-                f"are {', '.join(classes) if classes else num_classes} (same names, same order)"
-            )
-        seen = images
-        own_way = teacher.spec.preprocess
-        if (prepared_as is not None and own_way != prepared_as) or not _shape_fits(own_way, images):
-            if images_for is None:
-                raise ConfigError(
-                    f"teacher {name} expects {teacher.spec.input_size} px images with "
-                    f"{teacher.spec.channels} channel(s) prepared as "
-                    f"{own_way.to_dict()}; the training data has "
-                    f"{images.shape[1]} px and {images.shape[3]} and its source dataset is "
-                    "not available to prepare them that way"
-                )
-            seen = images_for(own_way)
-        own = np.empty_like(probs)
-        for start in range(0, len(seen), 1024):
-            batch = seen[start : start + 1024]
-            own[start : start + 1024] = (
-                teacher.predict(batch) + teacher.predict(np.ascontiguousarray(batch[:, :, ::-1]))
-            ) / 2
-        agreement = float((own.argmax(1) == labels.numpy()).mean())
-        log(
-            f"distillation: teacher {name} agrees with {agreement:.1%} of the training labels "
-            f"({time.perf_counter() - started:.0f} s)"
-        )
-        probs += own / len(teachers)
-    if len(teachers) > 1:
-        agreement = float((probs.argmax(1) == labels.numpy()).mean())
-        log(f"distillation: the {len(teachers)} teachers together agree with {agreement:.1%}")
-    smooth = F.one_hot(labels, num_classes).float() * (1 - config.label_smoothing)
-    smooth += config.label_smoothing / num_classes
-    weight = config.distill_weight
-    return weight * torch.from_numpy(probs) + (1 - weight) * smooth
-
-
 def _reprepare(
     data: PreparedDataset, config: TrainConfig, labels: np.ndarray
 ) -> Callable[[Preprocess], np.ndarray]:
@@ -560,11 +492,6 @@ def _reprepare(
         return train.images
 
     return images_for
-
-
-def _shape_fits(settings: Preprocess, images: np.ndarray) -> bool:
-    """Whether images of this shape can have been prepared with ``settings``."""
-    return settings.size == images.shape[1] and settings.channels == images.shape[3]
 
 
 def evaluate_arrays(
