@@ -164,7 +164,9 @@ def load_teacher(
     """A teacher model, checked to predict the data's classes in the data's order."""
     from emotrace.runtime.classifier import EmotionClassifier
 
-    teacher = EmotionClassifier(name, threads=config.threads)
+    # As many threads as torch's (one per process under torchrun, unless OMP_NUM_THREADS says
+    # otherwise), so teachers in several processes do not each take every core.
+    teacher = EmotionClassifier(name, threads=config.threads or torch.get_num_threads())
     if len(teacher.spec.classes) != num_classes or (
         classes is not None and list(teacher.spec.classes) != list(classes)
     ):
