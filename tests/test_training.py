@@ -667,27 +667,35 @@ def test_ctrl_c_saves_and_resume_continues_from_the_saved_epoch(tmp_path: Path) 
     assert [int(r["epoch"]) for r in history(run)] == list(range(1, saved + 2))
 
 
+def fixed_targets(*args: Any, **kwargs: Any) -> torch.Tensor:
+    """The per-image targets of ``distill_mode: fixed`` (nothing is added per batch)."""
+    from emotrace.training.distill import build_distillation
+
+    distillation = build_distillation(*args, **kwargs)
+    assert not distillation.online
+    return distillation.base
+
+
 def test_distillation_targets_mix_the_teachers_flip_averaged_probabilities(
     tmp_path: Path,
 ) -> None:
     from emotrace.runtime.classifier import EmotionClassifier
-    from emotrace.training.distill import teacher_targets
 
     train(config(epochs=2), tmp_path / "teacher")
     images = DATA.split("train").images
     labels = torch.from_numpy(DATA.split("train").labels)
     teacher = EmotionClassifier(tmp_path / "teacher", threads=1)
     expected = (teacher.predict(images) + teacher.predict(images[:, :, ::-1].copy())) / 2
-    only_teacher = teacher_targets(
+    only_teacher = fixed_targets(
         config(distill_teacher=str(tmp_path / "teacher"), distill_weight=1.0), images, labels, 3
     )
     np.testing.assert_allclose(only_teacher.numpy(), expected, atol=1e-5)
-    only_labels = teacher_targets(
+    only_labels = fixed_targets(
         config(distill_teacher=str(tmp_path / "teacher"), distill_weight=0.0), images, labels, 3
     )
     smoothed = torch.full((len(labels), 3), 0.1 / 3) + 0.9 * torch.eye(3)[labels]
     torch.testing.assert_close(only_labels, smoothed)
-    half = teacher_targets(config(distill_teacher=str(tmp_path / "teacher")), images, labels, 3)
+    half = fixed_targets(config(distill_teacher=str(tmp_path / "teacher")), images, labels, 3)
     torch.testing.assert_close(half, (only_teacher + only_labels) / 2)
     np.testing.assert_allclose(half.sum(1).numpy(), 1.0, atol=1e-5)
 
@@ -753,15 +761,13 @@ def flip_averaged(model: Path, images: np.ndarray) -> np.ndarray:
 
 
 def test_an_ensemble_of_teachers_averages_their_probabilities(tmp_path: Path) -> None:
-    from emotrace.training.distill import teacher_targets
-
     train(config(epochs=1), tmp_path / "one")
     train(config(epochs=2, seed=5), tmp_path / "two")
     images = DATA.split("train").images
     labels = torch.from_numpy(DATA.split("train").labels)
     teachers = [str(tmp_path / "one"), str(tmp_path / "two")]
     log: list[str] = []
-    targets = teacher_targets(
+    targets = fixed_targets(
         config(distill_teacher=teachers, distill_weight=1.0), images, labels, 3, log.append
     )
     one, two = (flip_averaged(Path(t), images) for t in teachers)
@@ -777,7 +783,6 @@ def test_a_teacher_framed_differently_sees_the_dataset_prepared_its_own_way(
     """The teacher was trained on equalised faces, the student trains on raw ones: the teacher's
     targets come from the same training images, re-read from the dataset and equalised."""
     from emotrace.data.prepared import load_prepared
-    from emotrace.training.distill import teacher_targets
     from emotrace.training.loop import _reprepare
 
     dataset = make_class_folders(tmp_path / "faces", {"angry": 12, "happy": 12, "sad": 12})
@@ -792,7 +797,7 @@ def test_a_teacher_framed_differently_sees_the_dataset_prepared_its_own_way(
     student_data = load_prepared(dataset, raw, cache_dir=cache)
     student = config(distill_teacher=str(tmp_path / "teacher"), distill_weight=1.0, limit_train=30)
     labels = _limit_labels(student_data, 30)
-    targets = teacher_targets(
+    targets = fixed_targets(
         student,
         _limit_images(student_data, 30),
         torch.from_numpy(labels),

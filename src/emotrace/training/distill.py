@@ -95,8 +95,13 @@ def build_distillation(
     images_for: Callable[[Preprocess], np.ndarray] | None = None,
     classes: list[str] | None = None,
 ) -> Distillation:
-    """The :class:`Distillation` of ``config`` for training ``images`` (prepared as
-    ``prepared_as``) and their ``labels``; see :func:`teacher_targets` for ``images_for``."""
+    """The :class:`Distillation` of ``config`` for training ``images`` and their ``labels``.
+
+    Fixed teachers' probabilities are each averaged over the image and its mirror (so they agree
+    with flip augmentation) and several teachers are averaged. ``images`` are the training images
+    as prepared with ``prepared_as`` (unknown: only their shape is checked); a fixed teacher whose
+    preprocessing differs (another framing, size or colour) gets ``images_for(its
+    preprocessing)`` instead, the same images in the same order prepared its way."""
     teachers = [(n, load_teacher(n, config, num_classes, classes)) for n in config.teachers]
     online: list[tuple[str, EmotionClassifier]] = []
     if config.distill_mode == "consistent":
@@ -129,32 +134,6 @@ def build_distillation(
         config.distill_weight / len(teachers),
         config.mean,
         config.std,
-    )
-
-
-def teacher_targets(
-    config: TrainConfig,
-    images: np.ndarray,
-    labels: torch.Tensor,
-    num_classes: int,
-    log: Callable[[str], None] = print,
-    prepared_as: Preprocess | None = None,
-    images_for: Callable[[Preprocess], np.ndarray] | None = None,
-    classes: list[str] | None = None,
-) -> torch.Tensor:
-    """Fixed distillation targets ``(N, K)`` for all of ``config``'s teachers:
-    ``distill_weight`` of their probabilities (each averaged over the image and its mirror, so
-    they agree with flip augmentation; several teachers are averaged) plus the rest of the
-    label-smoothed one-hot label.
-
-    ``images`` are the training images as prepared with ``prepared_as`` (unknown: only their
-    shape is checked); a teacher whose preprocessing differs (another framing, size or colour)
-    gets ``images_for(its preprocessing)`` instead, the same images in the same order prepared
-    its way."""
-    assert config.teachers, "teacher_targets needs distill_teacher"
-    teachers = [(n, load_teacher(n, config, num_classes, classes)) for n in config.teachers]
-    return _targets(
-        config, teachers, len(teachers), images, labels, num_classes, log, prepared_as, images_for
     )
 
 
