@@ -223,7 +223,27 @@ def interrupt_after(epoch: int, lines: list[str]) -> Any:
     ids=["ema-mixup-sampler", "plateau-sgd-cutmix"],
 )
 def test_resumed_run_ends_with_the_same_weights(options: dict[str, Any], tmp_path: Path) -> None:
-    cfg = config(epochs=3, **options)
+    assert_resume_is_exact(config(epochs=3, **options), tmp_path)
+
+
+@pytest.mark.slow
+def test_resumed_consistent_distillation_ends_with_the_same_weights(tmp_path: Path) -> None:
+    """The teacher answers on each augmented, mixed batch; after a resume it must see the very
+    batches the uninterrupted run's teacher saw."""
+    train(config(epochs=2), tmp_path / "teacher")
+    cfg = config(
+        epochs=3,
+        distill_teacher=str(tmp_path / "teacher"),
+        distill_mode="consistent",
+        mixup=0.4,
+        cutmix=1.0,
+        mix_prob=0.8,
+    )
+    assert_resume_is_exact(cfg, tmp_path)
+
+
+def assert_resume_is_exact(cfg: TrainConfig, tmp_path: Path) -> None:
+    """A run interrupted after epoch 2 and resumed ends as the uninterrupted run does."""
     whole = train(cfg, tmp_path / "whole")
 
     first: list[str] = []
