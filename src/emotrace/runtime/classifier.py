@@ -1,7 +1,7 @@
 """``EmotionClassifier``: face crops in, calibrated emotion probabilities out, no torch needed.
 
 Preprocessing (colour, size, normalisation) and the calibration temperature come from the model's
-own metadata, so the same code serves the bundled 48 px gray model and any exported model.
+own metadata, so the same code serves the bundled 96 px gray model and any exported model.
 """
 
 from __future__ import annotations
