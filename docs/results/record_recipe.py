@@ -88,10 +88,17 @@ def history_figures(history: Path) -> dict[str, Any]:
 
 
 def record(
-    run: Path, evaluation: Path, onnx: Path, out: Path, peer: Path | None = None
+    run: Path,
+    evaluation: Path,
+    onnx: Path,
+    out: Path,
+    peer: Path | None = None,
+    trained_on: str | None = None,
 ) -> dict[str, Any]:
     """Write ``out/run.json`` and copy the run's and the evaluation's artefacts beside it.
-    Latency is measured against ``peer`` (default: the bundled default model)."""
+    Latency is measured against ``peer`` (default: the bundled default model); ``trained_on``
+    names the machine that trained the run when it is not this one (``machine`` is always the
+    one that measured latency)."""
     from emotrace.models.profile import profile
     from emotrace.runtime.loading import default_model_path
 
@@ -117,6 +124,8 @@ def record(
         **history_figures(run / "history.csv"),
         "machine": machine(),
     }
+    if trained_on:
+        figures["trained_on"] = trained_on
     out.mkdir(parents=True, exist_ok=True)
     for source in (run / "history.csv", run / "curves.png"):
         if source.exists():
@@ -139,6 +148,7 @@ def table(results: Path) -> str:
         run = json.loads(path.read_text())
         metrics = json.loads((path.parent / "metrics.json").read_text())
         prep = run["preprocess"]
+        where = f" ({run['trained_on']})" if run.get("trained_on") else ""
         framing = "aligned" if prep.get("align") else "face crop" if prep.get("face_crop") else ""
         lines.append(
             f"| `{run['recipe']}` | {run['architecture']} | {prep['size']} px"
@@ -146,7 +156,8 @@ def table(results: Path) -> str:
             f"| {metrics['macro_f1']:.3f} | {run['parameters'] / 1e6:.2f} M | {run['mmacs']:.0f} "
             f"| {run['onnx_mb']:.1f} | {run['latency_ms_batch1_1thread']:.2f} ms "
             f"({run['latency_vs_default']:.1f}x) | {run['epochs_run']} ({run['best_epoch']}) "
-            f"| {run['training_minutes'] / 60:.1f} h | {run['train_images_per_s_median']:.0f} |"
+            f"| {run['training_minutes'] / 60:.1f} h{where} "
+            f"| {run['train_images_per_s_median']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -162,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument(
         "--peer", type=Path, help="ONNX model to time against (default: the bundled default)"
     )
+    r.add_argument(
+        "--trained-on",
+        help="the machine that trained the run, when not this one (shown in the table)",
+    )
     t = sub.add_parser("table", help="print the README table")
     t.add_argument("results", type=Path, nargs="?", default=Path(__file__).parent)
     args = parser.parse_args(argv)
@@ -169,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in (args.run / "model.json", args.evaluation / "metrics.json", args.onnx):
             if not path.exists():
                 parser.error(f"{path} is not there")
-        figures = record(args.run, args.evaluation, args.onnx, args.out, args.peer)
+        figures = record(args.run, args.evaluation, args.onnx, args.out, args.peer, args.trained_on)
         print(json.dumps({k: v for k, v in figures.items() if k != "machine"}, indent=2))
         print(describe(figures["machine"]))
     else:
