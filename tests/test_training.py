@@ -926,6 +926,45 @@ def test_a_consistent_teacher_answers_on_the_augmented_mixed_batch(tmp_path: Pat
     np.testing.assert_allclose(mixed_targets.sum(1).numpy(), 1.0, atol=1e-5)
 
 
+def test_a_checkpoint_teacher_answers_where_the_batch_is_as_its_onnx_export_does(
+    tmp_path: Path,
+) -> None:
+    from emotrace.export import export_onnx
+    from emotrace.runtime.torch_backend import TorchBackend
+    from emotrace.training.distill import build_distillation, soft_cross_entropy
+
+    train(config(epochs=8, lr=1e-2, augment={}), tmp_path / "teacher")
+    export_onnx(tmp_path / "teacher", tmp_path / "teacher.onnx")
+    images = DATA.split("train").images
+    labels = torch.from_numpy(DATA.split("train").labels)
+    idx = torch.arange(len(labels))
+
+    def consistent(teacher: Path) -> Any:
+        return build_distillation(
+            config(distill_teacher=str(teacher), distill_weight=1.0, distill_mode="consistent"),
+            images,
+            labels,
+            3,
+            prepared_as=DATA.preprocess,
+            device=torch.device("cpu"),
+        )
+
+    from_checkpoint, from_onnx = (
+        consistent(tmp_path / "teacher"),
+        consistent(tmp_path / "teacher.onnx"),
+    )
+    assert isinstance(from_checkpoint.online[0].backend, TorchBackend)  # torch, on the device
+    assert from_checkpoint.online[0].backend.device == torch.device("cpu")
+    student = config()
+    x = (scaled_nchw(images) - student.mean) / student.std
+    targets = from_checkpoint.targets(idx, x)
+    torch.testing.assert_close(targets, from_onnx.targets(idx, x), atol=1e-4, rtol=0)
+    # The targets feed a loss that autograd differentiates (an inference-mode tensor could not).
+    logits = torch.zeros(len(labels), 3, requires_grad=True)
+    soft_cross_entropy(logits, targets).backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0
+
+
 def test_a_consistent_teacher_of_another_size_gets_the_batch_resized(tmp_path: Path) -> None:
     from emotrace.runtime.classifier import EmotionClassifier
     from emotrace.training.distill import build_distillation

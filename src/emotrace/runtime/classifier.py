@@ -16,7 +16,7 @@ from emotrace._numeric import softmax
 from emotrace.errors import InputError
 from emotrace.faces.types import Detection
 from emotrace.preprocessing import Box, prepare_face
-from emotrace.runtime.loading import load_backend
+from emotrace.runtime.loading import Backend, load_backend
 from emotrace.runtime.model_info import ModelSpec
 
 ColorOrder = Literal["bgr", "rgb"]
@@ -63,6 +63,11 @@ class EmotionClassifier:
     def __init__(self, model: str | Path = "default", threads: int | None = 1) -> None:
         self._backend = load_backend(model, threads=threads)
         self.spec: ModelSpec = self._backend.spec
+
+    @property
+    def backend(self) -> Backend:
+        """The engine behind this classifier (onnxruntime, or torch for a checkpoint)."""
+        return self._backend
 
     @property
     def classes(self) -> tuple[str, ...]:

@@ -75,14 +75,14 @@ class Distillation:
         if perm is not None:
             pair = perm.cpu()
             target = lam * target + (1 - lam) * target[pair]
+        target = target.to(x.device)
         if self.online:
             # Mixing commutes with the affine normalisation, so this is the mixed [0, 1] batch.
-            scaled = x.detach().float().cpu() * self.std + self.mean
+            scaled = x.detach().float() * self.std + self.mean
             for teacher in self.online:
                 view = _resized(scaled, teacher.spec.input_size)
-                probs = teacher.predict_scaled(view.contiguous().numpy())
-                target = target + self.online_weight * torch.from_numpy(probs)
-        return target.to(x.device)
+                target = target + self.online_weight * _probabilities(teacher, view)
+        return target
 
 
 def build_distillation(
@@ -94,6 +94,7 @@ def build_distillation(
     prepared_as: Preprocess | None = None,
     images_for: Callable[[Preprocess], np.ndarray] | None = None,
     classes: list[str] | None = None,
+    device: torch.device | None = None,
 ) -> Distillation:
     """The :class:`Distillation` of ``config`` for training ``images`` and their ``labels``.
 
@@ -101,8 +102,9 @@ def build_distillation(
     with flip augmentation) and several teachers are averaged. ``images`` are the training images
     as prepared with ``prepared_as`` (unknown: only their shape is checked); a fixed teacher whose
     preprocessing differs (another framing, size or colour) gets ``images_for(its
-    preprocessing)`` instead, the same images in the same order prepared its way."""
-    teachers = [(n, load_teacher(n, config, num_classes, classes)) for n in config.teachers]
+    preprocessing)`` instead, the same images in the same order prepared its way. Teachers that
+    are checkpoints (run folders) run on ``device``, the student's; ONNX teachers on the CPU."""
+    teachers = [(n, load_teacher(n, config, num_classes, classes, device)) for n in config.teachers]
     online: list[tuple[str, EmotionClassifier]] = []
     if config.distill_mode == "consistent":
         if prepared_as is None:
@@ -138,14 +140,22 @@ def build_distillation(
 
 
 def load_teacher(
-    name: str, config: TrainConfig, num_classes: int, classes: list[str] | None
+    name: str,
+    config: TrainConfig,
+    num_classes: int,
+    classes: list[str] | None,
+    device: torch.device | None = None,
 ) -> EmotionClassifier:
-    """A teacher model, checked to predict the data's classes in the data's order."""
+    """A teacher model, checked to predict the data's classes in the data's order; a checkpoint
+    is moved to ``device``."""
     from emotrace.runtime.classifier import EmotionClassifier
+    from emotrace.runtime.torch_backend import TorchBackend
 
     # As many threads as torch's (one per process under torchrun, unless OMP_NUM_THREADS says
     # otherwise), so teachers in several processes do not each take every core.
     teacher = EmotionClassifier(name, threads=config.threads or torch.get_num_threads())
+    if device is not None and isinstance(teacher.backend, TorchBackend):
+        teacher.backend.to(device)
     if len(teacher.spec.classes) != num_classes or (
         classes is not None and list(teacher.spec.classes) != list(classes)
     ):
@@ -209,6 +219,18 @@ def _targets(
     smooth += config.label_smoothing / num_classes
     weight = config.distill_weight
     return weight * torch.from_numpy(probs) + (1 - weight) * smooth
+
+
+def _probabilities(teacher: EmotionClassifier, view: torch.Tensor) -> torch.Tensor:
+    """A teacher's probabilities on a batch of [0, 1] faces ``view``, on ``view``'s device: a
+    checkpoint answers where the batch is; an ONNX model through onnxruntime on the CPU."""
+    from emotrace.runtime.torch_backend import TorchBackend
+
+    backend = teacher.backend
+    if isinstance(backend, TorchBackend):
+        return torch.softmax(backend.logits_tensor(view) / teacher.spec.temperature, dim=1)
+    probs = teacher.predict_scaled(view.cpu().contiguous().numpy())
+    return torch.from_numpy(probs).to(view.device)
 
 
 def _resized(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -293,6 +293,7 @@ def fit(
             prepared_as=data.preprocess,
             images_for=_reprepare(data, config, train.labels) if data.source else None,
             classes=data.classes,
+            device=device,
         )
         if config.distill_teacher is not None and start_epoch < config.epochs and not stopped_before
         else None
