@@ -16,6 +16,7 @@ Usage:
 from __future__ import annotations
 
 import json
+import os
 import sys
 import zlib
 from pathlib import Path
@@ -30,13 +31,8 @@ def pack(dataset: Path, weights: Path, dest: Path) -> None:
 
     files = sorted(p for p in dataset.rglob("*.jpg") if p.is_file())
     blobs = [p.read_bytes() for p in files]
-    header = blobs[0]
-    for blob in blobs:  # the longest prefix every file shares
-        n = 0
-        limit = min(len(header), len(blob))
-        while n < limit and header[n] == blob[n]:
-            n += 1
-        header = header[:n]
+    # The longest prefix every file shares (byte by byte: these are file contents, not paths).
+    header = os.path.commonprefix(blobs)  # noqa: RUF071
     index = [
         [str(p.relative_to(dataset)), len(blob) - len(header)]
         for p, blob in zip(files, blobs, strict=True)

@@ -78,7 +78,7 @@ if [ "$(running)" -gt 0 ]; then
 fi
 log "packing"
 "$py" - "$work/runs" "$work/logs" "$out" <<'PY'
-import os, sys, tarfile
+import sys, tarfile
 from pathlib import Path
 runs, logs, out = map(Path, sys.argv[1:4])
 budget = 58 * 2**20  # under the 64 MiB that comes back, with the logs
