@@ -6,6 +6,7 @@ model or recipe result is re-recorded and the prose or tables that quote it are 
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -94,3 +95,11 @@ def test_model_card_ablation_table_quotes_each_recorded_ablation(ablation: Path)
         if line.startswith("| ") and quoted in line
     ]
     assert rows, f"the model card's ablation table does not quote {ablation.parent.name}: {quoted}"
+    history = ablation.parent / "history.csv"
+    if history.is_file():
+        with history.open(newline="") as handle:
+            minutes = sum(float(row["seconds"]) for row in csv.DictReader(handle)) / 60
+        # The row's training time is the one its history.csv records, not a figure from memory.
+        assert any(f", {minutes:.0f} min" in row for row in rows), (
+            f"the {ablation.parent.name} row does not quote {minutes:.0f} min from its history.csv"
+        )
