@@ -53,7 +53,7 @@ class TorchBackend:
     def logits_scaled(self, x: np.ndarray) -> np.ndarray:
         """Raw logits ``(N, K)`` for prepared faces as float32 ``(N, C, S, S)`` in [0, 1]."""
         scaled = self._torch.from_numpy(np.ascontiguousarray(x))
-        return self.logits_tensor(scaled).cpu().numpy().astype(np.float32)
+        return self.logits_tensor(scaled).cpu().numpy().astype(np.float32, copy=False)
 
     def logits_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Raw logits ``(N, K)`` for prepared faces as a tensor ``(N, C, S, S)`` in [0, 1], on
