@@ -130,6 +130,18 @@ def test_unknown_model_name_lists_the_valid_ones() -> None:
         assert name in str(info.value)
 
 
+def test_unknown_model_option_is_a_model_error_listing_the_options() -> None:
+    # A misspelt model_options key would otherwise end in a TypeError traceback.
+    with pytest.raises(ModelError, match="emonet has no option.s. widthz") as info:
+        build("emonet", widthz=3)
+    assert "dropout" in str(info.value)
+    with pytest.raises(ModelError, match="mobilenet_v2 has no option.s. num_blocks") as info:
+        build("mobilenet_v2", num_blocks=3)
+    for option in ("mode", "unfreeze_blocks", "drop_path"):
+        assert option in str(info.value)
+    assert "num_classes" not in str(info.value)
+
+
 @pytest.mark.parametrize("name", ["cnn", "mobilevit_xxs"])
 def test_models_without_weights_refuse_pretrained(name: str) -> None:
     with pytest.raises(ModelError, match="no pretrained weights"):

@@ -7,6 +7,7 @@ Each architecture file registers its builders with :func:`register`. Builders ta
 from __future__ import annotations
 
 import fnmatch
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,8 @@ class ModelInfo:
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
+#: Builder arguments the training data and config decide, not ``model_options``.
+_GEOMETRY_AND_WEIGHTS = ("num_classes", "in_channels", "input_size", "pretrained")
 
 
 def register(
@@ -76,6 +79,15 @@ def build(
     """Build a registered model. ``None`` options fall back to the model's own defaults."""
     info = model_info(name)
     kwargs = {k: v for k, v in options.items() if v is not None}
+    accepted = [
+        p for p in inspect.signature(info.builder).parameters if p not in _GEOMETRY_AND_WEIGHTS
+    ]
+    unknown = sorted(set(kwargs).difference(accepted))
+    if unknown:
+        raise ModelError(
+            f"{name} has no option(s) {', '.join(unknown)}; its model_options: "
+            f"{', '.join(accepted) or 'none'}"
+        )
     return info.builder(
         num_classes=num_classes,
         in_channels=in_channels if in_channels is not None else info.default_channels,
