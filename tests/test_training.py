@@ -473,6 +473,12 @@ def test_learning_rate_schedules(scheduler: str, expected: list[float], tmp_path
         ({"limit_train": 2.5}, ["limit_train"]),
         ({"precision": "fp16"}, ["precision='fp16'", "bf16"]),
         ({"compile": "yes please"}, ["compile", "true or false"]),
+        ({"lr": "fast"}, ["lr must be a number", "'fast'"]),
+        ({"lr": float("nan")}, ["lr must be a finite number"]),
+        ({"epochs": 2.5}, ["epochs must be a whole number", "2.5"]),
+        ({"batch_size": True}, ["batch_size must be a whole number"]),
+        ({"mixup": [0.2]}, ["mixup must be a number"]),
+        ({"init_from": ""}, ["init_from must be a run folder or checkpoint path"]),
     ],
 )
 def test_bad_config_is_a_config_error(data: dict[str, Any], fragments: list[str]) -> None:
@@ -480,6 +486,13 @@ def test_bad_config_is_a_config_error(data: dict[str, Any], fragments: list[str]
         TrainConfig.from_dict(data)
     for fragment in fragments:
         assert fragment in str(info.value)
+
+
+def test_exponent_overrides_without_a_dot_are_numbers() -> None:
+    # YAML 1.1 reads 3e-4 as text; a learning rate typed the usual way must still train.
+    cfg = load_config(None, ["lr=3e-4", "weight_decay=5e-2", "ema=0.998"])
+    assert (cfg.lr, cfg.weight_decay, cfg.ema) == (3e-4, 5e-2, 0.998)
+    assert isinstance(cfg.lr, float)
 
 
 def test_unknown_override_key_is_a_config_error() -> None:
@@ -528,6 +541,110 @@ def test_corrupted_training_state_is_a_model_error(trained_run: Path, tmp_path: 
     (run / "state.pt").write_bytes(b"garbage")
     with pytest.raises(ModelError, match="corrupted training state"):
         train(config(epochs=2), run, resume=True)
+
+
+# Starting from an earlier run's weights ---------------------------------------------------------
+
+
+def parameters(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """The trainable tensors of a checkpoint (BatchNorm statistics move even at lr ~0)."""
+    model = load_checkpoint(checkpoint).model
+    return {name: tensor.detach().clone() for name, tensor in model.named_parameters()}
+
+
+def close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def narrow_cnn_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-epoch cnn run with a 16-unit dense layer (the default has 256)."""
+    run = tmp_path_factory.mktemp("narrow") / "run"
+    train(config(model="cnn", model_options={"hidden": 16}), run)
+    return run
+
+
+# A learning rate this small leaves the weights where the first step found them.
+STILL = {"lr": 1e-9, "min_lr": 1e-12, "scheduler": "none", "weight_decay": 0.0}
+
+
+def test_init_from_starts_from_the_earlier_runs_weights(trained_run: Path, tmp_path: Path) -> None:
+    log: list[str] = []
+    train(config(init_from=str(trained_run), **STILL), tmp_path / "seeded", log=log)
+    train(config(seed=1, **STILL), tmp_path / "fresh")
+    before = parameters(trained_run)
+    seeded = parameters(tmp_path / "seeded")
+    fresh = parameters(tmp_path / "fresh")
+    assert all(close(seeded[k], before[k]) for k in before)
+    assert not all(close(fresh[k], before[k]) for k in before)
+    assert any(
+        f"init_from: {len(load_file(str(trained_run / 'model.safetensors')))} tensors" in line
+        for line in log
+    ), log
+    # The run records where it started, and a resume does not start there again.
+    assert yaml.safe_load((tmp_path / "seeded" / "config.yaml").read_text())["init_from"] == str(
+        trained_run
+    )
+    resumed: list[str] = []
+    train(
+        config(init_from=str(trained_run), epochs=2, **STILL),
+        tmp_path / "seeded",
+        resume=True,
+        log=resumed,
+    )
+    assert not any(line.startswith("init_from:") for line in resumed), resumed
+
+
+def test_init_from_other_classes_keeps_all_but_the_classifier_head(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    four = band_dataset(classes=["angry", "happy", "sad", "neutral"])
+    log: list[str] = []
+    train(config(init_from=str(trained_run), **STILL), tmp_path / "run", data=four, log=log)
+    before = parameters(trained_run)
+    after = parameters(tmp_path / "run")
+    body = [k for k in before if not k.startswith("head.")]
+    assert body and all(close(after[k], before[k]) for k in body)
+    assert after["head.fc.weight"].shape[0] == 4 and before["head.fc.weight"].shape[0] == 3
+    assert any("classifier head starts afresh" in line for line in log), log
+    # Same names in another order would swap the meaning of the output rows: the head restarts.
+    reordered = band_dataset(classes=["sad", "happy", "angry"])
+    train(config(init_from=str(trained_run), **STILL), tmp_path / "reordered", data=reordered)
+    assert not close(parameters(tmp_path / "reordered")["head.fc.weight"], before["head.fc.weight"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (["init_from=NOWHERE"], "no checkpoint found"),
+        (["model=cnn", "init_from=RUN"], "the checkpoint is emonet, this run trains cnn"),
+        (["model=cnn", "init_from=CNN"], "do not fit this cnn"),
+        (["init_from=[1, 2]"], "init_from must be a run folder or checkpoint path"),
+    ],
+)
+def test_init_from_that_cannot_start_the_run_is_a_one_line_error(
+    overrides: list[str],
+    fragment: str,
+    trained_run: Path,
+    narrow_cnn_run: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = save(DATA, tmp_path / "data.npz")
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(config().to_dict()))
+    argv = ["train", "--config", str(recipe), "--data", str(data), "--out", str(tmp_path / "run")]
+    argv += [
+        "--no-progress",
+        *[
+            o.replace("NOWHERE", str(tmp_path / "nowhere"))
+            .replace("RUN", str(trained_run))
+            .replace("CNN", str(narrow_cnn_run))
+            for o in overrides
+        ],
+    ]
+    assert fragment in one_line_error(capsys, argv)
+    assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:

@@ -106,6 +106,58 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     return Checkpoint(model=model, meta=meta, path=p)
 
 
+def init_from_checkpoint(
+    model: nn.Module,
+    source: Path | str,
+    architecture: str,
+    classes: list[str],
+    channels: int,
+) -> str:
+    """Load ``source``'s weights into a freshly built ``model``; returns what was loaded.
+
+    The architecture and input channels must match. When the checkpoint's classes differ from
+    ``classes`` (other names or order), its classifier head (``head.*``) is left as built, so the
+    output rows keep their meaning. Raises :class:`ModelError` with one line otherwise.
+    """
+    path = resolve_checkpoint(source)
+    meta = read_metadata(path)
+    if meta.get("architecture") != architecture:
+        raise ModelError(
+            f"init_from {source}: the checkpoint is {meta.get('architecture')}, this run trains "
+            f"{architecture}"
+        )
+    if int(meta.get("channels", channels)) != channels:
+        raise ModelError(
+            f"init_from {source}: the checkpoint takes {meta.get('channels')}-channel images, "
+            f"this run's data has {channels}"
+        )
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"{path}: corrupted or truncated checkpoint ({exc})") from None
+    same_classes = list(meta.get("classes", [])) == list(classes)
+    if not same_classes:
+        state = {k: v for k, v in state.items() if not k.startswith("head.")}
+    own = model.state_dict()
+    misfits = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
+    missing = [k for k in own if k not in state and (same_classes or not k.startswith("head."))]
+    if misfits or missing:
+        first = (misfits or missing)[0]
+        raise ModelError(
+            f"init_from {source}: its weights do not fit this {architecture} "
+            f"({len(misfits) + len(missing)} tensors differ, first {first}; check model_options "
+            f"and the image size)"
+        )
+    model.load_state_dict(state, strict=False)
+    loaded = f"init_from: {len(state)} tensors from {path}"
+    if same_classes:
+        return loaded
+    return (
+        f"{loaded}; classifier head starts afresh (checkpoint classes "
+        f"{', '.join(meta.get('classes', []))}; this run's {', '.join(classes)})"
+    )
+
+
 def save_state(state: dict[str, Any], path: Path) -> None:
     """Save optimizer/scheduler/progress state (tensors and plain values only)."""
     tmp = path.with_name(path.name + ".tmp")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -81,8 +83,14 @@ class TrainConfig:
     #: Under torchrun on GPUs: BatchNorm statistics over the global batch instead of each
     #: process's share (worth it when per-GPU batches are small). CUDA only.
     sync_batchnorm: bool = False
+    #: Start from the weights of an earlier run (its folder) or checkpoint (``.safetensors``) of
+    #: the same architecture instead of ``pretrained`` or random ones: fine-tuning a FER model on
+    #: your own faces, or a second schedule after a converged one. A checkpoint trained on other
+    #: classes lends everything but its classifier head, which starts afresh.
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
+        self._check_numbers()
         checks = [
             ("optimizer", self.optimizer, OPTIMIZERS),
             ("scheduler", self.scheduler, SCHEDULERS),
@@ -115,6 +123,10 @@ class TrainConfig:
             raise ConfigError(
                 f"distill_teacher must be a model or a list of models, got {teachers!r}"
             )
+        if self.init_from is not None and not (isinstance(self.init_from, str) and self.init_from):
+            raise ConfigError(
+                f"init_from must be a run folder or checkpoint path, got {self.init_from!r}"
+            )
         if self.distill_teacher is not None and self.class_balance == "weights":
             raise ConfigError("distill_teacher does not combine with class_balance=weights")
         if not 0.0 <= self.ema < 1.0:
@@ -134,6 +146,26 @@ class TrainConfig:
             raise ConfigError(
                 f"limit_train must be an integer >= 1 or null, got {self.limit_train!r}"
             )
+
+    def _check_numbers(self) -> None:
+        """Plain ``int`` and ``float`` keys hold numbers of their kind, or fail naming the key.
+
+        YAML 1.1 reads ``3e-4`` (no dot) as a string, so ``lr=3e-4`` arrives as text: numeric
+        strings are accepted for float keys rather than failing deep inside the optimizer.
+        """
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "float":
+                if isinstance(value, str):
+                    with contextlib.suppress(ValueError):
+                        value = float(value)
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ConfigError(f"{f.name} must be a number, got {value!r}")
+                if not math.isfinite(value):
+                    raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
+                setattr(self, f.name, float(value))
+            elif f.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(f"{f.name} must be a whole number, got {value!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:

@@ -32,7 +32,12 @@ from emotrace.models import build
 from emotrace.preprocessing import Preprocess
 from emotrace.training import distributed
 from emotrace.training.callbacks import BestTracker, EarlyStopping, mode_for
-from emotrace.training.checkpoint import load_state, save_checkpoint, save_state
+from emotrace.training.checkpoint import (
+    init_from_checkpoint,
+    load_state,
+    save_checkpoint,
+    save_state,
+)
 from emotrace.training.config import TrainConfig
 from emotrace.training.distill import build_distillation, soft_cross_entropy
 from emotrace.training.history import (
@@ -196,9 +201,18 @@ def fit(
         num_classes=num_classes,
         in_channels=data.preprocess.channels,
         input_size=data.preprocess.size,
-        pretrained=config.pretrained,
+        # Weights from init_from replace ImageNet's, so they are not fetched for nothing.
+        pretrained=config.pretrained and config.init_from is None,
         **config.model_options,
-    ).to(device)
+    )
+    if config.init_from is not None and not resume:
+        # A resume reloads last.safetensors below; init_from only ever seeds epoch 1.
+        log(
+            init_from_checkpoint(
+                model, config.init_from, config.model, data.classes, data.preprocess.channels
+            )
+        )
+    model = model.to(device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)  # type: ignore[call-overload]
     optimizer = make_optimizer(config, model)
