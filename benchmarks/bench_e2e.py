@@ -379,9 +379,15 @@ def main(argv: list[str] | None = None) -> int:
 
     info = machine()
     figures: dict[str, Any] = {"machine": info, "load_before": load(), "settings": vars(args)}
-    recognizer = EmotionRecognizer(
-        model=args.model, detector=make_detector(args.detector), threads=1
-    )
+    from emotrace.errors import EmotraceError
+
+    try:
+        recognizer = EmotionRecognizer(
+            model=args.model, detector=make_detector(args.detector), threads=1
+        )
+    except EmotraceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     classifier = recognizer.classifier
     classes = tuple(classifier.classes)
     aligned = bool(getattr(classifier.spec.preprocess, "align", False))
