@@ -205,6 +205,8 @@ def test_from_dict_unknown_keys_list_valid_ones() -> None:
 def test_from_dict_non_numbers_raise_config_error(value: Any) -> None:
     with pytest.raises(ConfigError, match="rotation"):
         AugmentConfig.from_dict({"rotation": value})
+    with pytest.raises(ConfigError, match="augment must be a mapping"):
+        AugmentConfig.from_dict(value)
 
 
 def test_from_dict_round_trip_and_string_numbers() -> None:

@@ -42,7 +42,16 @@ def test_crop_with_margin_is_clipped_to_the_image() -> None:
 
 @pytest.mark.parametrize(
     ("settings", "message"),
-    [({"size": 4}, "size"), ({"margin": 2.0}, "margin")],
+    [
+        ({"size": 4}, "size"),
+        ({"margin": 2.0}, "margin"),
+        # Settings also arrive from YAML and from model files' metadata: wrong kinds name the key.
+        ({"size": "abc"}, "preprocess.size must be a whole number, got 'abc'"),
+        ({"size": True}, "preprocess.size must be a whole number"),
+        ({"gray": "maybe"}, "preprocess.gray must be true or false"),
+        ({"margin": [0.1]}, "preprocess.margin must be a number"),
+        ({"eye_line": "high"}, "preprocess.eye_line must be a number"),
+    ],
 )
 def test_invalid_preprocess_settings(settings: dict[str, float], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -54,6 +63,10 @@ def test_preprocess_round_trip_and_unknown_keys() -> None:
     assert Preprocess.from_dict(settings.to_dict()) == settings
     with pytest.raises(ConfigError, match="unknown preprocessing keys"):
         Preprocess.from_dict({"size": 48, "colour": True})
+    with pytest.raises(ConfigError, match="preprocess must be a mapping"):
+        Preprocess.from_dict(48)  # type: ignore[arg-type]
+    # YAML 1.1 reads 2e-1 as text; it is still the number.
+    assert Preprocess.from_dict({"margin": "2e-1"}).margin == 0.2
 
 
 def test_haar_detector_finds_the_astronaut_face() -> None:

@@ -479,6 +479,12 @@ def test_learning_rate_schedules(scheduler: str, expected: list[float], tmp_path
         ({"batch_size": True}, ["batch_size must be a whole number"]),
         ({"mixup": [0.2]}, ["mixup must be a number"]),
         ({"init_from": ""}, ["init_from must be a run folder or checkpoint path"]),
+        ({"augment": 3}, ["augment must be a mapping of key: value"]),
+        ({"model_options": "wide"}, ["model_options must be a mapping"]),
+        ({"preprocess": [48]}, ["preprocess must be a mapping"]),
+        ({"threads": "abc"}, ["threads must be a whole number"]),
+        ({"threads": 0}, ["threads must be >= 1 or null"]),
+        ({"pretrained": 1}, ["pretrained must be true or false"]),
     ],
 )
 def test_bad_config_is_a_config_error(data: dict[str, Any], fragments: list[str]) -> None:

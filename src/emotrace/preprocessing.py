@@ -13,6 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from emotrace._fields import checked_values
 from emotrace.errors import ConfigError
 
 Box = tuple[int, int, int, int]
@@ -34,6 +35,8 @@ class Framing:
     mouth_ratio: float = 1.0
 
     def __post_init__(self) -> None:
+        for key, value in checked_values(self, "framing ").items():
+            object.__setattr__(self, key, value)
         if not 0.0 < self.eye_line < 1.0:
             raise ConfigError(f"framing eye_line must be in (0, 1), got {self.eye_line}")
         if not 1.0 <= self.face_scale <= 8.0:
@@ -66,6 +69,9 @@ class Preprocess:
     mouth_ratio: float = Framing.mouth_ratio
 
     def __post_init__(self) -> None:
+        # Settings also come from model metadata and caches: a wrong type is a ConfigError too.
+        for key, value in checked_values(self, "preprocess.").items():
+            object.__setattr__(self, key, value)
         if not 8 <= self.size <= 1024:
             raise ConfigError(f"image size must be 8-1024 pixels, got {self.size}")
         if not 0.0 <= self.margin <= 1.0:
@@ -89,6 +95,8 @@ class Preprocess:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocess:
         """Inverse of :meth:`to_dict`; unknown keys are a :class:`ConfigError`."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"preprocess must be a mapping of key: value, got {data!r}")
         known = {f.name for f in fields(cls)}
         unknown = set(data).difference(known)
         if unknown:

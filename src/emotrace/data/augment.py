@@ -69,6 +69,8 @@ class AugmentConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AugmentConfig:
         """Build from a mapping; unknown keys or non-numbers raise :class:`ConfigError`."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"augment must be a mapping of key: value, got {data!r}")
         valid = [f.name for f in fields(cls)]
         unknown = set(data).difference(valid)
         if unknown:

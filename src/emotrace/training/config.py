@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from emotrace._fields import checked_values
 from emotrace.errors import ConfigError
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -90,7 +89,10 @@ class TrainConfig:
     init_from: str | None = None
 
     def __post_init__(self) -> None:
-        self._check_numbers()
+        # YAML 1.1 reads 3e-4 (no dot) as text: lr=3e-4 becomes a number here, and a value of
+        # the wrong kind fails naming its key rather than inside the optimizer.
+        for key, value in checked_values(self).items():
+            setattr(self, key, value)
         checks = [
             ("optimizer", self.optimizer, OPTIMIZERS),
             ("scheduler", self.scheduler, SCHEDULERS),
@@ -138,6 +140,8 @@ class TrainConfig:
             or not self.max_minutes > 0
         ):
             raise ConfigError(f"max_minutes must be a number > 0 or null, got {self.max_minutes!r}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be >= 1 or null, got {self.threads}")
         if self.limit_train is not None and (
             isinstance(self.limit_train, bool)
             or not isinstance(self.limit_train, int)
@@ -146,26 +150,6 @@ class TrainConfig:
             raise ConfigError(
                 f"limit_train must be an integer >= 1 or null, got {self.limit_train!r}"
             )
-
-    def _check_numbers(self) -> None:
-        """Plain ``int`` and ``float`` keys hold numbers of their kind, or fail naming the key.
-
-        YAML 1.1 reads ``3e-4`` (no dot) as a string, so ``lr=3e-4`` arrives as text: numeric
-        strings are accepted for float keys rather than failing deep inside the optimizer.
-        """
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type == "float":
-                if isinstance(value, str):
-                    with contextlib.suppress(ValueError):
-                        value = float(value)
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise ConfigError(f"{f.name} must be a number, got {value!r}")
-                if not math.isfinite(value):
-                    raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
-                setattr(self, f.name, float(value))
-            elif f.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ConfigError(f"{f.name} must be a whole number, got {value!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
