@@ -26,6 +26,22 @@ def test_help_lists_every_command_with_a_description() -> None:
         assert action in data_help
 
 
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        ([], ["required: COMMAND", "(see emotrace --help)"]),
+        (["sessions", "bogus"], ["invalid choice: 'bogus'", "(see emotrace sessions --help)"]),
+        (["predict"], ["required: images", "(see emotrace predict --help)"]),
+        (["analyze", "clip.mp4", "--every", "0"], ["--every: must be at least 1, got 0"]),
+        (["train", "--no-such-flag"], ["unrecognized arguments: --no-such-flag"]),
+    ],
+    ids=["no-command", "unknown-action", "missing-argument", "bad-number", "unknown-flag"],
+)
+def test_usage_mistakes_are_one_line_errors(args: list[str], fragments: list[str]) -> None:
+    # Like every other error: one line and exit 2, not argparse's usage block.
+    assert_one_line_error(emotrace(*args), *fragments)
+
+
 def test_prepare_inspect_augment_round_trip(tmp_path: Path) -> None:
     dataset = make_class_folders(tmp_path / "ds", {"anger": 3, "Happy": 4}, splits=("train", "val"))
     before = snapshot(dataset)

@@ -118,6 +118,12 @@ def test_min_size_and_thresholds_filter_faces() -> None:
         YuNetFaceDetector(score_threshold=0.0)
     with pytest.raises(ConfigError):
         YuNetFaceDetector(nms_threshold=1.5)
+    # OpenCV would only assert on these when the first image is searched.
+    for factor in (1.0, 0.5, float("nan")):
+        with pytest.raises(ConfigError, match="Haar scale factor must be a finite number > 1"):
+            HaarFaceDetector(scale_factor=factor)
+    with pytest.raises(ConfigError, match="must not be negative"):
+        HaarFaceDetector(min_neighbors=-1)
 
 
 def test_downscaled_detection_scales_boxes_and_landmarks_back() -> None:

@@ -325,10 +325,21 @@ def _garbage_onnx(tmp_path: Path) -> Path:
           "{garbage}"], ["not a valid Haar cascade file"]),
         (["analyze", "{clip}", "-o", "{tmp}/out", "--score-threshold", "1.5"],
          ["score threshold"]),
+        # OpenCV asserts scaleFactor > 1 only when the first frame is searched.
+        (["analyze", "{clip}", "-o", "{tmp}/out", "--detector", "haar", "--scale-factor", "1.0"],
+         ["--scale-factor", "must be a finite number > 1"]),
+        (["analyze", "{clip}", "-o", "{tmp}/out", "--timeout", "-1"],
+         ["--timeout", "must be a finite number > 0"]),
+        (["analyze", "{clip}", "-o", "{tmp}/out", "--reconnects", "-1"],
+         ["--reconnects", "must be 0 or more"]),
+        (["analyze", "{clip}", "-o", "{tmp}/out", "--smooth-window", "inf"],
+         ["--smooth-window", "must be a finite number > 0"]),
+        (["predict", "{clip}", "--threads", "0"], ["--threads", "must be at least 1"]),
     ],
     ids=["missing", "zero-byte", "garbage", "unknown-codec", "unreachable-stream", "camera-99",
          "no-window-no-record", "yunet-missing", "yunet-corrupt", "yunet-empty",
-         "yunet-wrong-model", "haar-corrupt", "bad-threshold"],
+         "yunet-wrong-model", "haar-corrupt", "bad-threshold", "haar-scale-1", "negative-timeout",
+         "negative-reconnects", "infinite-window", "predict-zero-threads"],
 )  # fmt: skip
 def test_bad_input_gives_one_line_and_exit_2(
     tmp_path: Path, args: list[str], fragments: list[str]

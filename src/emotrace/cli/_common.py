@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,6 +14,30 @@ from rich.console import Console
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (threads, frame steps, counts)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0 (retries)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (seconds, windows)."""
+    value = float(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {value}")
+    return value
 
 
 @contextmanager
@@ -71,6 +97,14 @@ DEFAULT_SCORE_THRESHOLD = 0.7
 DEFAULT_NMS_THRESHOLD = 0.3
 
 
+def _haar_scale(text: str) -> float:
+    value = float(text)
+    # OpenCV asserts scaleFactor > 1 inside detectMultiScale, on the first frame.
+    if not (value > 1 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 1, got {value}")
+    return value
+
+
 def add_detector_options(parser: Any, *, max_side: bool = True) -> None:
     """Face-detector options shared by ``predict``, ``analyze``, ``live``, ``serve`` and
     ``batch`` (a parser or an argument group)."""
@@ -106,7 +140,10 @@ def add_detector_options(parser: Any, *, max_side: bool = True) -> None:
         help=f"YuNet: overlap above which two faces are merged (default {DEFAULT_NMS_THRESHOLD})",
     )
     parser.add_argument(
-        "--scale-factor", type=float, default=1.1, help="Haar: image-pyramid step (speed/recall)"
+        "--scale-factor",
+        type=_haar_scale,
+        default=1.1,
+        help="Haar: image-pyramid step, > 1 (speed/recall)",
     )
     if max_side:
         parser.add_argument(

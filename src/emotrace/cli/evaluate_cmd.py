@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from emotrace.cli._common import console, progress_factory
+from emotrace.cli._common import console, positive_int, progress_factory
 
 
 def add_parser(sub: Any) -> None:
@@ -22,7 +22,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.add_argument("--tta", choices=["flip"], default=None, help="also report flip TTA")
     p.add_argument("--format", default=None, help="force the dataset layout")
-    p.add_argument("--threads", type=int, default=None, help="inference threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="inference threads")
     p.set_defaults(handler=run)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from emotrace import __version__
 from emotrace.cli import (
@@ -40,9 +41,20 @@ COMMANDS = (
 )
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Usage mistakes end in one line, as every other error does, instead of the usage block.
+
+    Sub-command parsers are made of the same class (``add_subparsers`` uses the parent's type).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``emotrace: error: MESSAGE (see emotrace CMD --help)`` and exit with 2."""
+        self.exit(EXIT_BAD_INPUT, f"emotrace: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``emotrace`` parser."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="emotrace",
         description="Facial emotion recognition: datasets, training, inference, video, sessions.",
     )

@@ -8,7 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from emotrace.cli._common import add_detector_options, console, detector_from_args
+from emotrace.cli._common import (
+    add_detector_options,
+    console,
+    detector_from_args,
+    positive_int,
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -21,7 +26,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--annotate", type=Path, metavar="OUT_DIR", help="write annotated copies here")
     add_detector_options(p.add_argument_group("face detection"))
-    p.add_argument("--threads", type=int, default=1, help="inference threads")
+    p.add_argument("--threads", type=positive_int, default=1, help="inference threads")
     p.set_defaults(handler=run)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from emotrace.cli._common import add_detector_options, add_workspace_option
+from emotrace.cli._common import add_detector_options, add_workspace_option, positive_int
 
 DEFAULT_PORT = 8765
 
@@ -48,7 +48,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--model", default="default", help="default, default-int8, an .onnx file or a run folder"
     )
-    p.add_argument("--threads", type=int, default=1, help="inference/OpenCV threads")
+    p.add_argument("--threads", type=positive_int, default=1, help="inference/OpenCV threads")
     add_detector_options(p.add_argument_group("face detection"), max_side=False)
     add_workspace_option(p)
     p.set_defaults(handler=run)

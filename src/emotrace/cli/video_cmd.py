@@ -21,6 +21,9 @@ from emotrace.cli._common import (
     console,
     detector_from_args,
     detector_name,
+    non_negative_int,
+    positive_float,
+    positive_int,
     progress_factory,
 )
 from emotrace.cli.serve_cmd import add_server_options
@@ -45,30 +48,16 @@ DEFAULT_SMOOTH_WINDOW_S = 0.4
 KEY_ESC = 27
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
 def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model", default="default", help="default, default-int8, an .onnx file or a run folder"
     )
-    p.add_argument("--threads", type=_positive_int, default=1, help="inference/OpenCV threads")
+    p.add_argument("--threads", type=positive_int, default=1, help="inference/OpenCV threads")
     det = p.add_argument_group("face detection")
     add_detector_options(det)
     det.add_argument(
         "--detect-every",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_DETECT_EVERY,
         metavar="N",
         help="run the detector on every N-th frame, track faces in between (default 2; 1: all)",
@@ -84,7 +73,7 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     smo.add_argument("--no-smooth", action="store_true", help="show raw per-frame predictions")
     smo.add_argument(
         "--smooth-window",
-        type=_positive_float,
+        type=positive_float,
         default=DEFAULT_SMOOTH_WINDOW_S,
         metavar="S",
         help=f"seconds averaged (default {DEFAULT_SMOOTH_WINDOW_S}; same at any frame rate)",
@@ -98,13 +87,13 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
         help="lead another class needs before the shown label changes",
     )
     src = p.add_argument_group("source")
-    src.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
+    src.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     src.add_argument(
-        "--timeout", type=float, default=10.0, metavar="S", help="stream open/read timeout"
+        "--timeout", type=positive_float, default=10.0, metavar="S", help="stream open/read timeout"
     )
     src.add_argument(
         "--reconnects",
-        type=int,
+        type=non_negative_int,
         default=3,
         metavar="N",
         help="reopen a stalled stream or camera this many times, then stop",
@@ -147,7 +136,7 @@ def add_parser(sub: Any) -> None:
     )
     analyze.add_argument("--annotated", action="store_true", help="also write annotated.mp4")
     analyze.add_argument(
-        "--every", type=_positive_int, default=1, metavar="N", help="process one frame in N"
+        "--every", type=positive_int, default=1, metavar="N", help="process one frame in N"
     )
     _add_pipeline_options(analyze)
     add_recording_options(analyze)

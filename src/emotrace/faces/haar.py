@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from emotrace.errors import ModelError
+from emotrace.errors import ConfigError, ModelError
 from emotrace.faces.types import Detection
 from emotrace.preprocessing import to_gray
 
@@ -40,6 +41,11 @@ class HaarFaceDetector:
         min_neighbors: int = 5,
         cascade: str | Path | None = None,
     ) -> None:
+        # OpenCV would assert on these inside detectMultiScale, at the first frame.
+        if not (scale_factor > 1.0 and math.isfinite(scale_factor)):
+            raise ConfigError(f"Haar scale factor must be a finite number > 1, got {scale_factor}")
+        if min_neighbors < 0 or min_size < 0:
+            raise ConfigError("Haar min_neighbors and min_size must not be negative")
         path = Path(cascade) if cascade is not None else cascade_path()
         if not path.is_file():
             raise ModelError(f"{path}: no such Haar cascade file")
