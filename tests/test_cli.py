@@ -42,6 +42,15 @@ def test_usage_mistakes_are_one_line_errors(args: list[str], fragments: list[str
     assert_one_line_error(emotrace(*args), *fragments)
 
 
+def test_an_output_path_the_system_refuses_is_a_one_line_error(tmp_path: Path) -> None:
+    dataset = make_class_folders(tmp_path / "ds", {"anger": 2, "happy": 2})
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = emotrace("data", "prepare", dataset, "-o", blocker / "cache.npz", cwd=tmp_path)
+    assert_one_line_error(result, str(blocker))
+    assert blocker.read_text() == "not a folder"
+
+
 def test_prepare_inspect_augment_round_trip(tmp_path: Path) -> None:
     dataset = make_class_folders(tmp_path / "ds", {"anger": 3, "Happy": 4}, splits=("train", "val"))
     before = snapshot(dataset)

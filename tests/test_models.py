@@ -132,10 +132,10 @@ def test_unknown_model_name_lists_the_valid_ones() -> None:
 
 def test_unknown_model_option_is_a_model_error_listing_the_options() -> None:
     # A misspelt model_options key would otherwise end in a TypeError traceback.
-    with pytest.raises(ModelError, match="emonet has no option.s. widthz") as info:
+    with pytest.raises(ModelError, match=r"emonet has no option\(s\) widthz") as info:
         build("emonet", widthz=3)
     assert "dropout" in str(info.value)
-    with pytest.raises(ModelError, match="mobilenet_v2 has no option.s. num_blocks") as info:
+    with pytest.raises(ModelError, match=r"mobilenet_v2 has no option\(s\) num_blocks") as info:
         build("mobilenet_v2", num_blocks=3)
     for option in ("mode", "unfreeze_blocks", "drop_path"):
         assert option in str(info.value)

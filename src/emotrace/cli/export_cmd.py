@@ -81,6 +81,10 @@ def run_export(args: argparse.Namespace) -> int:
             "choose int8 or fp16 weights, not both (with --int8, --fp16-weights "
             "applies to --float-twin)"
         )
+    for out in (args.output, args.float_twin):
+        # Checked before minutes of calibration or fine-tuning, not when the file is written.
+        if out is not None and out.is_dir():
+            raise ConfigError(f"{out} is a folder; give the .onnx file to write ({out}/NAME.onnx)")
     if args.float_twin and args.float_twin.resolve() == args.output.resolve():
         raise ConfigError("--float-twin must be another file than -o")
     if args.int8:

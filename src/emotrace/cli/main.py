@@ -80,6 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        # A path the system refuses (a file where a folder must go, no permission, a full disk):
+        # the user's to fix, so one line like any other bad input, not a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"emotrace: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 def entry() -> None:
