@@ -33,9 +33,20 @@ def test_help_lists_every_command_with_a_description() -> None:
         (["sessions", "bogus"], ["invalid choice: 'bogus'", "(see emotrace sessions --help)"]),
         (["predict"], ["required: images", "(see emotrace predict --help)"]),
         (["analyze", "clip.mp4", "--every", "0"], ["--every: must be at least 1, got 0"]),
-        (["train", "--no-such-flag"], ["unrecognized arguments: --no-such-flag"]),
+        (["train", "--no-such-flag"], ["unrecognized arguments: --no-such-flag", "train --help"]),
+        (
+            ["sessions", "mark", "s1", "--label", "x"],
+            ["--label", "(see emotrace sessions mark --help)"],
+        ),
     ],
-    ids=["no-command", "unknown-action", "missing-argument", "bad-number", "unknown-flag"],
+    ids=[
+        "no-command",
+        "unknown-action",
+        "missing-argument",
+        "bad-number",
+        "unknown-flag",
+        "unknown-flag-of-an-action",
+    ],
 )
 def test_usage_mistakes_are_one_line_errors(args: list[str], fragments: list[str]) -> None:
     # Like every other error: one line and exit 2, not argparse's usage block.

@@ -47,6 +47,29 @@ class OneLineErrorParser(argparse.ArgumentParser):
     Sub-command parsers are made of the same class (``add_subparsers`` uses the parent's type).
     """
 
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """As argparse's, remembering the innermost sub-command for the ``--help`` hint."""
+        parsed, extras = super().parse_known_args(args, namespace)
+        # Sub-command parsers finish first, so the innermost one names itself.
+        if not hasattr(parsed, "help_prog"):
+            parsed.help_prog = self.prog
+        return parsed, extras
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        """As argparse's; unknown arguments point at the sub-command's ``--help``."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.exit(
+                EXIT_BAD_INPUT,
+                f"emotrace: error: unrecognized arguments: {' '.join(extras)} "
+                f"(see {parsed.help_prog} --help)\n",
+            )
+        return parsed
+
     def error(self, message: str) -> NoReturn:
         """Print ``emotrace: error: MESSAGE (see emotrace CMD --help)`` and exit with 2."""
         self.exit(EXIT_BAD_INPUT, f"emotrace: error: {message} (see {self.prog} --help)\n")
