@@ -172,6 +172,8 @@ def test_classifier_applies_the_temperature(onnx_model: Path) -> None:
         ([np.zeros((0, 5), np.uint8)], "not an image"),
         ([np.zeros((20, 20, 2), np.uint8)], "channels"),
         (["face.png"], "uint8"),
+        (None, "got None .cv2.imread gives None"),
+        (3, "expected a face image array or a list of them, got int"),
     ],
 )
 def test_classifier_rejects_bad_input(onnx_model: Path, faces: object, message: str) -> None:
@@ -179,6 +181,39 @@ def test_classifier_rejects_bad_input(onnx_model: Path, faces: object, message: 
 
     with pytest.raises(InputError, match=message):
         EmotionClassifier(onnx_model).predict(faces)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (None, "got None .cv2.imread gives None"),
+        (np.zeros((0, 0, 3), np.uint8), "empty image"),  # was a ZeroDivisionError
+        (np.zeros((120, 120, 3), np.float32), "expected a uint8 image, got float32"),
+        (np.zeros((120, 120, 2), np.uint8), "not a gray, BGR or BGRA image"),
+        ("photo.jpg", "expected an image array, got str"),
+    ],
+)
+def test_recognizer_and_detectors_reject_bad_frames(image: object, message: str) -> None:
+    from emotrace import EmotionRecognizer
+    from emotrace.faces import make_detector
+
+    with pytest.raises(InputError, match=message):
+        EmotionRecognizer().recognize(image)  # type: ignore[arg-type]
+    for detector in (make_detector("yunet"), make_detector("haar", max_side=None)):
+        with pytest.raises(InputError, match=message):
+            detector.detect(image)  # type: ignore[arg-type]
+
+
+def test_negative_threads_are_a_config_error() -> None:
+    from emotrace import EmotionClassifier
+    from emotrace.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="threads must be a whole number >= 0"):
+        EmotionClassifier("default", threads=-1)
+    assert EmotionClassifier("default", threads=0).predict(np.zeros((48, 48), np.uint8)).shape == (
+        1,
+        7,
+    )
 
 
 def test_prepared_float_faces_give_the_same_probabilities(

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from emotrace._fields import checked_values
-from emotrace.errors import ConfigError
+from emotrace.errors import ConfigError, InputError
 
 Box = tuple[int, int, int, int]
 
@@ -104,6 +104,27 @@ class Preprocess:
                 f"unknown preprocessing keys {sorted(unknown)}; expected {sorted(known)}"
             )
         return cls(**data)
+
+
+def check_image(image: object) -> np.ndarray:
+    """``image`` if it is a non-empty uint8 gray, BGR or BGRA array, else :class:`InputError`.
+
+    For the public entry points that take whole frames (detectors, the recognizer): a bad frame
+    fails there with what is wrong, not inside OpenCV or as a division by zero.
+    """
+    if image is None:
+        raise InputError(
+            "expected an image array, got None (cv2.imread gives None for a file it cannot read)"
+        )
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"expected an image array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise InputError(f"expected a uint8 image, got {image.dtype}")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        raise InputError(f"not a gray, BGR or BGRA image (shape {image.shape})")
+    if image.size == 0:
+        raise InputError(f"empty image (shape {image.shape})")
+    return image
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 
 from emotrace.errors import ConfigError
 from emotrace.faces.types import Detection, FaceDetector
+from emotrace.preprocessing import check_image
 
 
 class DownscaledDetector:
@@ -29,7 +30,7 @@ class DownscaledDetector:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in ``image`` (boxes and landmarks in original pixels), largest first."""
-        height, width = image.shape[:2]
+        height, width = check_image(image).shape[:2]
         scale = self.max_side / max(height, width)
         if scale >= 1.0:
             return list(self.detector.detect(image))

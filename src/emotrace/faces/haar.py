@@ -10,7 +10,7 @@ import numpy as np
 
 from emotrace.errors import ConfigError, ModelError
 from emotrace.faces.types import Detection
-from emotrace.preprocessing import to_gray
+from emotrace.preprocessing import check_image, to_gray
 
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
 
@@ -61,7 +61,7 @@ class HaarFaceDetector:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in ``image`` (gray, BGR or BGRA uint8), largest first; no scores or landmarks."""
-        gray = to_gray(image)
+        gray = to_gray(check_image(image))
         if min(gray.shape[:2]) < self.min_size:
             return []
         found = self._cascade.detectMultiScale(

@@ -19,7 +19,7 @@ import numpy as np
 
 from emotrace.errors import ConfigError, ModelError
 from emotrace.faces.types import Detection
-from emotrace.preprocessing import to_bgr
+from emotrace.preprocessing import check_image, to_bgr
 
 #: Where users find the weights (named in errors so the fix is one download away).
 YUNET_URL = "https://github.com/opencv/opencv_zoo/tree/main/models/face_detection_yunet"
@@ -109,7 +109,7 @@ class YuNetFaceDetector:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in ``image`` (gray, BGR or BGRA uint8), largest first."""
-        bgr = to_bgr(image)
+        bgr = to_bgr(check_image(image))
         height, width = bgr.shape[:2]
         if min(height, width) < MIN_INPUT_SIDE:
             return []

@@ -23,6 +23,13 @@ ColorOrder = Literal["bgr", "rgb"]
 Faces = np.ndarray | Sequence[np.ndarray]
 
 
+def _kind(value: object) -> str:
+    # cv2.imread returns None for a file it cannot read; say so where that None lands.
+    if value is None:
+        return "None (cv2.imread gives None for a file it cannot read)"
+    return type(value).__name__
+
+
 def as_face_list(faces: Faces) -> list[np.ndarray]:
     """Split the accepted input shapes into a list of single faces.
 
@@ -36,8 +43,10 @@ def as_face_list(faces: Faces) -> list[np.ndarray]:
             items = list(faces)
         else:
             raise InputError(f"cannot read faces from an array of shape {faces.shape}")
-    else:
+    elif isinstance(faces, list | tuple):
         items = list(faces)
+    else:
+        raise InputError(f"expected a face image array or a list of them, got {_kind(faces)}")
     for i, face in enumerate(items):
         if not isinstance(face, np.ndarray) or face.dtype != np.uint8:
             kind = getattr(face, "dtype", type(face).__name__)

@@ -8,7 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
-from emotrace.errors import ModelError
+from emotrace.errors import ConfigError, ModelError
 from emotrace.runtime.model_info import ModelSpec
 
 DEFAULT_MODEL_FILE = "emotrace_default.onnx"
@@ -41,7 +41,12 @@ def default_model_path(name: str = "default") -> Path:
 
 def load_backend(model: str | Path, threads: int | None = 1) -> Backend:
     """A backend for ``model``: a bundled name (``default``, ``default-int8``), an ONNX file, or
-    a checkpoint / run folder (needs torch)."""
+    a checkpoint / run folder (needs torch). ``threads``: None or 0 for the engine's default
+    (every core), else that many."""
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 0
+    ):
+        raise ConfigError(f"threads must be a whole number >= 0 or None, got {threads!r}")
     text = str(model)
     if text in BUNDLED_MODELS:
         from emotrace.runtime.onnx_backend import OnnxBackend

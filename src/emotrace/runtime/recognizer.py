@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from emotrace.faces.types import Detection, FaceDetector
-from emotrace.preprocessing import Box
+from emotrace.preprocessing import Box, check_image
 from emotrace.results import FaceEmotions
 from emotrace.runtime.classifier import ColorOrder, EmotionClassifier
 
@@ -68,5 +68,6 @@ class EmotionRecognizer:
         return self.classify_faces(image, list(boxes), color)
 
     def recognize(self, image: np.ndarray, color: ColorOrder = "bgr") -> FaceEmotions:
-        """Detect every face in ``image`` and classify it."""
+        """Detect every face in ``image`` (uint8 gray, BGR or BGRA) and classify it."""
+        check_image(image)  # before any detector, the user's own included
         return self.classify_faces(image, self.detector.detect(image), color)
