@@ -243,6 +243,11 @@ def test_bad_model_files_raise_model_error(tmp_path: Path, trained_run: Path) ->
 
     with pytest.raises(ModelError, match="no such model"):
         EmotionClassifier(tmp_path / "missing.onnx")
+    # A config or a photo given as the model: say what a model is, not "metadata missing".
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("model: emonet\n")
+    with pytest.raises(ModelError, match=r"recipe\.yaml: not a model \(give default"):
+        EmotionClassifier(recipe)
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a protobuf at all" * 10)
     with pytest.raises(ModelError, match="not a loadable ONNX model"):

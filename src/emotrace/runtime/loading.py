@@ -61,6 +61,11 @@ def load_backend(model: str | Path, threads: int | None = 1) -> Backend:
         from emotrace.runtime.onnx_backend import OnnxBackend
 
         return OnnxBackend(path, threads=threads)
+    if path.is_file() and path.suffix not in (".safetensors", ".json"):
+        raise ModelError(
+            f"{text}: not a model (give default, default-int8, an .onnx file, a .safetensors "
+            "checkpoint or a run folder)"
+        )
     from emotrace.runtime.torch_backend import TorchBackend
 
     return TorchBackend(path, threads=threads)
