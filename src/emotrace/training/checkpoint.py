@@ -126,7 +126,7 @@ def init_from_checkpoint(
             f"init_from {source}: the checkpoint is {meta.get('architecture')}, this run trains "
             f"{architecture}"
         )
-    if int(meta.get("channels", channels)) != channels:
+    if str(meta.get("channels", channels)) != str(channels):
         raise ModelError(
             f"init_from {source}: the checkpoint takes {meta.get('channels')}-channel images, "
             f"this run's data has {channels}"
