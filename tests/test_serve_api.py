@@ -477,6 +477,13 @@ def test_remote_host_needs_allow_remote(tmp_path: Path) -> None:
     assert_one_line_error(result, "--allow-remote")
 
 
+@pytest.mark.parametrize("port", ["-1", "70000"])
+def test_a_port_out_of_range_is_a_one_line_error(port: str, tmp_path: Path) -> None:
+    # bind() raises OverflowError for these, which used to surface as a traceback.
+    result = run_emotrace("serve", "--port", port, "--workspace", tmp_path)
+    assert_one_line_error(result, "--port: must be 0-65535")
+
+
 def test_live_without_opencv_window_starts_the_web_app(tmp_path: Path) -> None:
     gui = cv2.getBuildInformation()
     if "GUI:" in gui and "NONE" not in gui.split("GUI:")[1].split("\n")[0].upper():

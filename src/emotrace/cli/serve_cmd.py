@@ -17,12 +17,20 @@ def _megabytes(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    # Out of range, the socket's bind() raises OverflowError, which reads as a crash.
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0-65535, got {value}")
+    return value
+
+
 def add_server_options(p: argparse.ArgumentParser) -> None:
     """``--host --port --allow-remote --max-upload-mb``, shared with ``live``'s web fallback."""
     g = p.add_argument_group("web server")
     g.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     g.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any)"
+        "--port", type=_port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any)"
     )
     g.add_argument(
         "--allow-remote",
