@@ -327,7 +327,7 @@ def _garbage_onnx(tmp_path: Path) -> Path:
          ["score threshold"]),
         # OpenCV asserts scaleFactor > 1 only when the first frame is searched.
         (["analyze", "{clip}", "-o", "{tmp}/out", "--detector", "haar", "--scale-factor", "1.0"],
-         ["--scale-factor", "must be a finite number > 1"]),
+         ["Haar scale factor must be a finite number > 1, got 1.0"]),
         (["analyze", "{clip}", "-o", "{tmp}/out", "--timeout", "-1"],
          ["--timeout", "must be a finite number > 0"]),
         (["analyze", "{clip}", "-o", "{tmp}/out", "--reconnects", "-1"],

@@ -97,14 +97,6 @@ DEFAULT_SCORE_THRESHOLD = 0.7
 DEFAULT_NMS_THRESHOLD = 0.3
 
 
-def _haar_scale(text: str) -> float:
-    value = float(text)
-    # OpenCV asserts scaleFactor > 1 inside detectMultiScale, on the first frame.
-    if not (value > 1 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 1, got {value}")
-    return value
-
-
 def add_detector_options(parser: Any, *, max_side: bool = True) -> None:
     """Face-detector options shared by ``predict``, ``analyze``, ``live``, ``serve`` and
     ``batch`` (a parser or an argument group)."""
@@ -141,7 +133,7 @@ def add_detector_options(parser: Any, *, max_side: bool = True) -> None:
     )
     parser.add_argument(
         "--scale-factor",
-        type=_haar_scale,
+        type=float,
         default=1.1,
         help="Haar: image-pyramid step, > 1 (speed/recall)",
     )
