@@ -477,11 +477,21 @@ def test_remote_host_needs_allow_remote(tmp_path: Path) -> None:
     assert_one_line_error(result, "--allow-remote")
 
 
-@pytest.mark.parametrize("port", ["-1", "70000"])
-def test_a_port_out_of_range_is_a_one_line_error(port: str, tmp_path: Path) -> None:
-    # bind() raises OverflowError for these, which used to surface as a traceback.
-    result = run_emotrace("serve", "--port", port, "--workspace", tmp_path)
-    assert_one_line_error(result, "--port: must be 0-65535")
+@pytest.mark.parametrize(
+    ("option", "value", "fragment"),
+    [
+        # bind() raises OverflowError for these ports, which used to surface as a traceback.
+        ("--port", "-1", "--port: must be 0-65535"),
+        ("--port", "70000", "--port: must be 0-65535"),
+        ("--max-upload-mb", "0", "--max-upload-mb: must be a finite number > 0"),
+        ("--max-upload-mb", "inf", "--max-upload-mb: must be a finite number > 0"),
+    ],
+)
+def test_server_options_out_of_range_are_one_line_errors(
+    option: str, value: str, fragment: str, tmp_path: Path
+) -> None:
+    result = run_emotrace("serve", option, value, "--workspace", tmp_path)
+    assert_one_line_error(result, fragment)
 
 
 def test_live_without_opencv_window_starts_the_web_app(tmp_path: Path) -> None:

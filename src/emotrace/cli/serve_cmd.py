@@ -5,16 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from emotrace.cli._common import add_detector_options, add_workspace_option, positive_int
+from emotrace.cli._common import (
+    add_detector_options,
+    add_workspace_option,
+    positive_float,
+    positive_int,
+)
 
 DEFAULT_PORT = 8765
-
-
-def _megabytes(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
 
 
 def _port(text: str) -> int:
@@ -39,7 +37,7 @@ def add_server_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--max-upload-mb",
-        type=_megabytes,
+        type=positive_float,
         default=10.0,
         metavar="MB",
         help="largest upload, request body or frame (default 10)",
