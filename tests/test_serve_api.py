@@ -310,6 +310,11 @@ def test_markers_records_exports_report(
     ]
     for bad in ({"label": "   "}, {"label": ""}, {"time_s": -1}, {"label": 3}, {"extra": 1}):
         assert_error(client.patch(f"/api/v1/sessions/{sid}/markers/{mid}", json=bad), 422)
+    # Far past the end of a 3-frame session: refused, and the marker keeps its time.
+    late = {"label": "late", "time_s": 1e6}
+    body = assert_error(client.post(f"/api/v1/sessions/{sid}/markers", json=late), 422)
+    assert "after the end of session" in body["detail"]
+    assert_error(client.patch(f"/api/v1/sessions/{sid}/markers/{mid}", json={"time_s": 1e6}), 422)
     assert_error(client.patch(f"/api/v1/sessions/{sid}/markers/999999", json={"label": "a"}), 404)
     assert_error(client.delete(f"/api/v1/sessions/{session['id']}/markers/{mid}"), 404)
 

@@ -222,6 +222,14 @@ def test_markers_notes_and_consent_can_be_added_later(tmp_path: Path) -> None:
             store.add_marker("week-1", "now?")
         with pytest.raises(SessionError, match="label"):
             store.add_marker("week-1", " ", 1.0)
+        # The session is 30 s long: a marker far past its end is a typo, not a time in it.
+        for late in (3600.0, 1e12):
+            with pytest.raises(SessionError, match="after the end of session 'week-1'"):
+                store.add_marker("week-1", "late", late)
+            with pytest.raises(SessionError, match="after the end"):
+                store.edit_marker(store.get("week-1").id, marker.id, time_s=late)
+        assert store.add_marker("week-1", "at the end", 29.9).time_s == 29.9
+        store.delete_marker(store.get("week-1").id, store.markers(store.get("week-1").id)[-1].id)
         info = store.update("week-1", notes="calmer than last week", consent=True)
         assert info.notes == "calmer than last week" and info.consent and info.markers == 1
     start = time.time()

@@ -44,6 +44,26 @@ from emotrace.sessions.workspace import (
 FrameRow = tuple[Any, ...]
 
 
+#: How far past a session's last frame (or its end) a marker may lie: clocks and frame times
+#: differ by a fraction of a second, while a typo (3600 for 360) or 1e12 is refused.
+MARKER_SLACK_S = 1.0
+
+
+def _check_marker_time(info: SessionInfo, time_s: float) -> None:
+    """A marker lies between the session's start and its end (now, for a live recording)."""
+    if not np.isfinite(time_s) or time_s < 0:
+        raise SessionError(f"marker time {time_s} is not a time in the session")
+    if info.status == RECORDING:
+        end = time.time() - info.started_at
+    else:
+        wall = (info.ended_at if info.ended_at is not None else info.started_at) - info.started_at
+        end = max(info.last_time_s or 0.0, wall)
+    if time_s > end + MARKER_SLACK_S:
+        raise SessionError(
+            f"marker time {time_s:g} s is after the end of session {info.name!r} ({end:.1f} s)"
+        )
+
+
 class SessionStore:
     """A session workspace. Use as a context manager; ``readonly`` for list/show/export/report
     (it writes nothing, except that a workspace from an older emotrace is migrated first).
@@ -316,8 +336,7 @@ class SessionStore:
                     f"session {info.name!r} is {info.status}; give the marker time with --at"
                 )
             time_s = time.time() - info.started_at
-        if not np.isfinite(time_s) or time_s < 0:
-            raise SessionError(f"marker time {time_s} is not a time in the session")
+        _check_marker_time(info, time_s)
         with self.transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO markers (session_id, time_s, label, created_at) VALUES (?, ?, ?, ?)",
@@ -348,8 +367,8 @@ class SessionStore:
         old = self.marker(session_id, marker_id)
         if label is not None and not label.strip():
             raise SessionError("a marker needs a label")
-        if time_s is not None and (not np.isfinite(time_s) or time_s < 0):
-            raise SessionError(f"marker time {time_s} is not a time in the session")
+        if time_s is not None:
+            _check_marker_time(self.get(session_id), time_s)
         new = Marker(
             old.id,
             float(time_s) if time_s is not None else old.time_s,
