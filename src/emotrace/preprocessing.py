@@ -13,7 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from emotrace._fields import checked_values
+from emotrace._fields import check_fields
 from emotrace.errors import ConfigError, InputError
 
 Box = tuple[int, int, int, int]
@@ -35,8 +35,7 @@ class Framing:
     mouth_ratio: float = 1.0
 
     def __post_init__(self) -> None:
-        for key, value in checked_values(self, "framing ").items():
-            object.__setattr__(self, key, value)
+        check_fields(self, "framing ")
         if not 0.0 < self.eye_line < 1.0:
             raise ConfigError(f"framing eye_line must be in (0, 1), got {self.eye_line}")
         if not 1.0 <= self.face_scale <= 8.0:
@@ -70,8 +69,7 @@ class Preprocess:
 
     def __post_init__(self) -> None:
         # Settings also come from model metadata and caches: a wrong type is a ConfigError too.
-        for key, value in checked_values(self, "preprocess.").items():
-            object.__setattr__(self, key, value)
+        check_fields(self, "preprocess.")
         if not 8 <= self.size <= 1024:
             raise ConfigError(f"image size must be 8-1024 pixels, got {self.size}")
         if not 0.0 <= self.margin <= 1.0:
@@ -106,6 +104,10 @@ class Preprocess:
         return cls(**data)
 
 
+#: What a ``None`` image usually is, named in the errors of every entry point that takes images.
+IMREAD_NONE = "None (cv2.imread gives None for a file it cannot read)"
+
+
 def check_image(image: object) -> np.ndarray:
     """``image`` if it is a non-empty uint8 gray, BGR or BGRA array, else :class:`InputError`.
 
@@ -113,9 +115,7 @@ def check_image(image: object) -> np.ndarray:
     fails there with what is wrong, not inside OpenCV or as a division by zero.
     """
     if image is None:
-        raise InputError(
-            "expected an image array, got None (cv2.imread gives None for a file it cannot read)"
-        )
+        raise InputError(f"expected an image array, got {IMREAD_NONE}")
     if not isinstance(image, np.ndarray):
         raise InputError(f"expected an image array, got {type(image).__name__}")
     if image.dtype != np.uint8:

@@ -15,19 +15,12 @@ import numpy as np
 from emotrace._numeric import softmax
 from emotrace.errors import InputError
 from emotrace.faces.types import Detection
-from emotrace.preprocessing import Box, prepare_face
+from emotrace.preprocessing import IMREAD_NONE, Box, prepare_face
 from emotrace.runtime.loading import Backend, load_backend
 from emotrace.runtime.model_info import ModelSpec
 
 ColorOrder = Literal["bgr", "rgb"]
 Faces = np.ndarray | Sequence[np.ndarray]
-
-
-def _kind(value: object) -> str:
-    # cv2.imread returns None for a file it cannot read; say so where that None lands.
-    if value is None:
-        return "None (cv2.imread gives None for a file it cannot read)"
-    return type(value).__name__
 
 
 def as_face_list(faces: Faces) -> list[np.ndarray]:
@@ -46,7 +39,8 @@ def as_face_list(faces: Faces) -> list[np.ndarray]:
     elif isinstance(faces, list | tuple):
         items = list(faces)
     else:
-        raise InputError(f"expected a face image array or a list of them, got {_kind(faces)}")
+        kind = IMREAD_NONE if faces is None else type(faces).__name__
+        raise InputError(f"expected a face image array or a list of them, got {kind}")
     for i, face in enumerate(items):
         if not isinstance(face, np.ndarray) or face.dtype != np.uint8:
             kind = getattr(face, "dtype", type(face).__name__)

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from emotrace._fields import checked_values
+from emotrace._fields import check_fields
 from emotrace.errors import ConfigError
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -91,8 +91,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         # YAML 1.1 reads 3e-4 (no dot) as text: lr=3e-4 becomes a number here, and a value of
         # the wrong kind fails naming its key rather than inside the optimizer.
-        for key, value in checked_values(self).items():
-            setattr(self, key, value)
+        # Types (bools included: "max_minutes: yes" is not one minute) are settled here; the checks
+        # below are about ranges.
+        check_fields(self)
         checks = [
             ("optimizer", self.optimizer, OPTIMIZERS),
             ("scheduler", self.scheduler, SCHEDULERS),
@@ -104,9 +105,6 @@ class TrainConfig:
         for key, value, valid in checks:
             if value not in valid:
                 raise ConfigError(f"{key}={value!r} is not valid; choose one of {', '.join(valid)}")
-        for key in ("compile", "sync_batchnorm"):
-            if not isinstance(getattr(self, key), bool):
-                raise ConfigError(f"{key} must be true or false, got {getattr(self, key)!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("epochs and batch_size must be >= 1")
         if self.lr <= 0:
@@ -133,20 +131,11 @@ class TrainConfig:
             raise ConfigError("distill_teacher does not combine with class_balance=weights")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"ema is a decay in [0, 1), got {self.ema}")
-        # bool is an int subclass; "max_minutes: yes" must not read as one minute.
-        if self.max_minutes is not None and (
-            isinstance(self.max_minutes, bool)
-            or not isinstance(self.max_minutes, int | float)
-            or not self.max_minutes > 0
-        ):
+        if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"max_minutes must be a number > 0 or null, got {self.max_minutes!r}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1 or null, got {self.threads}")
-        if self.limit_train is not None and (
-            isinstance(self.limit_train, bool)
-            or not isinstance(self.limit_train, int)
-            or self.limit_train < 1
-        ):
+        if self.limit_train is not None and self.limit_train < 1:
             raise ConfigError(
                 f"limit_train must be an integer >= 1 or null, got {self.limit_train!r}"
             )
