@@ -80,16 +80,20 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
     return meta
 
 
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"{path}: corrupted or truncated checkpoint ({exc})") from None
+
+
 def load_checkpoint(path: Path | str) -> Checkpoint:
     """Rebuild the model from metadata and load its weights (safetensors; nothing unpickled)."""
     from emotrace.models import build
 
     p = resolve_checkpoint(path)
     meta = read_metadata(p)
-    try:
-        state = load_file(str(p))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(f"{p}: corrupted or truncated checkpoint ({exc})") from None
+    state = _read_weights(p)
     model = build(
         meta["architecture"],
         num_classes=len(meta["classes"]),
@@ -131,10 +135,7 @@ def init_from_checkpoint(
             f"init_from {source}: the checkpoint takes {meta.get('channels')}-channel images, "
             f"this run's data has {channels}"
         )
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(f"{path}: corrupted or truncated checkpoint ({exc})") from None
+    state = _read_weights(path)
     same_classes = list(meta.get("classes", [])) == list(classes)
     if not same_classes:
         state = {k: v for k, v in state.items() if not k.startswith("head.")}
