@@ -313,6 +313,7 @@ def _garbage_onnx(tmp_path: Path) -> Path:
         (["live", "--camera", "99", "--no-window", "--record", "{tmp}/out"],
          ["camera 99 cannot be opened"]),
         (["live", "--no-window"], ["--record"]),
+        (["live", "--no-window", "--annotated", "--session", "s"], ["--annotated needs --record"]),
         (["analyze", "{clip}", "-o", "{tmp}/out", "--detector-model", "{tmp}/none.onnx"],
          ["no such YuNet model file"]),
         (["analyze", "{clip}", "-o", "{tmp}/out", "--detector", "yunet", "--detector-model",
@@ -337,7 +338,7 @@ def _garbage_onnx(tmp_path: Path) -> Path:
         (["predict", "{clip}", "--threads", "0"], ["--threads", "must be at least 1"]),
     ],
     ids=["missing", "zero-byte", "garbage", "unknown-codec", "unreachable-stream", "camera-99",
-         "no-window-no-record", "yunet-missing", "yunet-corrupt", "yunet-empty",
+         "no-window-no-record", "annotated-no-record", "yunet-missing", "yunet-corrupt", "yunet-empty",
          "yunet-wrong-model", "haar-corrupt", "bad-threshold", "haar-scale-1", "negative-timeout",
          "negative-reconnects", "infinite-window", "predict-zero-threads"],
 )  # fmt: skip
@@ -436,15 +437,23 @@ def test_stalled_stream_stops_cleanly_after_bounded_reconnects(tmp_path: Path) -
     assert len(rows) == summary["frames"] >= 2
 
 
-def test_live_records_without_a_window(tmp_path: Path) -> None:
+def test_live_records_numbers_only_unless_annotated_is_asked(tmp_path: Path) -> None:
     clip = moving_head_video(tmp_path / "clip.avi", n=20)
     out = tmp_path / "rec"
     result = emotrace("live", "--camera", clip, "--no-window", "--record", out, "--max-frames", "8")
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 8 and summary["stop_reason"] == "max-frames"
-    assert read_all_frames(out / "annotated.mp4") == 8
     assert len((out / "frames.jsonl").read_text().splitlines()) == 8
+    assert sorted(p.name for p in out.iterdir()) == ["frames.csv", "frames.jsonl", "summary.json"]
+    assert "video" not in summary["outputs"], "no frames on disk without --annotated"
+
+    opted = tmp_path / "opted"
+    args = ("--no-window", "--record", opted, "--max-frames", "8", "--annotated")
+    result = emotrace("live", "--camera", clip, *args)
+    assert result.returncode == 0, result.stderr
+    assert read_all_frames(opted / "annotated.mp4") == 8
+    assert json.loads((opted / "summary.json").read_text())["outputs"]["video"] == "annotated.mp4"
 
 
 def test_video_path_never_imports_torch(tmp_path: Path) -> None:

@@ -113,7 +113,12 @@ def add_parser(sub: Any) -> None:
         "--record",
         type=Path,
         metavar="OUT_DIR",
-        help="also write records, summary.json and annotated.mp4 here",
+        help="also write per-frame records and summary.json here (numbers only)",
+    )
+    live.add_argument(
+        "--annotated",
+        action="store_true",
+        help="with --record: also write annotated.mp4 (frames with faces; opt-in for privacy)",
     )
     live.add_argument(
         "--no-window", action="store_true", help="no window (needs --record); Ctrl+C stops"
@@ -368,6 +373,8 @@ def run_live(args: argparse.Namespace) -> int:
         raise ConfigError(
             "--no-window needs --record OUT_DIR or --session NAME (otherwise nothing is kept)"
         )
+    if args.annotated and args.record is None:
+        raise ConfigError("--annotated needs --record OUT_DIR (where annotated.mp4 goes)")
     check_recording_options(args)
     window = not args.no_window
     if window:
@@ -394,7 +401,7 @@ def run_live(args: argparse.Namespace) -> int:
                 args.record,
                 recognizer.classifier.classes,
                 source.info,
-                annotated=True,
+                annotated=args.annotated,
                 settings=_settings(args, recognizer),
             )
         except BaseException:
@@ -411,13 +418,18 @@ def run_live(args: argparse.Namespace) -> int:
         for result in results:
             meter.tick()
             frames += 1
-            canvas = draw_overlay(result.image, result.faces, meter.fps)
+            # The overlay is drawn only where it is shown or kept: a window-less run stores numbers.
+            canvas = (
+                draw_overlay(result.image, result.faces, meter.fps)
+                if window or args.annotated
+                else None
+            )
             if outputs is not None:
                 with hold_interrupt():
                     outputs.write(result, canvas)
             if recorder is not None:
                 recorder.record(result.index, result.time_s, result.raw)
-            if window:
+            if window and canvas is not None:
                 cv2.imshow(WINDOW, canvas)
                 key = cv2.waitKey(1) & 0xFF
                 if (
