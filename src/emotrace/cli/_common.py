@@ -12,8 +12,10 @@ from typing import Any
 
 from rich.console import Console
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# No markup: what is printed holds user paths, file names and pseudonyms, and rich would read
+# "[/b]" in one as a tag (a MarkupError traceback) or swallow "[bold]" (a wrong name).
+console = Console(highlight=False, soft_wrap=True, markup=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def positive_int(text: str) -> int:
@@ -65,7 +67,7 @@ def progress_factory(
 
     counts = (DownloadColumn(), TransferSpeedColumn()) if in_bytes else (MofNCompleteColumn(),)
     with Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         *counts,
         TimeElapsedColumn(),

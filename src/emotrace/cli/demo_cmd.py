@@ -19,6 +19,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Detect, classify, print and write the annotated photo."""
     import cv2
+    from rich.text import Text
 
     from emotrace.annotate import draw_faces
     from emotrace.errors import require
@@ -42,9 +43,11 @@ def run(args: argparse.Namespace) -> int:
         box = record["box"]
         top = sorted(record["probabilities"].items(), key=lambda kv: -kv[1])[:3]
         console.print(
-            f"astronaut.png: face at x={box['x']} y={box['y']} {box['w']}x{box['h']}: "
-            f"[bold]{record['label']}[/bold] {record['confidence']:.0%} "
-            f"({', '.join(f'{k} {v:.0%}' for k, v in top)})"
+            Text.assemble(
+                f"astronaut.png: face at x={box['x']} y={box['y']} {box['w']}x{box['h']}: ",
+                (record["label"], "bold"),
+                f" {record['confidence']:.0%} ({', '.join(f'{k} {v:.0%}' for k, v in top)})",
+            )
         )
     console.print(f"wrote {out}")
     if detections:
