@@ -338,9 +338,9 @@ def _garbage_onnx(tmp_path: Path) -> Path:
         (["predict", "{clip}", "--threads", "0"], ["--threads", "must be at least 1"]),
     ],
     ids=["missing", "zero-byte", "garbage", "unknown-codec", "unreachable-stream", "camera-99",
-         "no-window-no-record", "annotated-no-record", "yunet-missing", "yunet-corrupt", "yunet-empty",
-         "yunet-wrong-model", "haar-corrupt", "bad-threshold", "haar-scale-1", "negative-timeout",
-         "negative-reconnects", "infinite-window", "predict-zero-threads"],
+         "no-window-no-record", "annotated-no-record", "yunet-missing", "yunet-corrupt",
+         "yunet-empty", "yunet-wrong-model", "haar-corrupt", "bad-threshold", "haar-scale-1",
+         "negative-timeout", "negative-reconnects", "infinite-window", "predict-zero-threads"],
 )  # fmt: skip
 def test_bad_input_gives_one_line_and_exit_2(
     tmp_path: Path, args: list[str], fragments: list[str]
@@ -496,3 +496,13 @@ def test_paste_clips_at_the_border() -> None:
     frame = np.zeros((10, 10, 3), np.uint8)
     paste(frame, np.full((6, 6, 3), 255, np.uint8), -3, 7)
     assert frame[7:, :3].min() == 255 and frame.sum() == 255 * 3 * 3 * 3
+
+
+def test_paths_with_brackets_are_printed_as_they_are(tmp_path: Path) -> None:
+    # rich reads "[/b]" as a closing tag and "[bold]" as a style: output must not interpret paths.
+    clip = moving_head_video(tmp_path / "[bold]clip.avi", n=3)
+    out = tmp_path / "out[/b]"
+    result = emotrace("analyze", clip, "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert f"{out}/frames.csv" in result.stdout
+    assert (out / "frames.csv").is_file()
