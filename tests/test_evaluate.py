@@ -6,6 +6,7 @@ a user would, in a real process.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_class_folders
+from conftest import assert_one_line_error, make_class_folders
 from conftest import run_emotrace as emotrace
 from emotrace.data.cache import PreparedDataset, SplitArrays, save
 from emotrace.evaluation import (
@@ -26,6 +27,7 @@ from emotrace.evaluation import (
     fit_temperature,
     softmax,
 )
+from emotrace.evaluation.compare import mcnemar_exact_p, wilson_interval
 from emotrace.preprocessing import Preprocess
 from emotrace.training import TrainConfig, fit
 
@@ -121,6 +123,23 @@ def test_fit_temperature_recovers_a_known_temperature() -> None:
     assert fit_temperature(z / 2, y) == pytest.approx(0.5, rel=0.05)
 
 
+@pytest.mark.parametrize(("correct", "n"), [(0, 10), (3, 10), (50, 100), (2482, 3589), (40, 40)])
+def test_wilson_interval_agrees_with_scipy(correct: int, n: int) -> None:
+    from scipy.stats import binomtest
+
+    expected = binomtest(correct, n).proportion_ci(method="wilson")
+    assert wilson_interval(correct, n) == pytest.approx((expected.low, expected.high), abs=1e-9)
+
+
+@pytest.mark.parametrize(("only_a", "only_b"), [(0, 0), (0, 1), (5, 5), (170, 183), (40, 75)])
+def test_mcnemar_exact_p_is_scipys_two_sided_binomial_test(only_a: int, only_b: int) -> None:
+    from scipy.stats import binomtest
+
+    expected = binomtest(only_b, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+    assert mcnemar_exact_p(only_a, only_b) == pytest.approx(expected, rel=1e-9)
+    assert mcnemar_exact_p(only_a, only_b) == mcnemar_exact_p(only_b, only_a)
+
+
 # emotrace evaluate, end to end --------------------------------------------------------------------
 
 FER_CLASSES = ["angry", "happy", "neutral", "sad", "surprise"]
@@ -195,6 +214,20 @@ def test_evaluate_writes_metrics_and_a_self_contained_report(
 
     assert m["tta"]["method"] == "flip"
     assert 0.0 <= m["tta"]["accuracy"] <= 1.0 and "macro_f1" in m["tta"]
+    low, high = m["accuracy_ci95"]
+    assert low <= m["accuracy"] <= high and 0.05 < high - low < 0.5  # 40 images: a wide interval
+
+    # One row per image: what emotrace compare pairs models on (numbers only, no pixels).
+    rows = list(csv.DictReader((tmp_path / "out" / "predictions.csv").open(newline="")))
+    assert [int(r["index"]) for r in rows] == list(range(40))
+    assert [r["label"] for r in rows] == [FER_CLASSES[i % 5] for i in range(40)]
+    assert sum(r["label"] == r["predicted"] for r in rows) / 40 == pytest.approx(m["accuracy"])
+    tta_right = sum(r["label"] == r["predicted_tta"] for r in rows) / 40
+    assert tta_right == pytest.approx(m["tta"]["accuracy"])
+    for r in rows:
+        probabilities = {c: float(r[f"p_{c}"]) for c in FER_CLASSES}
+        assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-3)
+        assert max(probabilities, key=probabilities.__getitem__) == r["predicted"]
 
     report = (tmp_path / "out" / "report.html").read_text()
     assert not re.search(r"https?://", report), "report.html must not load anything from the web"
@@ -236,3 +269,81 @@ def test_missing_split_is_a_one_line_error(trained: tuple[Path, Path], tmp_path:
     assert len(lines) == 1 and lines[0].startswith("emotrace: error: "), result.stderr
     assert "no split 'test'" in lines[0] and "train, valid" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def _with_wrong_rows(source: Path, target: Path, wrong: set[int]) -> None:
+    """Copy an evaluation folder as a second model's: right on every image except the rows
+    ``wrong``, so its paired counts against another such copy are known."""
+    import shutil
+
+    shutil.copytree(source, target)
+    path = target / "predictions.csv"
+    rows = list(csv.DictReader(path.open(newline="")))
+    for i, row in enumerate(rows):
+        row["predicted"] = (
+            next(c for c in FER_CLASSES if c != row["label"]) if i in wrong else row["label"]
+        )
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@pytest.mark.slow
+def test_compare_pairs_two_evaluations_of_the_same_images(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from scipy.stats import binomtest
+
+    run, cache = trained
+    evaluated = tmp_path / "evaluated"
+    evaluate(run, cache, evaluated, "--split", "valid")
+    a, b = tmp_path / "a", tmp_path / "b"
+    _with_wrong_rows(evaluated, a, {0, 1, 2, 3, 4})
+    _with_wrong_rows(evaluated, b, {4, 10})  # right where A is wrong on 0-3, wrong on 10
+
+    result = emotrace("compare", a, b, "--json")
+    assert result.returncode == 0, result.stderr
+    c = json.loads(result.stdout)
+    assert c["images"] == 40 and c["split"] == "valid" and c["tta"] is None
+    assert c["a"]["accuracy"] == 35 / 40 and c["b"]["accuracy"] == 38 / 40
+    assert (c["only_a_right"], c["only_b_right"]) == (1, 4)
+    assert c["difference"] == pytest.approx(3 / 40)
+    low, high = c["difference_ci95"]
+    assert low < 0 < 3 / 40 < high, "5 discordant images cannot settle it"
+    assert c["p_value"] == pytest.approx(binomtest(1, 5).pvalue) and not c["significant"]
+
+    text = emotrace("compare", a, b)
+    assert text.returncode == 0, text.stderr
+    assert "+7.50 points" in text.stdout and "no significant difference" in text.stdout
+
+    same = json.loads(emotrace("compare", evaluated, evaluated, "--json").stdout)
+    assert same["difference"] == 0 and same["p_value"] == 1.0
+    metrics = json.loads((evaluated / "metrics.json").read_text())
+    assert same["a"]["accuracy"] == pytest.approx(metrics["accuracy"])
+    assert same["a"]["accuracy_ci95"] == pytest.approx(metrics["accuracy_ci95"])
+
+
+@pytest.mark.slow
+def test_compare_refuses_what_it_cannot_pair(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    run, cache = trained
+    valid, train = tmp_path / "valid", tmp_path / "train"
+    evaluate(run, cache, valid, "--split", "valid")
+    evaluate(run, cache, train, "--split", "train")
+    assert_one_line_error(emotrace("compare", valid, train), "scored different images")
+    assert_one_line_error(
+        emotrace("compare", valid, tmp_path / "missing"), "missing", "no such folder"
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_one_line_error(emotrace("compare", valid, empty), "no metrics.json")
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "metrics.json").write_text((valid / "metrics.json").read_text())
+    assert_one_line_error(emotrace("compare", valid, old), "no predictions.csv", "again")
+    assert_one_line_error(emotrace("compare", valid, valid, "--tta"), "without flip TTA")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "metrics.json").write_text("{}")
+    (broken / "predictions.csv").write_text("index,label\nx,happy\n")
+    assert_one_line_error(emotrace("compare", valid, broken), "not emotrace's format")

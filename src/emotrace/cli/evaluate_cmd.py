@@ -42,8 +42,10 @@ def run(args: argparse.Namespace) -> int:
             progress=make,
         )
     auc = f"{m['macro_auc']:.4f}" if m["macro_auc"] is not None else "n/a"
+    low, high = m["accuracy_ci95"]
     console.print(
-        f"{m['model_name']} on {m['split']} ({m['n']:,} images): accuracy {m['accuracy']:.4f}  "
+        f"{m['model_name']} on {m['split']} ({m['n']:,} images): accuracy {m['accuracy']:.4f} "
+        f"(95% interval {low:.4f}-{high:.4f})  "
         f"macro-F1 {m['macro_f1']:.4f}  weighted-F1 {m['weighted_f1']:.4f}  "
         f"macro-AUC {auc}  ECE {m['ece']:.4f}"
     )
@@ -55,5 +57,6 @@ def run(args: argparse.Namespace) -> int:
         )
     if "tta" in m:
         console.print(f"flip TTA accuracy {m['tta']['accuracy']:.4f}")
-    console.print(f"wrote {args.output / 'metrics.json'} and {args.output / 'report.html'}")
+    written = ("metrics.json", "predictions.csv", "report.html")
+    console.print("wrote " + ", ".join(str(args.output / name) for name in written))
     return 0

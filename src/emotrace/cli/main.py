@@ -10,6 +10,7 @@ from typing import NoReturn
 from emotrace import __version__
 from emotrace.cli import (
     batch_cmd,
+    compare_cmd,
     data_cmd,
     demo_cmd,
     evaluate_cmd,
@@ -31,6 +32,7 @@ COMMANDS = (
     models_cmd,
     train_cmd,
     evaluate_cmd,
+    compare_cmd,
     export_cmd,
     predict_cmd,
     demo_cmd,

@@ -7,6 +7,7 @@ model's full output and with predictions restricted to the shared classes.
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 from emotrace.data.cache import PreparedDataset, SplitArrays, read_meta
 from emotrace.data.prepared import load_prepared
 from emotrace.errors import DatasetError, ModelError
+from emotrace.evaluation.compare import PREDICTIONS_NAME
 from emotrace.evaluation.metrics import compute_metrics, softmax
 from emotrace.preprocessing import Preprocess
 from emotrace.runtime.loading import Backend, load_backend
@@ -99,9 +101,11 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate ``model`` (``default``, ``.onnx``, checkpoint or run folder) on ``data``.
 
-    Writes ``metrics.json``, ``confusion_matrix.png``, ``reliability.png`` and ``report.html`` into
-    ``out_dir`` and returns the metrics. ``tta="flip"`` adds horizontally-flipped test-time
-    augmentation, reported separately under ``"tta"``.
+    Writes ``metrics.json``, ``predictions.csv`` (each image's label, prediction and
+    probabilities: what ``emotrace compare`` pairs two models on), ``confusion_matrix.png``,
+    ``reliability.png`` and ``report.html`` into ``out_dir`` and returns the metrics.
+    ``tta="flip"`` adds horizontally-flipped test-time augmentation, reported separately under
+    ``"tta"``.
     """
     if tta not in (None, "flip"):
         raise DatasetError(f"unknown test-time augmentation {tta!r}; use 'flip'")
@@ -140,6 +144,7 @@ def evaluate(
         "model_only_classes": [c for c in model_classes if c not in shared],
         "skipped_files": len(dataset.skipped),
     }
+    tta_probs = None
     if tta == "flip":
         flipped_logits = batched_logits(backend, np.ascontiguousarray(images[:, :, ::-1]))
         tta_probs = (probs + softmax(flipped_logits, spec.temperature)) / 2
@@ -154,10 +159,37 @@ def evaluate(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(result, indent=2), "utf-8")
+    _write_predictions(
+        out / PREDICTIONS_NAME, np.flatnonzero(keep_names), y_true, probs, tta_probs, model_classes
+    )
     from emotrace.evaluation.report import write_report
 
     write_report(result, out)
     return result
+
+
+def _write_predictions(
+    path: Path,
+    indices: np.ndarray,
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    tta_probs: np.ndarray | None,
+    classes: list[str],
+) -> None:
+    """One row per image: its index in the split, label, prediction (and flip-TTA prediction)
+    and the model's probabilities; numbers only, so it may be shared with the metrics."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        tta_column = [] if tta_probs is None else ["predicted_tta"]
+        writer.writerow(["index", "label", "predicted", *tta_column, *(f"p_{c}" for c in classes)])
+        predicted = probs.argmax(axis=1)
+        tta_predicted = None if tta_probs is None else tta_probs.argmax(axis=1)
+        for row, (index, label) in enumerate(zip(indices, y_true, strict=True)):
+            extra = [] if tta_predicted is None else [classes[tta_predicted[row]]]
+            writer.writerow(
+                [int(index), classes[label], classes[predicted[row]], *extra]
+                + [f"{p:.5f}" for p in probs[row]]
+            )
 
 
 _HEADLINE = (

@@ -12,6 +12,7 @@ import numpy as np
 
 from emotrace._numeric import softmax
 from emotrace.evaluation.calibration import expected_calibration_error, reliability_bins
+from emotrace.evaluation.compare import wilson_interval
 
 __all__ = ["compute_metrics", "softmax"]
 
@@ -19,7 +20,8 @@ __all__ = ["compute_metrics", "softmax"]
 def compute_metrics(
     y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]
 ) -> dict[str, Any]:
-    """Accuracy, loss, top-2, per-class P/R/F1, macro/weighted F1, one-vs-rest AUC, ECE.
+    """Accuracy (with its Wilson 95% interval), loss, top-2, per-class P/R/F1, macro/weighted F1,
+    one-vs-rest AUC, ECE.
 
     ``y_true`` indexes ``classes``; ``probs`` is ``(N, len(classes))``. Classes absent from
     ``y_true`` get no AUC (it is undefined) and do not count in the macro AUC.
@@ -56,6 +58,7 @@ def compute_metrics(
         "n": n,
         "classes": list(classes),
         "accuracy": float((y_pred == y_true).mean()) if n else 0.0,
+        "accuracy_ci95": list(wilson_interval(int((y_pred == y_true).sum()), n)),
         "loss": loss,
         "top2_accuracy": float((top2 == y_true[:, None]).any(axis=1).mean()) if n else 0.0,
         "macro_f1": float(

@@ -98,6 +98,10 @@ def _fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _interval(bounds: list[float] | None) -> str | None:
+    return None if bounds is None else f"{bounds[0]:.4f} – {bounds[1]:.4f}"
+
+
 def write_report(metrics: dict[str, Any], out: Path) -> Path:
     """Write plots and ``report.html`` for ``metrics`` into ``out``; returns the HTML path."""
     try:
@@ -108,6 +112,7 @@ def write_report(metrics: dict[str, Any], out: Path) -> Path:
     headline = [
         ("images", metrics["n"]),
         ("accuracy", metrics["accuracy"]),
+        ("accuracy, 95% interval (Wilson)", _interval(metrics.get("accuracy_ci95"))),
         ("accuracy, predictions restricted to shared classes", metrics.get("restricted_accuracy")),
         ("top-2 accuracy", metrics["top2_accuracy"]),
         ("macro F1", metrics["macro_f1"]),
