@@ -41,8 +41,7 @@ def run(args: argparse.Namespace) -> int:
         low, high = side["accuracy_ci95"]
         console.print(
             f"  {key.upper()}  {side['accuracy']:.2%}  (95% interval {low:.2%}-{high:.2%})  "
-            f"{side['model_name']}  ({side['folder']})",
-            highlight=False,
+            f"{side['model_name']}  ({side['folder']})"
         )
     low, high = c["difference_ci95"]
     verdict = (
@@ -53,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
     console.print(
         f"  B - A  {c['difference'] * 100:+.2f} points (95% interval {low * 100:+.2f} to "
         f"{high * 100:+.2f}); only A right on {c['only_a_right']:,} images, only B on "
-        f"{c['only_b_right']:,}; McNemar exact p = {c['p_value']:.3g}: {verdict}",
-        highlight=False,
+        f"{c['only_b_right']:,}; McNemar exact p = {c['p_value']:.3g}: {verdict}"
     )
     return 0
