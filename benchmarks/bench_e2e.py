@@ -351,6 +351,19 @@ def evaluate(
         "dataset_accuracy_per_face": float(np.mean(dataset_correct)),
         "dataset_accuracy_found_frames": weighted_dataset / max(found, 1),
     }
+    # Per face, for paired comparisons of two models on the same video (compare_e2e.py): the
+    # found frames and how many of them each label stream got right.
+    result["per_face"] = {
+        "found_frames": [len(ids) for ids in shown["raw"]],
+        **{
+            f"right_{name}": [
+                sum(label == int(labels[face]) for label in shown[name][face])
+                for face in range(len(faces))
+            ]
+            for name in ("smoothed", "raw")
+        },
+        "dataset_correct": [bool(c) for c in dataset_correct],
+    }
     for name in ("smoothed", "raw"):
         changes, rate = flicker(shown[name], found_seconds)
         result[f"accuracy_{name}"] = right[name] / max(found, 1)
