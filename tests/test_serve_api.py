@@ -412,6 +412,14 @@ def test_websocket_needs_token_and_same_origin(server: Server, client: httpx.Cli
         assert "JPEG or PNG" in json.loads(same.recv(timeout=10))["detail"]
         same.send("garbage")
         assert json.loads(same.recv(timeout=10))["type"] == "error"
+        for track in ("2", True, 1.5):  # JSON true is no track id, though Python's bool is an int
+            same.send(json.dumps({"type": "patient", "track_id": track}))
+            assert json.loads(same.recv(timeout=10)) == {
+                "type": "error",
+                "detail": "track_id: int or null",
+            }
+        same.send(json.dumps({"type": "patient", "track_id": None}))
+        assert json.loads(same.recv(timeout=10)) == {"type": "patient", "track_id": None}
     with pytest.raises(InvalidStatus) as missing:
         ws_client.connect(
             f"{server.ws_base}/api/v1/sessions/987654/live", additional_headers=server.auth

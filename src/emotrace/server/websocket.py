@@ -145,7 +145,7 @@ async def _serve(s: ServerState, websocket: WebSocket, live: LiveSession, genera
             return True
         if kind == "patient":
             track = command.get("track_id")
-            if track is not None and not isinstance(track, int):
+            if track is not None and (isinstance(track, bool) or not isinstance(track, int)):
                 await websocket.send_json({"type": "error", "detail": "track_id: int or null"})
                 continue
             await s.engine.call(live.set_patient, track)
