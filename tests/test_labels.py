@@ -7,6 +7,8 @@ from emotrace.labels import (
     AFFECTNET_ORDER,
     CANONICAL,
     FER2013_ORDER,
+    RAFDB_FIRST_CODE,
+    RAFDB_ORDER,
     canonical,
     is_known,
     ordered,
@@ -33,6 +35,14 @@ from emotrace.labels import (
 )
 def test_aliases_and_codes_map_to_canonical(raw: str | int, expected: str) -> None:
     assert canonical(raw) == expected
+
+
+def test_rafdb_codes_start_at_1() -> None:
+    assert [canonical(i, RAFDB_ORDER, RAFDB_FIRST_CODE) for i in range(1, 8)] == list(RAFDB_ORDER)
+    assert canonical("4", RAFDB_ORDER, 1) == "happy" and canonical(7, RAFDB_ORDER, 1) == "neutral"
+    for code in (0, 8):
+        with pytest.raises(UnknownLabelError, match=f"unknown emotion code {code}: expected 1-7"):
+            canonical(code, RAFDB_ORDER, RAFDB_FIRST_CODE)
 
 
 def test_affectnet_codes_use_affectnet_order() -> None:

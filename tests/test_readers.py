@@ -87,6 +87,28 @@ AFFECTNET_ROWS = [
 ]
 
 
+def write_rafdb(
+    basic: Path, rows: list[tuple[str, int]], aligned: bool = True, missing: tuple[str, ...] = ()
+) -> Path:
+    """RAF-DB's release: ``basic/EmoLabel/list_patition_label.txt`` (``NAME CODE`` lines, codes
+    1-7) and the images in ``Image/aligned/<stem>_aligned.jpg`` (100x100) or ``Image/original/``."""
+    (basic / "EmoLabel").mkdir(parents=True, exist_ok=True)
+    (basic / "EmoLabel" / "list_patition_label.txt").write_text(
+        "".join(f"{name} {code}\n" for name, code in rows)
+    )
+    for i, (name, _) in enumerate(rows):
+        if name in missing:
+            continue
+        stem = name.rsplit(".", 1)[0]
+        image = f"aligned/{stem}_aligned.jpg" if aligned else f"original/{name}"
+        write_image(basic / "Image" / image, face_like(300 + i, 100, color=True))
+    return basic
+
+
+RAFDB_ROWS = [(f"train_{i:05d}.jpg", code) for i, code in enumerate(range(1, 8), start=1)]
+RAFDB_ROWS += [("test_0001.jpg", 4), ("test_0002.jpg", 7)]
+
+
 def tree_state(root: Path) -> list[tuple[str, int, int]]:
     """Every path under ``root`` with its mtime and size, to prove nothing was written."""
     return sorted(
@@ -161,6 +183,22 @@ def ckplus(tmp: Path) -> Path:
     return make_class_folders(tmp / "ck", dict.fromkeys(names, 1), splits=None)
 
 
+def rafdb_release(tmp: Path) -> Path:
+    """The release unpacked: its basic/ folder one level down, aligned faces."""
+    write_rafdb(tmp / "RAF-DB" / "basic", RAFDB_ROWS)
+    return tmp / "RAF-DB"
+
+
+def rafdb_original(tmp: Path) -> Path:
+    """basic/ itself, with the original photos only."""
+    return write_rafdb(tmp / "basic", RAFDB_ROWS, aligned=False)
+
+
+def rafdb_folders(tmp: Path) -> Path:
+    """The common repackaging: train/1..7 and test/1..7."""
+    return make_class_folders(tmp / "raf", {str(c): 1 for c in range(1, 8)}, ("train", "test"))
+
+
 ALL8 = {c: 1 for c in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")}
 LAYOUTS: list[tuple[Callable[[Path], Path], str, Counts]] = [
     (folder_splits, "folder", {s: {"angry": 2, "happy": 3} for s in ("train", "valid")}),
@@ -184,6 +222,9 @@ LAYOUTS: list[tuple[Callable[[Path], Path], str, Counts]] = [
     (affectnet_names, "affectnet", {s: {**ALL8, "contempt": 1} for s in ("train", "valid")}),
     (affectnet_numeric, "affectnet", {"all": {**ALL8, "contempt": 1}}),
     (ckplus, "ckplus", {"all": {**{k: 1 for k in ALL8 if k != "neutral"}, "contempt": 1}}),
+    (rafdb_release, "rafdb", {"train": ALL8, "test": {"happy": 1, "neutral": 1}}),
+    (rafdb_original, "rafdb", {"train": ALL8, "test": {"happy": 1, "neutral": 1}}),
+    (rafdb_folders, "rafdb", {"train": ALL8, "test": ALL8}),
 ]
 
 
@@ -228,6 +269,7 @@ def test_public_export_and_formats() -> None:
         "affectnet_csv",
         "affectnet",
         "ckplus",
+        "rafdb",
     )
 
 
@@ -407,6 +449,68 @@ def test_fer2013_csv_bad_row_names_file_and_row(
     assert "\n" not in str(caught.value)
 
 
+# --- RAF-DB -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("build", [rafdb_release, rafdb_folders], ids=["release", "folders"])
+def test_rafdb_codes_are_read_in_rafdb_order(tmp_path: Path, build: Callable[[Path], Path]) -> None:
+    # 1 surprise, 2 fear, 3 disgust, 4 happiness, 5 sadness, 6 anger, 7 neutral (RAF-DB's README);
+    # read as FER2013 or AffectNet codes, every one of them would be another class.
+    index = open_dataset(build(tmp_path))
+    train = [e for e in index.entries if e.split == "train"]
+    code_of = {
+        e.source: int(Path(e.source).parent.name)
+        if build is rafdb_folders
+        else int(Path(e.source).name.split("_")[1])
+        for e in train
+    }
+    expected = ["surprise", "fear", "disgust", "happy", "sad", "angry", "neutral"]
+    assert {code_of[e.source]: e.label for e in train} == dict(enumerate(expected, start=1))
+
+
+def test_rafdb_release_prefers_aligned_faces_and_lists_missing_images(tmp_path: Path) -> None:
+    basic = write_rafdb(tmp_path / "basic", RAFDB_ROWS, missing=("test_0002.jpg",))
+    write_image(basic / "Image" / "original" / "train_00001.jpg", face_like(1, 400, color=True))
+
+    index = open_dataset(basic)
+
+    assert all("_aligned.jpg" in e.source for e in index.entries)
+    assert index.entries[0].load().shape == (100, 100, 3)
+    assert len(index.entries) == len(RAFDB_ROWS) - 1
+    [skipped] = index.skipped
+    assert skipped.source.endswith("test_0002_aligned.jpg")
+    assert "list_patition_label.txt line 9" in skipped.reason and "missing" in skipped.reason
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            "train_00001.jpg 8",
+            r"line 1: 'train_00001\.jpg 8', expected 'NAME CODE' with a code 1-7",
+        ),
+        ("train_00001.jpg 0", r"line 1: .*code 1-7 \(surprise, fear"),
+        ("train_00001.jpg", r"line 1: 'train_00001\.jpg', expected 'NAME CODE'"),
+        ("train_00001.jpg happy", r"line 1: .*expected 'NAME CODE'"),
+    ],
+)
+def test_rafdb_bad_line_names_file_and_line(tmp_path: Path, line: str, message: str) -> None:
+    basic = write_rafdb(tmp_path / "basic", RAFDB_ROWS)
+    (basic / "EmoLabel" / "list_patition_label.txt").write_text(line + "\n")
+    with pytest.raises(DatasetError, match=r"list_patition_label\.txt " + message) as caught:
+        open_dataset(basic)
+    assert "\n" not in str(caught.value)
+
+
+def test_numbered_folders_from_0_stay_affectnet_and_from_1_are_rafdb(tmp_path: Path) -> None:
+    affectnet = make_class_folders(tmp_path / "an", {str(c): 1 for c in range(8)}, ("train",))
+    rafdb = make_class_folders(tmp_path / "raf", {str(c): 1 for c in range(1, 8)}, ("train",))
+    assert detect_format(affectnet) == "affectnet" and detect_format(rafdb) == "rafdb"
+    # Asked for explicitly, the same folders are read the other way (the user knows best).
+    [one] = [e for e in open_dataset(rafdb, "affectnet").entries if "/1/" in e.source]
+    assert one.label == "happy"
+
+
 # --- AffectNet CSV ------------------------------------------------------------------------------
 
 
@@ -497,6 +601,10 @@ def _affectnet_images_elsewhere(tmp: Path) -> Path:
     return tmp / "lists" / "training.csv"
 
 
+def _rafdb_without_images(tmp: Path) -> Path:
+    return write_rafdb(tmp / "basic", RAFDB_ROWS, missing=tuple(name for name, _ in RAFDB_ROWS))
+
+
 ERRORS: list[tuple[Callable[[Path], Path], str | None, type[Exception], str]] = [
     (
         _nothing,
@@ -531,6 +639,13 @@ ERRORS: list[tuple[Callable[[Path], Path], str | None, type[Exception], str]] = 
     (folder_flat, "fer2013_csv", DatasetError, r"ds: no FER2013 CSV here"),
     (folder_flat, "affectnet_csv", DatasetError, r"ds: no AffectNet CSV here"),
     (folder_flat, "roboflow_csv", DatasetError, r"ds: no _classes\.csv"),
+    (fer_csv_file, "rafdb", DatasetError, r"format 'rafdb' expects a folder"),
+    (
+        _rafdb_without_images,
+        None,
+        DatasetError,
+        r"basic: none of the 9 listed images exist under Image/aligned or Image/original \(neither",
+    ),
 ]
 
 

@@ -37,6 +37,11 @@ AFFECTNET_ORDER: tuple[str, ...] = (
     "contempt",
 )
 
+#: RAF-DB's 7 basic classes in the order of its label codes, which start at 1 (1 surprise ... 7
+#: neutral): see :data:`RAFDB_FIRST_CODE`.
+RAFDB_ORDER: tuple[str, ...] = ("surprise", "fear", "disgust", "happy", "sad", "angry", "neutral")
+RAFDB_FIRST_CODE = 1
+
 #: AffectNet codes that carry no usable expression (none, uncertain, no face).
 AFFECTNET_DROPPED_CODES: frozenset[int] = frozenset({8, 9, 10})
 
@@ -78,20 +83,24 @@ def _normalise(name: str) -> str:
     return name.strip().lower().replace("-", "_").replace(" ", "_")
 
 
-def canonical(name: str | int, numeric_order: Sequence[str] = FER2013_ORDER) -> str:
+def canonical(
+    name: str | int, numeric_order: Sequence[str] = FER2013_ORDER, first_code: int = 0
+) -> str:
     """Return the canonical emotion for a dataset's class name or numeric code.
 
-    Numeric codes (``3`` or ``"3"``) are read in ``numeric_order`` (FER2013's by default; pass
-    :data:`AFFECTNET_ORDER` for AffectNet). Names are matched case-insensitively against the aliases
-    public datasets use. Raises :class:`UnknownLabelError` listing the known names otherwise.
+    Numeric codes (``3`` or ``"3"``) are read in ``numeric_order``, whose first class has code
+    ``first_code`` (FER2013's order from 0 by default; pass :data:`AFFECTNET_ORDER` for AffectNet,
+    :data:`RAFDB_ORDER` from 1 for RAF-DB). Names are matched case-insensitively against the
+    aliases public datasets use. Raises :class:`UnknownLabelError` listing the known names
+    otherwise.
     """
     if isinstance(name, int) or (isinstance(name, str) and name.strip().isdigit()):
         code = int(name)
-        if 0 <= code < len(numeric_order):
-            return numeric_order[code]
+        if 0 <= code - first_code < len(numeric_order):
+            return numeric_order[code - first_code]
         raise UnknownLabelError(
-            f"unknown emotion code {code}: expected 0-{len(numeric_order) - 1} "
-            f"({', '.join(numeric_order)})"
+            f"unknown emotion code {code}: expected {first_code}-"
+            f"{first_code + len(numeric_order) - 1} ({', '.join(numeric_order)})"
         )
     key = _normalise(name)
     if key in _ALIASES:

@@ -1,8 +1,8 @@
 """Recognising a dataset's layout and opening it with the matching reader.
 
 Detection only looks at names and CSV headers, never at image content, and never writes anything.
-Numeric class folders (``0``..``7``) are taken for AffectNet's public release; a folder of
-FER2013-ordered codes needs ``format="folder"``.
+Numeric class folders are taken for AffectNet's public release (``0``..``7``) or, without a ``0``
+(``1``..``7``), for RAF-DB's; a folder of FER2013-ordered codes needs ``format="folder"``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from emotrace.data.readers.folder import (
     looks_like_class_folders,
     read_class_folders,
 )
+from emotrace.data.readers.rafdb import find_rafdb_root, read_rafdb, read_rafdb_folders
 from emotrace.data.readers.roboflow import CLASSES_CSV, read_roboflow_csv, roboflow_split_dirs
 from emotrace.data.types import DatasetIndex
 from emotrace.errors import DatasetError
@@ -34,12 +35,13 @@ FORMATS: tuple[str, ...] = (
     "affectnet_csv",
     "affectnet",
     "ckplus",
+    "rafdb",
 )
 
 EXPECTED_LAYOUTS = (
     "expected class folders (root/[train|valid|test/]<class>/*.jpg), a Roboflow export with "
-    f"{CLASSES_CSV}, a FER2013 CSV (emotion,pixels[,Usage]) or AffectNet's "
-    "training.csv/validation.csv"
+    f"{CLASSES_CSV}, a FER2013 CSV (emotion,pixels[,Usage]), AffectNet's "
+    "training.csv/validation.csv or RAF-DB's EmoLabel/list_patition_label.txt"
 )
 
 
@@ -56,6 +58,8 @@ def detect_format(path: Path | str) -> str:
         return "affectnet_csv"
     if find_fer2013_csv(path, depth=0) is not None:
         return "fer2013_csv"
+    if find_rafdb_root(path, depth=0) is not None:
+        return "rafdb"
     names = class_folder_names(path)
     if names and all(name.isdigit() or is_known(name) for name in names):
         return _class_folder_format(names)
@@ -64,6 +68,8 @@ def detect_format(path: Path | str) -> str:
         return "affectnet_csv"
     if find_fer2013_csv(path, depth=1) is not None:
         return "fer2013_csv"
+    if find_rafdb_root(path, depth=1) is not None:  # the release's basic/ folder
+        return "rafdb"
     if looks_like_class_folders(path):
         # Unknown class names: the folder reader's error names the offending folder.
         return _class_folder_format(names)
@@ -95,6 +101,8 @@ def open_dataset(path: Path | str, format: str | None = None) -> DatasetIndex:
         raise DatasetError(f"{path}: format {chosen!r} expects a folder of class folders")
     if chosen == "affectnet":
         return read_affectnet_folders(path)
+    if chosen == "rafdb":
+        return read_rafdb(path) if find_rafdb_root(path) is not None else read_rafdb_folders(path)
     return read_class_folders(path, chosen)
 
 
@@ -111,10 +119,13 @@ def _file_format(path: Path) -> str:
 
 
 def _class_folder_format(names: list[str]) -> str:
-    """AffectNet for numeric codes or 8 classes with contempt, CK+ for its spellings."""
+    """AffectNet for codes from 0 or 8 classes with contempt, RAF-DB for codes 1-7, CK+ for its
+    spellings."""
     lowered = {name.lower() for name in names}
     if lowered and all(name.isdigit() for name in lowered):
-        return "affectnet"
+        # AffectNet numbers neutral, its largest class, 0; RAF-DB numbers its classes 1-7.
+        codes = {int(name) for name in lowered}
+        return "rafdb" if codes <= set(range(1, 8)) else "affectnet"
     if "neutral" not in lowered and ("contempt" in lowered or {"anger", "sadness"} <= lowered):
         return "ckplus"
     if "contempt" in lowered:

@@ -2,7 +2,8 @@
 
 ``root/<class>/*.jpg`` is one split named ``all``; ``root/{train,valid,test}/<class>/*.jpg`` (also
 ``validation``, ``val``) has splits. This is the layout of Roboflow classification exports, of the
-FER2013 image release, of AffectNet's public zip and of CK+ (which uses names like ``anger``).
+FER2013 image release, of AffectNet's public zip, of RAF-DB's common repackaging (folders
+``1``-``7``) and of CK+ (which uses names like ``anger``).
 """
 
 from __future__ import annotations
@@ -48,12 +49,16 @@ def class_folder_names(root: Path) -> list[str]:
 
 
 def read_class_folders(
-    root: Path, format_name: str = "folder", numeric_order: Sequence[str] = FER2013_ORDER
+    root: Path,
+    format_name: str = "folder",
+    numeric_order: Sequence[str] = FER2013_ORDER,
+    first_code: int = 0,
 ) -> DatasetIndex:
     """Index a folder-per-class dataset. Unknown class names and empty class folders are errors.
 
-    Folders named by numeric codes (``0``, ``1``...) are read in ``numeric_order``: FER2013's by
-    default, :data:`~emotrace.labels.AFFECTNET_ORDER` for AffectNet's public release.
+    Folders named by numeric codes (``0``, ``1``...) are read in ``numeric_order`` from
+    ``first_code``: FER2013's by default, :data:`~emotrace.labels.AFFECTNET_ORDER` for AffectNet's
+    public release, :data:`~emotrace.labels.RAFDB_ORDER` from 1 for RAF-DB's.
     """
     root = Path(root)
     if not root.is_dir():
@@ -70,7 +75,7 @@ def read_class_folders(
             raise DatasetError(f"{split_dir}: no class folders (expected e.g. angry/, happy/)")
         for class_dir in class_dirs:
             try:
-                label = canonical(class_dir.name, numeric_order)
+                label = canonical(class_dir.name, numeric_order, first_code)
             except UnknownLabelError as exc:
                 raise UnknownLabelError(f"{class_dir}: {exc}") from None
             files = sorted(p for p in class_dir.iterdir() if p.is_file())
