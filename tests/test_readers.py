@@ -150,6 +150,38 @@ def fer_csv_folder(tmp: Path) -> Path:
     return tmp / "kaggle"
 
 
+FERPLUS_HEADER = (
+    "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"
+)
+# One row per fer_rows() row: (Image name, votes in FERPLUS_HEADER's order) and the outcome.
+FERPLUS_VOTES = [
+    ("fer0000000.png", (2, 8, 0, 0, 0, 0, 0, 0, 0, 0)),  # happy
+    ("fer0000001.png", (5, 0, 0, 3, 1, 0, 0, 0, 0, 0)),  # neutral: 5 of the 8 votes left
+    ("fer0000002.png", (0, 0, 0, 0, 0, 4, 0, 6, 0, 0)),  # contempt
+    ("fer0000003.png", (3, 0, 0, 0, 0, 0, 0, 0, 7, 0)),  # majority unknown: skipped
+    ("", (0, 0, 0, 0, 0, 0, 0, 0, 0, 10)),  # removed by FER+: skipped
+    ("fer0000005.png", (0, 2, 4, 0, 0, 0, 4, 0, 0, 0)),  # no majority: skipped
+]
+
+
+def write_ferplus(path: Path, votes: list[tuple[str, tuple[int, ...]]] = FERPLUS_VOTES) -> Path:
+    usages = [usage for _, _, usage in fer_rows(len(votes))]
+    lines = [FERPLUS_HEADER]
+    lines += [
+        f"{u},{name},{','.join(map(str, v))}" for u, (name, v) in zip(usages, votes, strict=True)
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def ferplus_folder(tmp: Path) -> Path:
+    """Microsoft's fer2013new.csv beside the original fer2013.csv."""
+    write_fer_csv(tmp / "fer" / "fer2013.csv", fer_rows())
+    write_ferplus(tmp / "fer" / "fer2013new.csv")
+    return tmp / "fer"
+
+
 def affectnet_csv_file(tmp: Path) -> Path:
     return write_affectnet(tmp / "an" / "training.csv", tmp / "an", AFFECTNET_ROWS)
 
@@ -222,6 +254,7 @@ LAYOUTS: list[tuple[Callable[[Path], Path], str, Counts]] = [
     (affectnet_names, "affectnet", {s: {**ALL8, "contempt": 1} for s in ("train", "valid")}),
     (affectnet_numeric, "affectnet", {"all": {**ALL8, "contempt": 1}}),
     (ckplus, "ckplus", {"all": {**{k: 1 for k in ALL8 if k != "neutral"}, "contempt": 1}}),
+    (ferplus_folder, "ferplus", {"train": {"happy": 1, "neutral": 1, "contempt": 1}}),
     (rafdb_release, "rafdb", {"train": ALL8, "test": {"happy": 1, "neutral": 1}}),
     (rafdb_original, "rafdb", {"train": ALL8, "test": {"happy": 1, "neutral": 1}}),
     (rafdb_folders, "rafdb", {"train": ALL8, "test": ALL8}),
@@ -270,6 +303,7 @@ def test_public_export_and_formats() -> None:
         "affectnet",
         "ckplus",
         "rafdb",
+        "ferplus",
     )
 
 
@@ -447,6 +481,62 @@ def test_fer2013_csv_bad_row_names_file_and_row(
     with pytest.raises(DatasetError, match=r"fer2013\.csv " + message) as caught:
         open_dataset(path)
     assert "\n" not in str(caught.value)
+
+
+# --- FER+ ---------------------------------------------------------------------------------------
+
+
+def test_ferplus_relabels_fer2013_by_majority_vote(tmp_path: Path) -> None:
+    folder = ferplus_folder(tmp_path)
+    index = open_dataset(folder)
+    original = open_dataset(folder, format="fer2013_csv")
+
+    assert [e.label for e in index.entries] == ["happy", "neutral", "contempt"]
+    assert index.entries[0].source == "fer2013new.csv:row 2 (fer0000000.png)"
+    # The same faces as the original file's first three rows, FER2013's own labels aside.
+    for relabelled, face in zip(index.entries, original.entries[:3], strict=True):
+        assert np.array_equal(relabelled.load(), face.load()) and relabelled.split == face.split
+    assert [e.label for e in original.entries[:3]] == ["angry", "disgust", "fear"]
+    reasons = [s.reason for s in index.skipped]
+    assert reasons == [
+        "majority says unknown",
+        "removed by FER+ (empty Image name)",
+        "no majority (4 of 10 votes for surprise)",
+    ]
+    assert open_dataset(folder / "fer2013new.csv").format == "ferplus"
+
+
+@pytest.mark.parametrize(
+    ("votes", "expected"),
+    [
+        ({"happiness": 6, "neutral": 3, "surprise": 1}, "happy"),  # 6 of 9 after the single vote
+        ({"neutral": 4, "anger": 3, "disgust": 2, "sadness": 1}, None),  # 4 of 9: no majority
+        ({"neutral": 1, "anger": 1, "fear": 1}, None),  # single votes only
+        ({"nf": 6, "neutral": 4}, None),
+        ({"contempt": 5, "neutral": 3}, "contempt"),
+    ],
+)
+def test_ferplus_majority_voting(votes: dict[str, int], expected: str | None) -> None:
+    from emotrace.data.readers.ferplus import VOTE_COLUMNS, majority_label
+
+    label, why = majority_label({c: votes.get(c, 0) for c in VOTE_COLUMNS})
+    assert label == expected and bool(why) == (expected is None)
+
+
+def test_ferplus_errors_name_the_file_and_row(tmp_path: Path) -> None:
+    alone = write_ferplus(tmp_path / "alone" / "fer2013new.csv")
+    with pytest.raises(DatasetError, match=r"FER\+ holds labels only; put the original fer2013"):
+        open_dataset(alone)
+    folder = ferplus_folder(tmp_path)
+    write_ferplus(folder / "fer2013new.csv", FERPLUS_VOTES[:5])
+    with pytest.raises(DatasetError, match=r"5 rows but .*fer2013\.csv has 6; .*row by row"):
+        open_dataset(folder)
+    text = (
+        (folder / "fer2013new.csv").read_text().replace(",8,0,0,0,0,0,0,0,0", ",8,x,0,0,0,0,0,0,0")
+    )
+    (folder / "fer2013new.csv").write_text(text)
+    with pytest.raises(DatasetError, match=r"fer2013new\.csv row 2: surprise votes 'x'"):
+        open_dataset(folder)
 
 
 # --- RAF-DB -------------------------------------------------------------------------------------
@@ -640,6 +730,7 @@ ERRORS: list[tuple[Callable[[Path], Path], str | None, type[Exception], str]] = 
     (folder_flat, "affectnet_csv", DatasetError, r"ds: no AffectNet CSV here"),
     (folder_flat, "roboflow_csv", DatasetError, r"ds: no _classes\.csv"),
     (fer_csv_file, "rafdb", DatasetError, r"format 'rafdb' expects a folder"),
+    (folder_flat, "ferplus", DatasetError, r"ds: no FER\+ label file here \(expected fer2013new"),
     (
         _rafdb_without_images,
         None,

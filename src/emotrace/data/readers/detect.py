@@ -16,6 +16,7 @@ from emotrace.data.readers.affectnet import (
     read_affectnet_folders,
 )
 from emotrace.data.readers.fer2013_csv import find_fer2013_csv, is_fer2013_csv, read_fer2013_csv
+from emotrace.data.readers.ferplus import find_ferplus_csv, is_ferplus_csv, read_ferplus
 from emotrace.data.readers.folder import (
     class_folder_names,
     looks_like_class_folders,
@@ -36,12 +37,13 @@ FORMATS: tuple[str, ...] = (
     "affectnet",
     "ckplus",
     "rafdb",
+    "ferplus",
 )
 
 EXPECTED_LAYOUTS = (
     "expected class folders (root/[train|valid|test/]<class>/*.jpg), a Roboflow export with "
-    f"{CLASSES_CSV}, a FER2013 CSV (emotion,pixels[,Usage]), AffectNet's "
-    "training.csv/validation.csv or RAF-DB's EmoLabel/list_patition_label.txt"
+    f"{CLASSES_CSV}, a FER2013 CSV (emotion,pixels[,Usage]), FER+'s fer2013new.csv beside it, "
+    "AffectNet's training.csv/validation.csv or RAF-DB's EmoLabel/list_patition_label.txt"
 )
 
 
@@ -56,6 +58,9 @@ def detect_format(path: Path | str) -> str:
         return "roboflow_csv"
     if find_affectnet_csvs(path, depth=0):
         return "affectnet_csv"
+    # FER+ relabels fer2013.csv and sits beside it: its labels are why a user has it.
+    if find_ferplus_csv(path, depth=0) is not None:
+        return "ferplus"
     if find_fer2013_csv(path, depth=0) is not None:
         return "fer2013_csv"
     if find_rafdb_root(path, depth=0) is not None:
@@ -66,6 +71,8 @@ def detect_format(path: Path | str) -> str:
     # CSVs one level down: AffectNet's Manually_Annotated_file_lists/, Kaggle's fer2013/.
     if find_affectnet_csvs(path, depth=1):
         return "affectnet_csv"
+    if find_ferplus_csv(path, depth=1) is not None:
+        return "ferplus"
     if find_fer2013_csv(path, depth=1) is not None:
         return "fer2013_csv"
     if find_rafdb_root(path, depth=1) is not None:  # the release's basic/ folder
@@ -93,6 +100,8 @@ def open_dataset(path: Path | str, format: str | None = None) -> DatasetIndex:
         raise DatasetError(f"{path}: no such file or folder; {EXPECTED_LAYOUTS}")
     if chosen == "fer2013_csv":
         return read_fer2013_csv(path)
+    if chosen == "ferplus":
+        return read_ferplus(path)
     if chosen == "affectnet_csv":
         return read_affectnet_csv(path)
     if chosen == "roboflow_csv":
@@ -113,6 +122,8 @@ def _file_format(path: Path) -> str:
         return "affectnet_csv"
     if is_fer2013_csv(path):
         return "fer2013_csv"
+    if is_ferplus_csv(path):
+        return "ferplus"
     if path.suffix.lower() in (".zip", ".tar", ".gz", ".tgz", ".7z", ".rar"):
         raise DatasetError(f"{path}: an archive; extract it first ({EXPECTED_LAYOUTS})")
     raise DatasetError(f"{path}: not a dataset file; {EXPECTED_LAYOUTS}")
