@@ -293,6 +293,15 @@ def test_explicit_format_matches_detection(tmp_path: Path, build: Callable[[Path
     ]
 
 
+def test_every_format_is_named_in_the_cli_help() -> None:
+    from conftest import run_emotrace
+
+    result = run_emotrace("data", "prepare", "--help")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert all(name in text for name in FORMATS), text
+
+
 def test_public_export_and_formats() -> None:
     assert emotrace.data.open_dataset is open_dataset
     assert FORMATS == (
