@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from emotrace.data.imageio import read_image
+from emotrace.data.readers._csv import csv_header, find_csvs
 from emotrace.data.readers.folder import read_class_folders
 from emotrace.data.types import SPLIT_ALIASES, Box, DatasetIndex, Entry, Skipped
 from emotrace.errors import DatasetError
@@ -40,26 +41,13 @@ def read_affectnet_folders(root: Path | str) -> DatasetIndex:
 
 def is_affectnet_csv(path: Path) -> bool:
     """True when ``path`` is a CSV whose header has ``subDirectory_filePath`` and ``expression``."""
-    path = Path(path)
-    if not (path.is_file() and path.suffix.lower() == ".csv"):
-        return False
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            header = [name.strip().lower() for name in next(csv.reader(handle), [])]
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return False
+    header = csv_header(path)
     return PATH_COLUMN in header and "expression" in header
 
 
 def find_affectnet_csvs(folder: Path, depth: int = 1) -> list[Path]:
     """AffectNet annotation CSVs in ``folder``, else in the first sub-folder level that has some."""
-    folder = Path(folder)
-    for level in range(depth + 1):
-        pattern = "/".join(["*"] * level + ["*.csv"])
-        found = sorted(p for p in folder.glob(pattern) if is_affectnet_csv(p))
-        if found:
-            return found
-    return []
+    return find_csvs(folder, depth, is_affectnet_csv)
 
 
 def read_affectnet_csv(path: Path | str, images_root: Path | str | None = None) -> DatasetIndex:

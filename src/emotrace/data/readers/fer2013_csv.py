@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emotrace.data.readers._csv import csv_header, find_csvs
 from emotrace.data.types import SPLIT_ALIASES, DatasetIndex, Entry
 from emotrace.errors import DatasetError
 from emotrace.labels import FER2013_ORDER
@@ -28,20 +29,9 @@ FER_PIXELS = FER_SIZE * FER_SIZE
 _USAGE_SPLITS = {"training": "train", "publictest": "valid", "privatetest": "test"}
 
 
-def _header(path: Path) -> list[str]:
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            return [name.strip().lower() for name in next(csv.reader(handle), [])]
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return []
-
-
 def is_fer2013_csv(path: Path) -> bool:
     """True when ``path`` is a CSV file whose header has ``emotion`` and ``pixels`` columns."""
-    path = Path(path)
-    if not (path.is_file() and path.suffix.lower() == ".csv"):
-        return False
-    header = _header(path)
+    header = csv_header(path)
     return "emotion" in header and "pixels" in header
 
 
@@ -50,18 +40,15 @@ def find_fer2013_csv(folder: Path, depth: int = 1) -> Path | None:
 
     ``fer2013.csv`` wins when several match; otherwise several matches are an error naming them.
     """
-    folder = Path(folder)
-    for level in range(depth + 1):
-        pattern = "/".join(["*"] * level + ["*.csv"])
-        found = sorted(p for p in folder.glob(pattern) if is_fer2013_csv(p))
-        preferred = [p for p in found if p.name.lower() == "fer2013.csv"]
-        if len(preferred) == 1 or len(found) == 1:
-            return (preferred or found)[0]
-        if found:
-            raise DatasetError(
-                f"{folder}: several FER2013 CSVs ({', '.join(p.name for p in found)}); "
-                "point at one of them"
-            )
+    found = find_csvs(folder, depth, is_fer2013_csv)
+    preferred = [p for p in found if p.name.lower() == "fer2013.csv"]
+    if len(preferred) == 1 or len(found) == 1:
+        return (preferred or found)[0]
+    if found:
+        raise DatasetError(
+            f"{folder}: several FER2013 CSVs ({', '.join(p.name for p in found)}); "
+            "point at one of them"
+        )
     return None
 
 

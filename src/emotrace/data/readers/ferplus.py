@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from emotrace.data.readers._csv import csv_header, find_csvs
 from emotrace.data.readers.fer2013_csv import find_fer2013_csv, read_fer2013_csv
 from emotrace.data.types import DatasetIndex, Entry, Skipped
 from emotrace.errors import DatasetError
@@ -39,26 +40,14 @@ _NOT_EMOTIONS = {"unknown": "unknown", "nf": "not a face"}
 
 def is_ferplus_csv(path: Path) -> bool:
     """True when ``path`` is a CSV whose header has FER+'s ``Image name`` and vote columns."""
-    path = Path(path)
-    if not (path.is_file() and path.suffix.lower() == ".csv"):
-        return False
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            header = [name.strip().lower() for name in next(csv.reader(handle), [])]
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return False
+    header = csv_header(path)
     return "image name" in header and all(c in header for c in VOTE_COLUMNS)
 
 
 def find_ferplus_csv(folder: Path, depth: int = 1) -> Path | None:
     """FER+'s label file in ``folder`` or up to ``depth`` sub-folder levels below, if any."""
-    folder = Path(folder)
-    for level in range(depth + 1):
-        pattern = "/".join(["*"] * level + ["*.csv"])
-        found = sorted(p for p in folder.glob(pattern) if is_ferplus_csv(p))
-        if found:
-            return found[0]
-    return None
+    found = find_csvs(folder, depth, is_ferplus_csv)
+    return found[0] if found else None
 
 
 def majority_label(votes: dict[str, int]) -> tuple[str | None, str]:
