@@ -109,6 +109,24 @@ RAFDB_ROWS = [(f"train_{i:05d}.jpg", code) for i, code in enumerate(range(1, 8),
 RAFDB_ROWS += [("test_0001.jpg", 4), ("test_0002.jpg", 7)]
 
 
+def write_expw(root: Path, lines: list[str], photos: dict[str, int]) -> Path:
+    """ExpW's release: ``label/label.lst`` and the photos (``name: size``) in image/origin/."""
+    (root / "label").mkdir(parents=True, exist_ok=True)
+    (root / "label" / "label.lst").write_text("\n".join(lines) + "\n")
+    for i, (name, size) in enumerate(photos.items()):
+        write_image(root / "image" / "origin" / name, face_like(400 + i, size, color=True))
+    return root
+
+
+# name face_id top left right bottom confidence label: two faces of one photo, then one more.
+EXPW_LINES = [
+    "party_1.jpg 0 10 12 60 64 72.5 3",
+    "party_1.jpg 1 20 70 110 75 55.0 0",
+    "office_9.jpg 0 5 5 80 90 80.1 6",
+]
+EXPW_PHOTOS = {"party_1.jpg": 120, "office_9.jpg": 96}
+
+
 def tree_state(root: Path) -> list[tuple[str, int, int]]:
     """Every path under ``root`` with its mtime and size, to prove nothing was written."""
     return sorted(
@@ -215,6 +233,10 @@ def ckplus(tmp: Path) -> Path:
     return make_class_folders(tmp / "ck", dict.fromkeys(names, 1), splits=None)
 
 
+def expw_release(tmp: Path) -> Path:
+    return write_expw(tmp / "ExpW", EXPW_LINES, EXPW_PHOTOS)
+
+
 def rafdb_release(tmp: Path) -> Path:
     """The release unpacked: its basic/ folder one level down, aligned faces."""
     write_rafdb(tmp / "RAF-DB" / "basic", RAFDB_ROWS)
@@ -255,6 +277,7 @@ LAYOUTS: list[tuple[Callable[[Path], Path], str, Counts]] = [
     (affectnet_numeric, "affectnet", {"all": {**ALL8, "contempt": 1}}),
     (ckplus, "ckplus", {"all": {**{k: 1 for k in ALL8 if k != "neutral"}, "contempt": 1}}),
     (ferplus_folder, "ferplus", {"train": {"happy": 1, "neutral": 1, "contempt": 1}}),
+    (expw_release, "expw", {"all": {"angry": 1, "happy": 1, "neutral": 1}}),
     (rafdb_release, "rafdb", {"train": ALL8, "test": {"happy": 1, "neutral": 1}}),
     (rafdb_original, "rafdb", {"train": ALL8, "test": {"happy": 1, "neutral": 1}}),
     (rafdb_folders, "rafdb", {"train": ALL8, "test": ALL8}),
@@ -313,6 +336,7 @@ def test_public_export_and_formats() -> None:
         "ckplus",
         "rafdb",
         "ferplus",
+        "expw",
     )
 
 
@@ -546,6 +570,59 @@ def test_ferplus_errors_name_the_file_and_row(tmp_path: Path) -> None:
     (folder / "fer2013new.csv").write_text(text)
     with pytest.raises(DatasetError, match=r"fer2013new\.csv row 2: surprise votes 'x'"):
         open_dataset(folder)
+
+
+# --- ExpW ---------------------------------------------------------------------------------------
+
+
+def test_expw_faces_carry_their_boxes_and_are_no_duplicates(tmp_path: Path) -> None:
+    from emotrace.data.cache import prepare
+    from emotrace.data.inspect import inspect_dataset
+    from emotrace.preprocessing import Preprocess
+
+    root = write_expw(
+        tmp_path / "ExpW",
+        [*EXPW_LINES, "office_9.jpg 1 200 200 260 260 40.0 4", "gone.jpg 0 1 1 9 9 50.0 2"],
+        EXPW_PHOTOS,
+    )
+    index = open_dataset(root / "label" / "label.lst")
+    assert [(e.label, e.face_box) for e in index.entries] == [
+        ("happy", (12, 10, 48, 54)),  # x = left, y = top, w = right - left, h = bottom - top
+        ("angry", (70, 20, 40, 55)),
+        ("neutral", (5, 5, 75, 85)),
+        ("sad", (200, 200, 60, 60)),  # outside its 96x96 photo: skipped when decoded
+    ]
+    assert [s.reason for s in index.skipped] == ["listed in label.lst line 5, missing"]
+
+    summary = inspect_dataset(index, tmp_path / "eda")
+    assert summary["duplicates"] == 0, "two faces of one photo are two images"
+    [outside] = [s for s in summary["skipped"] if "outside" in s["reason"]]
+    assert "face box (200, 200, 60, 60) lies outside the 96x96 image" in outside["reason"]
+
+    data = prepare(index, Preprocess(size=32, gray=True))
+    faces = data.splits["all"].images
+    assert len(faces) == 3 and not np.array_equal(faces[0], faces[1])
+    assert any("outside" in s.reason for s in data.skipped)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("a.jpg 0 10 12 60 64 72.5", r"line 1: 7 fields, expected 'NAME FACE_ID TOP LEFT"),
+        ("a.jpg 0 10 12 60 64 72.5 7", r"line 1: label 7, expected 0-6 \(angry, disgust"),
+        ("a.jpg 0 10 60 12 64 72.5 3", r"line 1: face box left 60 right 12 .*right > left"),
+        (
+            "a.jpg 0 10 12 60 x 72.5 3",
+            r"line 1: 'a\.jpg 0 10 12 60 x 72\.5 3', expected .*integers",
+        ),
+        ("a.jpg 0 inf 12 60 64 72.5 3", r"line 1: .*integers"),
+    ],
+)
+def test_expw_bad_line_names_file_and_line(tmp_path: Path, line: str, message: str) -> None:
+    root = write_expw(tmp_path / "ExpW", [line], {"a.jpg": 64})
+    with pytest.raises(DatasetError, match=r"label\.lst " + message) as caught:
+        open_dataset(root)
+    assert "\n" not in str(caught.value)
 
 
 # --- RAF-DB -------------------------------------------------------------------------------------

@@ -157,6 +157,15 @@ def expand_box(box: Box, margin: float, width: int, height: int) -> Box:
     return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
 
 
+def box_outside(box: Box, image: np.ndarray) -> str | None:
+    """Why ``box`` cannot be cropped from ``image`` (it shares no pixel with it), else None."""
+    height, width = image.shape[:2]
+    x, y, w, h = box
+    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        return f"face box {tuple(box)} lies outside the {width}x{height} image"
+    return None
+
+
 def crop(image: np.ndarray, box: Box, margin: float = 0.0) -> np.ndarray:
     """The part of ``image`` inside ``box`` grown by ``margin`` (clipped at the borders)."""
     height, width = image.shape[:2]

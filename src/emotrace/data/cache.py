@@ -23,7 +23,7 @@ import numpy as np
 
 from emotrace.data.types import DatasetIndex, Entry, Skipped
 from emotrace.errors import CacheError, UnreadableImageError
-from emotrace.preprocessing import Preprocess, prepare_face
+from emotrace.preprocessing import Preprocess, box_outside, prepare_face
 
 CACHE_FORMAT = 1
 
@@ -134,6 +134,8 @@ def prepare(
         except UnreadableImageError as exc:
             return None, False, str(exc)
         box = entry.face_box
+        if box is not None and (outside := box_outside(box, image)) is not None:
+            return None, False, outside
         if settings.align:
             from emotrace.faces.align import align_dataset_image, dataset_detector
 

@@ -27,6 +27,7 @@ from emotrace import __version__
 from emotrace.data._report_html import render_report
 from emotrace.data.types import DatasetIndex, Entry
 from emotrace.errors import DatasetError, UnreadableImageError
+from emotrace.preprocessing import box_outside, crop
 
 #: Longest list (duplicate groups, leaks, skipped files) written to the summary and the report.
 LIST_LIMIT = 200
@@ -129,6 +130,11 @@ def _measure(entry: Entry, want_thumb: bool) -> _Stat | str:
         image = entry.load()
     except UnreadableImageError as exc:
         return str(exc)
+    if entry.face_box is not None:
+        # The face is what is measured (and hashed: two faces of one photo are no duplicates).
+        if (outside := box_outside(entry.face_box, image)) is not None:
+            return outside
+        image = crop(image, entry.face_box)
     colour = image.ndim == 3
     # Brightness/contrast are measured on luma so gray and colour images are comparable.
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if colour else image

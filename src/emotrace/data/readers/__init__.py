@@ -2,6 +2,7 @@
 
 from emotrace.data.readers.affectnet import read_affectnet_csv, read_affectnet_folders
 from emotrace.data.readers.detect import FORMATS, detect_format, open_dataset
+from emotrace.data.readers.expw import read_expw
 from emotrace.data.readers.fer2013_csv import read_fer2013_csv
 from emotrace.data.readers.ferplus import read_ferplus
 from emotrace.data.readers.folder import read_class_folders
@@ -15,6 +16,7 @@ __all__ = [
     "read_affectnet_csv",
     "read_affectnet_folders",
     "read_class_folders",
+    "read_expw",
     "read_fer2013_csv",
     "read_ferplus",
     "read_rafdb",

@@ -15,6 +15,7 @@ from emotrace.data.readers.affectnet import (
     read_affectnet_csv,
     read_affectnet_folders,
 )
+from emotrace.data.readers.expw import find_expw_labels, read_expw
 from emotrace.data.readers.fer2013_csv import find_fer2013_csv, is_fer2013_csv, read_fer2013_csv
 from emotrace.data.readers.ferplus import find_ferplus_csv, is_ferplus_csv, read_ferplus
 from emotrace.data.readers.folder import (
@@ -38,6 +39,7 @@ FORMATS: tuple[str, ...] = (
     "ckplus",
     "rafdb",
     "ferplus",
+    "expw",
 )
 
 EXPECTED_LAYOUTS = (
@@ -65,6 +67,8 @@ def detect_format(path: Path | str) -> str:
         return "fer2013_csv"
     if find_rafdb_root(path, depth=0) is not None:
         return "rafdb"
+    if find_expw_labels(path) is not None:
+        return "expw"
     names = class_folder_names(path)
     if names and all(name.isdigit() or is_known(name) for name in names):
         return _class_folder_format(names)
@@ -102,6 +106,8 @@ def open_dataset(path: Path | str, format: str | None = None) -> DatasetIndex:
         return read_fer2013_csv(path)
     if chosen == "ferplus":
         return read_ferplus(path)
+    if chosen == "expw":
+        return read_expw(path)
     if chosen == "affectnet_csv":
         return read_affectnet_csv(path)
     if chosen == "roboflow_csv":
@@ -116,6 +122,8 @@ def open_dataset(path: Path | str, format: str | None = None) -> DatasetIndex:
 
 
 def _file_format(path: Path) -> str:
+    if find_expw_labels(path) is not None:
+        return "expw"
     if path.name == CLASSES_CSV:
         return "roboflow_csv"
     if is_affectnet_csv(path):
