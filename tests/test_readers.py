@@ -237,6 +237,17 @@ def expw_release(tmp: Path) -> Path:
     return write_expw(tmp / "ExpW", EXPW_LINES, EXPW_PHOTOS)
 
 
+JAFFE_NAMES = ["KA.AN1.39.tiff", "KA.HA2.30.tiff", "KL.NE1.155.tiff", "YM.SU3.60.tiff"]
+
+
+def jaffe_archive(tmp: Path) -> Path:
+    """JAFFE unpacked: jaffedbase/ holding the photos and a README."""
+    for i, name in enumerate(JAFFE_NAMES):
+        write_image(tmp / "jaffe" / "jaffedbase" / name, face_like(500 + i, 64))
+    (tmp / "jaffe" / "jaffedbase" / "README").write_text("JAFFE")
+    return tmp / "jaffe"
+
+
 def rafdb_release(tmp: Path) -> Path:
     """The release unpacked: its basic/ folder one level down, aligned faces."""
     write_rafdb(tmp / "RAF-DB" / "basic", RAFDB_ROWS)
@@ -277,6 +288,7 @@ LAYOUTS: list[tuple[Callable[[Path], Path], str, Counts]] = [
     (affectnet_numeric, "affectnet", {"all": {**ALL8, "contempt": 1}}),
     (ckplus, "ckplus", {"all": {**{k: 1 for k in ALL8 if k != "neutral"}, "contempt": 1}}),
     (ferplus_folder, "ferplus", {"train": {"happy": 1, "neutral": 1, "contempt": 1}}),
+    (jaffe_archive, "jaffe", {"all": {"angry": 1, "happy": 1, "surprise": 1, "neutral": 1}}),
     (expw_release, "expw", {"all": {"angry": 1, "happy": 1, "neutral": 1}}),
     (rafdb_release, "rafdb", {"train": ALL8, "test": {"happy": 1, "neutral": 1}}),
     (rafdb_original, "rafdb", {"train": ALL8, "test": {"happy": 1, "neutral": 1}}),
@@ -337,6 +349,7 @@ def test_public_export_and_formats() -> None:
         "rafdb",
         "ferplus",
         "expw",
+        "jaffe",
     )
 
 
@@ -623,6 +636,27 @@ def test_expw_bad_line_names_file_and_line(tmp_path: Path, line: str, message: s
     with pytest.raises(DatasetError, match=r"label\.lst " + message) as caught:
         open_dataset(root)
     assert "\n" not in str(caught.value)
+
+
+# --- JAFFE --------------------------------------------------------------------------------------
+
+
+def test_jaffe_labels_come_from_the_file_names(tmp_path: Path) -> None:
+    folder = jaffe_archive(tmp_path) / "jaffedbase"
+    write_image(folder / "holiday.jpg", face_like(1))
+    index = open_dataset(folder)
+    assert {Path(e.source).name: e.label for e in index.entries} == {
+        "KA.AN1.39.tiff": "angry",
+        "KA.HA2.30.tiff": "happy",
+        "KL.NE1.155.tiff": "neutral",
+        "YM.SU3.60.tiff": "surprise",
+    }
+    assert {Path(s.source).name: s.reason for s in index.skipped} == {
+        "README": "not an image file",
+        "holiday.jpg": "not named like JAFFE (e.g. KA.AN1.39.tiff)",
+    }
+    with pytest.raises(DatasetError, match=r"ds: no image named the JAFFE way"):
+        open_dataset(folder_flat(tmp_path), format="jaffe")
 
 
 # --- RAF-DB -------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ def add_parser(sub: Any) -> None:
             "--format",
             default=None,
             help="force a layout: folder, roboflow_csv, fer2013_csv, affectnet_csv, affectnet, "
-            "ckplus, rafdb, ferplus, expw (default: detected)",
+            "ckplus, rafdb, ferplus, expw, jaffe (default: detected)",
         )
 
     prep = data_sub.add_parser(

@@ -6,6 +6,7 @@ from emotrace.data.readers.expw import read_expw
 from emotrace.data.readers.fer2013_csv import read_fer2013_csv
 from emotrace.data.readers.ferplus import read_ferplus
 from emotrace.data.readers.folder import read_class_folders
+from emotrace.data.readers.jaffe import read_jaffe
 from emotrace.data.readers.rafdb import read_rafdb, read_rafdb_folders
 from emotrace.data.readers.roboflow import read_roboflow_csv
 
@@ -19,6 +20,7 @@ __all__ = [
     "read_expw",
     "read_fer2013_csv",
     "read_ferplus",
+    "read_jaffe",
     "read_rafdb",
     "read_rafdb_folders",
     "read_roboflow_csv",

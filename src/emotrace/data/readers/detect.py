@@ -23,6 +23,7 @@ from emotrace.data.readers.folder import (
     looks_like_class_folders,
     read_class_folders,
 )
+from emotrace.data.readers.jaffe import find_jaffe_folder, read_jaffe
 from emotrace.data.readers.rafdb import find_rafdb_root, read_rafdb, read_rafdb_folders
 from emotrace.data.readers.roboflow import CLASSES_CSV, read_roboflow_csv, roboflow_split_dirs
 from emotrace.data.types import DatasetIndex
@@ -40,6 +41,7 @@ FORMATS: tuple[str, ...] = (
     "rafdb",
     "ferplus",
     "expw",
+    "jaffe",
 )
 
 EXPECTED_LAYOUTS = (
@@ -81,6 +83,8 @@ def detect_format(path: Path | str) -> str:
         return "fer2013_csv"
     if find_rafdb_root(path, depth=1) is not None:  # the release's basic/ folder
         return "rafdb"
+    if find_jaffe_folder(path) is not None:
+        return "jaffe"
     if looks_like_class_folders(path):
         # Unknown class names: the folder reader's error names the offending folder.
         return _class_folder_format(names)
@@ -108,6 +112,8 @@ def open_dataset(path: Path | str, format: str | None = None) -> DatasetIndex:
         return read_ferplus(path)
     if chosen == "expw":
         return read_expw(path)
+    if chosen == "jaffe":
+        return read_jaffe(path)
     if chosen == "affectnet_csv":
         return read_affectnet_csv(path)
     if chosen == "roboflow_csv":
