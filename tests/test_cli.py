@@ -19,7 +19,7 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
 def test_help_lists_every_command_with_a_description() -> None:
     result = emotrace("--help")
     assert result.returncode == 0
-    for command in ("data", "models", "train", "evaluate", "demo"):
+    for command in ("data", "models", "train", "evaluate", "compare", "demo"):
         assert f"    {command} " in result.stdout
     data_help = emotrace("data", "--help").stdout
     for action in ("prepare", "inspect", "augment"):

@@ -14,7 +14,7 @@ def add_parser(sub: Any) -> None:
     """Register ``compare``."""
     p = sub.add_parser(
         "compare",
-        help="paired comparison of two evaluations of the same images (accuracy, 95% intervals, "
+        help="paired comparison of two evaluations of the same images (accuracy, 95%% intervals, "
         "McNemar)",
     )
     p.add_argument("a", type=Path, metavar="EVAL_A", help="emotrace evaluate -o folder of model A")
