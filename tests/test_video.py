@@ -395,7 +395,7 @@ def test_truncated_video_flushes_the_records_before_the_failure(tmp_path: Path) 
 
 
 def test_ctrl_c_stops_cleanly_with_every_record_on_disk(tmp_path: Path) -> None:
-    clip = moving_head_video(tmp_path / "long.avi", n=400)
+    clip = moving_head_video(tmp_path / "long.avi", n=1200)  # far from done at the signal
     out = tmp_path / "out"
     process_ = subprocess.Popen(
         [sys.executable, "-m", "emotrace", "analyze", str(clip), "-o", str(out)],
@@ -416,7 +416,7 @@ def test_ctrl_c_stops_cleanly_with_every_record_on_disk(tmp_path: Path) -> None:
     assert stderr.strip() == "emotrace: interrupted"
     summary = json.loads((out / "summary.json").read_text())
     rows = list(csv.DictReader(csv_path.open(newline="")))
-    assert 5 <= len(rows) == summary["frames"] < 400
+    assert 5 <= len(rows) == summary["frames"] < 1200
     assert summary["stop_reason"] == "interrupted" and not summary["completed"]
 
 
