@@ -826,7 +826,8 @@ ERRORS: list[tuple[Callable[[Path], Path], str | None, type[Exception], str]] = 
         _empty,
         None,
         DatasetError,
-        r"empty: no dataset layout recognised; expected class folders .*Roboflow.*FER2013.*Affect",
+        r"empty: no dataset layout recognised; expected class folders .*Roboflow.*FER2013.*FER\+"
+        r".*Affect.*RAF-DB.*ExpW.*JAFFE",
     ),
     (_text_file, None, DatasetError, r"readme\.txt: not a dataset file; expected"),
     (

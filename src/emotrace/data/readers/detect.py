@@ -47,7 +47,8 @@ FORMATS: tuple[str, ...] = (
 EXPECTED_LAYOUTS = (
     "expected class folders (root/[train|valid|test/]<class>/*.jpg), a Roboflow export with "
     f"{CLASSES_CSV}, a FER2013 CSV (emotion,pixels[,Usage]), FER+'s fer2013new.csv beside it, "
-    "AffectNet's training.csv/validation.csv or RAF-DB's EmoLabel/list_patition_label.txt"
+    "AffectNet's training.csv/validation.csv, RAF-DB's EmoLabel/list_patition_label.txt, ExpW's "
+    "label/label.lst or JAFFE's images (KA.AN1.39.tiff)"
 )
 
 
