@@ -240,3 +240,37 @@ def test_markers_notes_and_consent_can_be_added_later(tmp_path: Path) -> None:
             with pytest.raises(SessionError, match="being recorded"):
                 store.delete(["live"])
     assert 0 <= live.time_s <= time.time() - start + 0.1
+
+
+def test_a_second_store_in_this_process_keeps_its_wal_from_another_process(tmp_path: Path) -> None:
+    # emotrace serve keeps one store open and opens another per recording. Reading the raw
+    # header of the second used to close a file descriptor of the database, which drops every
+    # POSIX lock of the process: another process's writer then deleted the live WAL on closing
+    # (`emotrace sessions mark` while serve ran), and the server's next write found the
+    # workspace "malformed".
+    import subprocess
+    import sys
+
+    _record(tmp_path)
+    db = resolve_workspace(tmp_path)
+    with SessionStore(tmp_path) as server:
+        sid = server.create_session("live", "P-017", CLASSES)
+        SessionStore(tmp_path).close()  # a recording opens (and closes) its own store
+        marker = (
+            "from emotrace.sessions.store import SessionStore\n"
+            f"with SessionStore({str(tmp_path)!r}) as s: s.add_marker('week-1', 'cli', 1.0)"
+        )
+        subprocess.run([sys.executable, "-c", marker], check=True, timeout=60)
+        assert db.with_name(db.name + "-wal").exists()
+        server.append(sid, [(0, 0.0, 0, None, None, None, None, None, None, None)])
+        assert server.get("live").frames == 1
+        count = (
+            "import sqlite3\n"
+            f"c = sqlite3.connect({db.as_uri() + '?mode=ro'!r}, uri=True)\n"
+            "print(c.execute('SELECT count(*) FROM frames WHERE session_id = ?', "
+            f"({sid},)).fetchone()[0])"
+        )
+        seen = subprocess.run([sys.executable, "-c", count], capture_output=True, text=True)
+        assert seen.stdout.strip() == "1", seen.stderr
+    with SessionStore(tmp_path, readonly=True) as store:
+        assert store.get("live").frames == 1 and store.get("week-1").markers == 1

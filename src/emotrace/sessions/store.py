@@ -33,7 +33,9 @@ from emotrace.sessions.workspace import (
     check_workspace,
     connect,
     create_workspace,
+    hold_file,
     migrate,
+    release_file,
     resolve_workspace,
     sql_errors,
     writer_alive,
@@ -78,14 +80,18 @@ class SessionStore:
     ) -> None:
         self.path = resolve_workspace(workspace)
         self._conn: sqlite3.Connection | None = None
+        self._held: tuple[int, int] | None = None
         if not self.path.exists():
             if not create:
                 raise StoreError(f"no emotrace workspace at {self.path} (nothing recorded yet)")
             create_workspace(self.path)
         version = check_workspace(self.path)
-        # A reader of an older workspace upgrades it first: the queries speak the newest schema.
-        self._conn = connect(self.path, readonly=readonly and version == SCHEMA_VERSION)
+        # Noted before connecting, so no thread of this process reads the raw file meanwhile.
+        self._held = hold_file(self.path)
         try:
+            # A reader of an older workspace upgrades it first: the queries speak the newest
+            # schema.
+            self._conn = connect(self.path, readonly=readonly and version == SCHEMA_VERSION)
             if version < SCHEMA_VERSION:
                 migrate(self._conn, self.path)
             if not (readonly and version == SCHEMA_VERSION):
@@ -133,6 +139,8 @@ class SessionStore:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        release_file(self._held)
+        self._held = None
 
     def __enter__(self) -> SessionStore:
         return self

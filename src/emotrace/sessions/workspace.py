@@ -23,7 +23,9 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +40,49 @@ STALE_AFTER_S = 10.0
 #: Once the WAL is checkpointed, SQLite trims it to this size instead of keeping old pages.
 _WAL_LIMIT_BYTES = 4 << 20
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+#: Workspace files this process has SQLite connections to, by (device, inode). Closing any
+#: descriptor of a file drops every POSIX lock the process holds on it, its SQLite connections'
+#: included; another process closing its own connection would then find the WAL unused,
+#: checkpoint and delete it under this process's live connections (the next write: "database
+#: disk image is malformed"). So the raw header is read only from files not open here.
+_OPEN_FILES: Counter[tuple[int, int]] = Counter()
+_OPEN_LOCK = threading.Lock()
+
+
+def _file_key(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def hold_file(path: Path) -> tuple[int, int] | None:
+    """Note that a connection to ``path`` is about to open; give the key to ``release_file``."""
+    key = _file_key(path)
+    if key is not None:
+        with _OPEN_LOCK:
+            _OPEN_FILES[key] += 1
+    return key
+
+
+def release_file(key: tuple[int, int] | None) -> None:
+    """The connection noted by ``hold_file`` is closed."""
+    if key is not None:
+        with _OPEN_LOCK:
+            _OPEN_FILES[key] -= 1
+            if _OPEN_FILES[key] <= 0:
+                del _OPEN_FILES[key]
+
+
+def _read_header(path: Path) -> bytes | None:
+    """The file's first 100 bytes, or ``None`` when a connection of this process has it open
+    (its header was checked when that connection opened; see ``_OPEN_FILES``)."""
+    with _OPEN_LOCK:
+        if _file_key(path) in _OPEN_FILES:
+            return None
+        with path.open("rb") as handle:
+            return handle.read(100)
 
 
 def default_workspace() -> Path:
@@ -102,19 +147,22 @@ def create_workspace(path: Path) -> None:
 def check_workspace(path: Path) -> int:
     """Steps 1 and 2 of opening (see the module docstring); the schema version. Writes nothing."""
     try:
-        with path.open("rb") as handle:
-            header = handle.read(100)
+        header = _read_header(path)
     except OSError as exc:
         raise StoreError(f"cannot read workspace {path}: {exc.strerror}") from None
-    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+    if header is not None and (len(header) < 100 or not header.startswith(_SQLITE_MAGIC)):
         raise StoreError(f"{path} is not an emotrace workspace (not an SQLite database)")
-    if int.from_bytes(header[68:72], "big") != APPLICATION_ID:
-        raise StoreError(
-            f"{path} is an SQLite database but not an emotrace workspace; give another --workspace"
-        )
+    foreign = StoreError(
+        f"{path} is an SQLite database but not an emotrace workspace; give another --workspace"
+    )
+    if header is not None and int.from_bytes(header[68:72], "big") != APPLICATION_ID:
+        raise foreign
     try:
         conn = connect(path, readonly=True)
         try:
+            application = int(conn.execute("PRAGMA application_id").fetchone()[0])
+            if header is None and application != APPLICATION_ID:
+                raise foreign
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             if version > SCHEMA_VERSION:
                 raise StoreError(
