@@ -456,8 +456,16 @@ def test_video_file_times_come_from_the_client(
             assert json.loads(ws.recv(timeout=60))["time_s"] == t
         ws.send(frame_message(frames[0], 0.05))  # back in time: refused, not recorded
         assert json.loads(ws.recv(timeout=60))["type"] == "error"
+        # A bogus clock far in the future: refused (its report used to be a 500, or gigabytes).
+        for bogus in (1e300, 86400.5):
+            ws.send(frame_message(frames[0], bogus))
+            assert json.loads(ws.recv(timeout=60)) == {
+                "type": "error",
+                "detail": f"frame time {bogus:g} s is past 24 h",
+            }
         ws.send(json.dumps({"type": "stop"}))
         assert json.loads(ws.recv(timeout=30))["session"]["frames"] == 3
+    assert client.get(f"/api/v1/sessions/{sid}/report").status_code == 200
 
 
 # -- in-process: the catch-all handler, the CLI's checks ------------------------------------

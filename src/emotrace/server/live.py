@@ -22,7 +22,7 @@ import numpy as np
 
 from emotrace.server.engine import Engine, ImageRejected, LiveAnalyzer, decode_image, face_records
 from emotrace.sessions.circumplex import RUSSELL_1980
-from emotrace.sessions.recorder import SessionRecorder
+from emotrace.sessions.recorder import MAX_TIME_S, SessionRecorder
 from emotrace.sessions.types import COMPLETE, INTERRUPTED, SessionInfo
 
 #: Frame messages start with the frame's time as a little-endian float64: seconds in the
@@ -70,6 +70,8 @@ class LiveSession:
             return {"type": "error", "detail": f"frame time {client_time} is before {last}"}
         else:
             time_s = float(client_time)
+        if time_s > MAX_TIME_S:
+            return {"type": "error", "detail": f"frame time {time_s:g} s is past 24 h"}
         index = self.recorder.last_frame + 1
         t0 = time.perf_counter()
         result = self.analyzer.analyze(index, time_s, image)

@@ -40,6 +40,10 @@ from emotrace.sessions.types import (
 
 _HEARTBEAT_S = 1.0
 _STOP = object()
+#: Latest frame time a session may have. The analytics work per second and per window, so a
+#: frame at 1e12 s (a client's bogus clock) would make the report allocate terabytes; a day is
+#: far longer than any session.
+MAX_TIME_S = 24 * 3600.0
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -288,6 +292,11 @@ class SessionRecorder:
             raise SessionError(f"frame {frame_index} after frame {self._last_frame}")
         if not math.isfinite(time_s) or time_s < self._last_time:
             raise SessionError(f"frame {frame_index}: time {time_s} after {self._last_time}")
+        if time_s > MAX_TIME_S:
+            raise SessionError(
+                f"frame {frame_index}: time {time_s:g} s is past a session's limit of "
+                f"{MAX_TIME_S:g} s (24 h)"
+            )
         if tuple(faces.classes) != self.classes:
             raise SessionError(
                 f"frame {frame_index}: classes {faces.classes} differ from the session's "
