@@ -463,8 +463,27 @@ def test_video_file_times_come_from_the_client(
                 "type": "error",
                 "detail": f"frame time {bogus:g} s is past 24 h",
             }
-        ws.send(json.dumps({"type": "stop"}))
-        assert json.loads(ws.recv(timeout=30))["session"]["frames"] == 3
+        # Paused: frames are not recorded (they were, though the server answered "paused").
+        ws.send(json.dumps({"type": "pause"}))
+        assert json.loads(ws.recv(timeout=30)) == {"type": "paused"}
+        ws.send(frame_message(frames[0], 0.3))
+        assert json.loads(ws.recv(timeout=60)) == {
+            "type": "error",
+            "detail": "paused: send resume first",
+        }
+        ws.send(json.dumps({"type": "resume"}))
+        assert json.loads(ws.recv(timeout=30)) == {"type": "resumed"}
+        ws.send(json.dumps({"type": "pause"}))
+        assert json.loads(ws.recv(timeout=30)) == {"type": "paused"}
+        # A reloaded page takes over unpaused.
+        with ws_client.connect(
+            f"{server.ws_base}/api/v1/sessions/{sid}/live", additional_headers=server.auth
+        ) as reloaded:
+            assert json.loads(reloaded.recv(timeout=30))["type"] == "ready"
+            reloaded.send(frame_message(frames[0], 0.3))
+            assert json.loads(reloaded.recv(timeout=60))["type"] == "result"
+            reloaded.send(json.dumps({"type": "stop"}))
+            assert json.loads(reloaded.recv(timeout=30))["session"]["frames"] == 4
     assert client.get(f"/api/v1/sessions/{sid}/report").status_code == 200
 
 

@@ -10,7 +10,8 @@ Protocol (the page in ``static/app.js`` is the reference client):
   "faces": [...], "patient": i, "valence": v, "arousal": a, ...}`` per frame (``"error"`` for a
   bad frame), and ``{"type": "finished", "session": {...}}`` when the session ends.
 * client -> server, text JSON: ``{"type": "stop"}`` (finish the session), ``{"type": "patient",
-  "track_id": N|null}`` (the clicked face is the patient), ``{"type": "pause"|"resume"}``.
+  "track_id": N|null}`` (the clicked face is the patient), ``{"type": "pause"|"resume"}``
+  (frames sent while paused are answered with an error and not recorded).
 
 A socket that drops without ``stop`` leaves the session ``interrupted`` with everything received;
 connecting again to an interrupted session resumes it.
@@ -91,6 +92,7 @@ async def live_socket(websocket: WebSocket, session_id: int) -> None:
         return
     await websocket.accept()
     live.generation += 1
+    live.paused = False  # a reloaded page starts unpaused
     generation = live.generation
     previous = s.sockets.get(session_id)
     s.sockets[session_id] = websocket
@@ -129,6 +131,9 @@ async def _serve(s: ServerState, websocket: WebSocket, live: LiveSession, genera
         if s.live.sessions.get(session_id) is not live or live.generation != generation:
             return False  # finished through the API, or taken over by a newer socket
         data = message.get("bytes")
+        if data is not None and live.paused:  # paused means nothing is recorded
+            await websocket.send_json({"type": "error", "detail": "paused: send resume first"})
+            continue
         if data is not None:
             reply: dict[str, Any] = await s.engine.call(live.process_frame, s.engine, data)
             await websocket.send_json(reply)
