@@ -244,3 +244,24 @@ def test_a_generated_video_of_a_real_face_is_recorded_with_its_gap(tmp_path: Pat
     summary = summarize(data)
     assert summary.has_face and summary.visible_ratio <= 0.75 + 1e-9
     assert np.isnan(summary.series.valence[15:25]).all()  # missing, not interpolated
+
+
+def test_a_workspace_locked_past_the_busy_timeout_loses_no_frame(tmp_path: Path) -> None:
+    # Another process holding the write lock for more than SQLite's 5 s busy timeout (a delete's
+    # vacuum of a big workspace, a backup) used to kill the writer thread: the frames queued
+    # meanwhile were lost and the recording ended. They are now kept and committed after.
+    with SessionRecorder("s", "P-1", CLASSES, workspace=tmp_path) as recorder:
+        recorder.record(0, 0.0, face("happy"))
+        time.sleep(1.0)
+        other = sqlite3.connect(resolve_workspace(tmp_path), isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        for i in range(1, 8):
+            recorder.record(i, float(i), face("happy"))
+            time.sleep(1.0)
+        other.execute("ROLLBACK")
+        other.close()
+        recorder.record(8, 8.0, face("sad"))
+        recorder.mark("after the lock")
+    with SessionStore(tmp_path, readonly=True) as store:
+        info = store.get("s")
+        assert (info.frames, info.markers, info.status) == (9, 1, "complete")

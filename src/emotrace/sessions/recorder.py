@@ -37,6 +37,7 @@ from emotrace.sessions.types import (
     SessionInfo,
     check_name,
 )
+from emotrace.sessions.workspace import WorkspaceBusy
 
 _HEARTBEAT_S = 1.0
 _STOP = object()
@@ -44,6 +45,20 @@ _STOP = object()
 #: frame at 1e12 s (a client's bogus clock) would make the report allocate terabytes; a day is
 #: far longer than any session.
 MAX_TIME_S = 24 * 3600.0
+#: Tries of the last commit and of ending the session while another process holds the
+#: workspace's lock (each waits the 5 s busy timeout): about half a minute.
+_FINAL_TRIES = 6
+
+
+def _patiently(write: Any, *args: Any) -> None:
+    """``write(*args)``, tried again while the workspace stays locked (``_FINAL_TRIES``)."""
+    for attempt in range(_FINAL_TRIES):
+        try:
+            write(*args)
+            return
+        except WorkspaceBusy:
+            if attempt == _FINAL_TRIES - 1:
+                raise
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -249,7 +264,7 @@ class SessionRecorder:
             if self._thread is not None:
                 self._queue.put(_STOP)
                 self._thread.join()
-            store.finish(self.session_id, INTERRUPTED if self._error else status)
+            _patiently(store.finish, self.session_id, INTERRUPTED if self._error else status)
             self.info = store.get(self.session_id)
         finally:
             store.close()
@@ -366,7 +381,17 @@ class SessionRecorder:
                     now - oldest >= self.commit_interval_s or len(frames) >= self.max_batch
                 )
                 if stop or due or now - last_commit >= _HEARTBEAT_S:
-                    store.append(session_id, frames, markers)
+                    if stop:
+                        _patiently(store.append, session_id, frames, markers)
+                    else:
+                        try:
+                            store.append(session_id, frames, markers)
+                        except WorkspaceBusy:
+                            # Another process holds the lock (a long delete's vacuum, a
+                            # backup): keep the rows and commit them at the next try.
+                            last_commit = time.monotonic()
+                            oldest = last_commit if frames or markers else None
+                            continue
                     frames, markers, oldest, last_commit = [], [], None, now
                 if stop:
                     return

@@ -116,15 +116,22 @@ def writer_alive(pid: int | None, host: str | None, heartbeat: float | None) -> 
     return host != socket.gethostname() or _pid_alive(pid)
 
 
+class WorkspaceBusy(StoreError):
+    """Another connection held the workspace's lock for longer than the busy timeout (5 s)."""
+
+
 @contextmanager
 def sql_errors(path: Path) -> Iterator[None]:
-    """Turn SQLite failures (locked, disk full, malformed) into one-line :class:`StoreError`."""
+    """Turn SQLite failures (locked, disk full, malformed) into one-line :class:`StoreError`
+    (:class:`WorkspaceBusy` for a lock that did not come free)."""
     try:
         yield
     except sqlite3.IntegrityError:  # a constraint the caller explains better (duplicate name)
         raise
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"workspace {path}: {exc}") from None
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        kind = WorkspaceBusy if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) else StoreError
+        raise kind(f"workspace {path}: {exc}") from None
 
 
 def create_workspace(path: Path) -> None:
