@@ -443,6 +443,28 @@ def test_finish_through_the_api_tells_the_socket(
         assert finished["type"] == "finished" and finished["session"]["frames"] == 1
 
 
+def test_finishing_twice_at_once_is_no_conflict(
+    server: Server, client: httpx.Client, frames: list[bytes]
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sid = new_session(client, name="finish-twice")["id"]
+    stream(server, sid, frames[:1])
+    assert wait_status(client, sid, "interrupted")["status"] == "interrupted"
+    with ws_client.connect(
+        f"{server.ws_base}/api/v1/sessions/{sid}/live", additional_headers=server.auth
+    ) as ws:
+        assert json.loads(ws.recv(timeout=30))["resumed"] is True
+        # The second of two clicks on Stop used to be a 409 "recorded elsewhere" while the
+        # first was still storing the session's end.
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(
+                pool.map(lambda _: client.post(f"/api/v1/sessions/{sid}/finish"), "abcd")
+            )
+    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+    assert {a.json()["status"] for a in answers} == {"complete"}
+
+
 def test_video_file_times_come_from_the_client(
     server: Server, client: httpx.Client, frames: list[bytes]
 ) -> None:

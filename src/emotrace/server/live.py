@@ -165,8 +165,15 @@ class LiveRegistry:
 
     def stop(self, session_id: int, status: str = COMPLETE) -> SessionInfo | None:
         """End a live session (inference thread); ``None`` when it was not live."""
-        live = self.sessions.pop(session_id, None)
-        return None if live is None else live.close(status)
+        live = self.sessions.get(session_id)
+        if live is None:
+            return None
+        # Live until its end is stored: a second finish meanwhile waits for this one on the
+        # inference thread, instead of finding a "recording" session that is not live.
+        try:
+            return live.close(status)
+        finally:
+            del self.sessions[session_id]
 
     def stop_all(self) -> None:
         """Server shutdown: every live session ends as interrupted (it can be resumed)."""
