@@ -465,6 +465,21 @@ def test_finishing_twice_at_once_is_no_conflict(
     assert {a.json()["status"] for a in answers} == {"complete"}
 
 
+def test_a_closed_tab_leaves_no_traceback_in_the_log(
+    server: Server, client: httpx.Client, frames: list[bytes]
+) -> None:
+    # The server closed the socket again after the client had gone (WebSocketDisconnect),
+    # which uvicorn logged as "Exception in ASGI application" with a traceback.
+    before = len(server.output)
+    sid = new_session(client, name="closed-tab")["id"]
+    for _ in range(6):
+        stream(server, sid, frames[:1])
+        assert wait_status(client, sid, "interrupted")["status"] == "interrupted"
+    time.sleep(0.5)
+    log = "".join(server.output[before:])
+    assert "Traceback" not in log, log
+
+
 def test_video_file_times_come_from_the_client(
     server: Server, client: httpx.Client, frames: list[bytes]
 ) -> None:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, WebSocket
 from fastapi.concurrency import run_in_threadpool
-from starlette.websockets import WebSocketState
+from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from emotrace.errors import EmotraceError, SessionError
 from emotrace.server.errors import error_response
@@ -163,8 +163,12 @@ async def _serve(s: ServerState, websocket: WebSocket, live: LiveSession, genera
 
 
 async def _close(websocket: WebSocket) -> None:
-    if websocket.application_state == WebSocketState.CONNECTED:
-        with contextlib.suppress(RuntimeError):  # already closing from the other side
+    if (
+        websocket.application_state == WebSocketState.CONNECTED
+        and websocket.client_state != WebSocketState.DISCONNECTED  # the client has gone
+    ):
+        # Already closing from the other side: RuntimeError, or WebSocketDisconnect.
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close()
 
 
