@@ -185,7 +185,20 @@ def test_smoothing_and_binning_keep_missing_values_missing() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [{"windows_s": ()}, {"windows_s": (5.0, -1.0)}, {"max_gap_s": 0.0}, {"marker_window_s": -3.0}],
+    [
+        {"windows_s": ()},
+        {"windows_s": (5.0, -1.0)},
+        {"max_gap_s": 0.0},
+        {"marker_window_s": -3.0},
+        # NaN and infinity used to pass (a NaN window: a traceback; a NaN threshold: no finding).
+        {"windows_s": (math.nan,)},
+        {"windows_s": (math.inf,)},
+        {"smooth_s": math.inf},
+        {"smooth_s": math.nan},
+        {"negative_threshold": math.nan},
+        {"negative_threshold": 1.5},
+        {"negative_min_s": math.inf},
+    ],
 )
 def test_invalid_analytics_settings(bad: dict[str, object]) -> None:
     with pytest.raises(SessionError, match="positive"):

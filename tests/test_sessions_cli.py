@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -122,6 +123,11 @@ def _foreign(ws: Path) -> None:
         (_session, ["sessions", "delete", "week-1"], ["--yes"]),
         (_session, ["sessions", "export", "week-1", "-o", "out.xlsx"], ["--format"]),
         (_session, ["sessions", "mark", "week-1", "too late"], ["--at"]),
+        # NaN windows used to end in a traceback; undecodable bytes in argv too.
+        (_session, ["report", "week-1", "--windows", "nan"], ["windows_s"]),
+        (_session, ["sessions", "show", "week-1", "--negative-threshold", "nan"], ["threshold"]),
+        (_session, ["sessions", "edit", "week-1", "--notes", os.fsdecode(b"\xff")], ["notes"]),
+        (_session, ["sessions", "mark", "week-1", os.fsdecode(b"a\xff"), "--at", "1"], ["label"]),
         (_foreign, ["sessions", "list"], ["not an emotrace workspace"]),
         (_foreign, ["sessions", "delete", "x", "--yes"], ["not an emotrace workspace"]),
         (_newer, ["sessions", "list"], ["schema version 7", "upgrade emotrace"]),

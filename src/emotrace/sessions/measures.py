@@ -36,10 +36,20 @@ class AnalyticsConfig:
 
     def __post_init__(self) -> None:
         positive = ("transition_window_s", "max_gap_s", "negative_min_s", "marker_window_s")
-        bad = [n for n in positive if not getattr(self, n) > 0]
-        bad += ["windows_s"] if not self.windows_s or min(self.windows_s) <= 0 else []
+        # Finite too: a NaN window crashed the report, a NaN threshold silently found nothing.
+        bad = [n for n in positive if not 0 < getattr(self, n) < math.inf]
+        windows = self.windows_s
+        bad += ["windows_s"] if not windows or not all(0 < w < math.inf for w in windows) else []
+        bad += [n for n in ("smooth_s", "min_gap_s", "peak_separation_s")
+                if not 0 <= getattr(self, n) < math.inf]  # fmt: skip
+        probabilities = ("min_window_visible", "negative_threshold", "peak_threshold")
+        bad += [n for n in probabilities if not 0 <= getattr(self, n) <= 1]
+        bad += ["arousal_peak_threshold"] if not -1 <= self.arousal_peak_threshold <= 1 else []
         if bad:
-            raise SessionError(f"analytics settings must be positive: {', '.join(bad)}")
+            raise SessionError(
+                "analytics settings must be positive and finite (thresholds within their "
+                f"range): {', '.join(bad)}"
+            )
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,15 @@ def _check_marker_time(info: SessionInfo, time_s: float) -> None:
         )
 
 
+def _text(value: str, what: str) -> str:
+    """``value`` if SQLite can store it: not the undecodable bytes of a command line."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SessionError(f"the {what} is not valid UTF-8 text") from None
+    return value
+
+
 class SessionStore:
     """A session workspace. Use as a context manager; ``readonly`` for list/show/export/report
     (it writes nothing, except that a workspace from an older emotrace is migrated first).
@@ -271,6 +280,7 @@ class SessionStore:
     ) -> int:
         """A new session in state ``recording`` owned by this process; returns its id."""
         model = model or ModelInfo("")
+        _text(notes, "notes")
         try:
             with self.transaction() as conn:
                 cursor = conn.execute(
@@ -336,7 +346,7 @@ class SessionStore:
     def add_marker(self, ref: str | int, label: str, time_s: float | None = None) -> Marker:
         """A marker at ``time_s`` (session seconds); ``None`` means now, for a live recording."""
         info = self.get(ref)
-        if not label.strip():
+        if not _text(label, "marker label").strip():
             raise SessionError("a marker needs a label")
         if time_s is None:
             if info.status != RECORDING:
@@ -373,7 +383,7 @@ class SessionStore:
     ) -> Marker:
         """Change a marker's label and/or time (the clinician corrects it after the session)."""
         old = self.marker(session_id, marker_id)
-        if label is not None and not label.strip():
+        if label is not None and not _text(label, "marker label").strip():
             raise SessionError("a marker needs a label")
         if time_s is not None:
             _check_marker_time(self.get(session_id), time_s)
@@ -422,6 +432,8 @@ class SessionStore:
     ) -> SessionInfo:
         """Change a session's free-text notes and/or consent flag."""
         info = self.get(ref)
+        if notes is not None:
+            _text(notes, "notes")
         with self.transaction() as conn:
             if notes is not None:
                 conn.execute("UPDATE sessions SET notes = ? WHERE id = ?", (notes, info.id))
