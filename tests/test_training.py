@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,7 +25,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from conftest import make_class_folders
+from conftest import assert_one_line_error, make_class_folders
 from conftest import run_emotrace as emotrace
 from emotrace.cli.main import main as cli_main
 from emotrace.data.cache import PreparedDataset, SplitArrays, save
@@ -485,6 +486,16 @@ def test_learning_rate_schedules(scheduler: str, expected: list[float], tmp_path
         ({"threads": "abc"}, ["threads must be a whole number"]),
         ({"threads": 0}, ["threads must be >= 1 or null"]),
         ({"pretrained": 1}, ["pretrained must be true or false"]),
+        # Out of range: these failed inside torch (tracebacks) or trained silently wrong.
+        ({"weight_decay": -1}, ["weight_decay must be >= 0"]),
+        ({"momentum": -0.5}, ["momentum must be >= 0"]),
+        ({"label_smoothing": 2}, ["label_smoothing must be in [0, 1]"]),
+        ({"std": 0}, ["std must be > 0"]),
+        ({"min_lr": -1}, ["min_lr must be >= 0"]),
+        ({"mixup": -0.2}, ["mixup must be >= 0"]),
+        ({"mix_prob": 5}, ["mix_prob must be in [0, 1]"]),
+        ({"warmup_epochs": -1}, ["warmup_epochs must be a whole number >= 0"]),
+        ({"early_stopping": -2}, ["early_stopping must be a whole number >= 0"]),
     ],
 )
 def test_bad_config_is_a_config_error(data: dict[str, Any], fragments: list[str]) -> None:
@@ -511,6 +522,35 @@ def test_unknown_model_is_a_model_error_listing_the_models(tmp_path: Path) -> No
         train(config(model="resnet9000"), tmp_path)
     for name in list_models():
         assert name in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("device", "fragment"),
+    [("tpu", "not a torch device"), ("cuda", "no CUDA GPU")],
+)
+def test_unknown_or_absent_device_is_a_config_error(
+    device: str, fragment: str, tmp_path: Path
+) -> None:
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    with pytest.raises(ConfigError, match=fragment):
+        train(config(device=device), tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (b"model: [\n", "not valid YAML (expected the node content"),
+        (b"\xff\xfe", "not a YAML text file"),
+    ],
+)
+def test_unreadable_config_file_is_a_one_line_error(
+    text: bytes, fragment: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(text)
+    result = emotrace("train", "--config", path, "--data", tmp_path, cwd=tmp_path)
+    assert_one_line_error(result, "bad.yaml", fragment)
 
 
 def test_config_asking_for_another_image_size_is_refused(tmp_path: Path) -> None:
@@ -540,6 +580,52 @@ def test_truncated_weights_and_garbage_metadata_are_one_line_model_errors(
     with pytest.raises(ModelError, match="unreadable checkpoint metadata") as info:
         load_checkpoint(run / "last.safetensors")
     assert "\n" not in str(info.value)
+
+
+def test_a_new_run_into_a_run_folder_is_refused_and_leaves_it_whole(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    before = {name: (run / name).read_bytes() for name in RUN_FILES}
+    with pytest.raises(ConfigError, match=r"already holds a run.*--resume"):
+        train(config(epochs=2), run)
+    # The CLI says so before preparing the data.
+    data = make_class_folders(tmp_path / "data", {"angry": 2, "happy": 2})
+    result = emotrace(
+        "train", "--config", REPO / "configs/emonet_fer2013.yaml", "--data", data, "--out", run,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert_one_line_error(result, "already holds a run")
+    assert not (tmp_path / ".emotrace-cache").exists()
+    assert {name: (run / name).read_bytes() for name in RUN_FILES} == before
+
+
+@pytest.mark.parametrize(
+    ("overrides", "data", "fragment"),
+    [
+        ({"model": "cnn"}, DATA, "architecture 'emonet', this resume has 'cnn'"),
+        ({"optimizer": "sgd"}, DATA, "optimizer 'adamw', this resume has 'sgd'"),
+        ({"model_options": {"dropout": 0.1}}, DATA, "model_options"),
+        ({}, band_dataset(classes=["angry", "happy", "sad", "fear"]), "classes"),
+        (
+            {"preprocess": {"size": 40, "gray": True}},
+            band_dataset(size=40),
+            "input_size 32, this resume has 40",
+        ),
+    ],
+)
+def test_resume_with_another_model_data_or_optimizer_is_refused(
+    overrides: dict[str, Any],
+    data: PreparedDataset,
+    fragment: str,
+    trained_run: Path,
+    tmp_path: Path,
+) -> None:
+    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    before = {name: (run / name).read_bytes() for name in RUN_FILES}
+    with pytest.raises(ConfigError, match=f"--resume.*{re.escape(fragment)}"):
+        train(config(epochs=2, **overrides), run, data=data, resume=True)
+    assert {name: (run / name).read_bytes() for name in RUN_FILES} == before
 
 
 def test_corrupted_training_state_is_a_model_error(trained_run: Path, tmp_path: Path) -> None:

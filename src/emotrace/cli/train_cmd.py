@@ -43,6 +43,7 @@ def _train(args: argparse.Namespace) -> int:
     from emotrace.errors import ConfigError
     from emotrace.preprocessing import Preprocess
     from emotrace.training import distributed, fit, load_config
+    from emotrace.training.loop import check_new_run
 
     if args.resume is not None:
         config_path = args.resume / "config.yaml"
@@ -55,6 +56,7 @@ def _train(args: argparse.Namespace) -> int:
             raise ConfigError("give --config configs/NAME.yaml (or --resume runs/NAME)")
         config = load_config(args.config, args.overrides)
         out = args.out or Path("runs") / config.name
+        check_new_run(out)  # before the data is prepared (minutes), as fit() would
     if args.data:
         config.data = args.data
     if not config.data:

@@ -109,6 +109,20 @@ class TrainConfig:
             raise ConfigError("epochs and batch_size must be >= 1")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        # Out of range, these failed inside torch (a traceback after the data was prepared) or
+        # trained silently wrong: std=0 gave NaN losses, a negative min_lr a negative learning
+        # rate at the end of the cosine schedule.
+        if not self.std > 0:
+            raise ConfigError(f"std must be > 0, got {self.std}")
+        for key in ("weight_decay", "momentum", "min_lr", "grad_clip", "mixup", "cutmix"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
+        for key in ("warmup_epochs", "plateau_patience", "early_stopping"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be a whole number >= 0, got {getattr(self, key)}")
+        for key in ("label_smoothing", "mix_prob"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(f"{key} must be in [0, 1], got {getattr(self, key)}")
         if not 0.0 <= self.distill_weight <= 1.0:
             raise ConfigError(f"distill_weight must be in [0, 1], got {self.distill_weight}")
         teachers = self.distill_teacher
@@ -176,6 +190,15 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error in one line (its own message spans several, with a caret under the spot)."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(exc).split())
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key=value`` strings (``augment.rotation=15`` reaches into nested mappings)."""
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
@@ -204,8 +227,10 @@ def load_config(path: Path | str | None, overrides: list[str] | None = None) -> 
             raise ConfigError(f"{p}: no such config file")
         try:
             loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError:
+            raise ConfigError(f"{p}: not a YAML text file (not UTF-8)") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+            raise ConfigError(f"{p}: not valid YAML ({_yaml_problem(exc)})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: expected a mapping of config keys")
         data = loaded

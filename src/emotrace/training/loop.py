@@ -11,6 +11,7 @@ written. Each epoch's randomness (order, augmentation, mixing, dropout) is seede
 from __future__ import annotations
 
 import csv
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,7 +74,16 @@ def select_device(name: str) -> torch.device:
     """``auto`` picks CUDA when available, else CPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(
+            f"device={name!r} is not a torch device (auto, cpu, cuda, cuda:1...)"
+        ) from None
+    # Checked here: torch itself fails on the first tensor moved there, with a traceback.
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r}: this torch sees no CUDA GPU; use device=auto or cpu")
+    return device
 
 
 def to_tensor_nchw(images: np.ndarray) -> torch.Tensor:
@@ -153,6 +163,17 @@ def checkpoint_meta(
     }
 
 
+def check_new_run(out: Path) -> None:
+    """Refuse to start a new run in a folder that holds one: it would rewrite ``history.csv``
+    at once and, after its first epoch, the checkpoints."""
+    held = [n for n in ("model.safetensors", "state.pt") if (out / n).exists()]
+    if held:
+        raise ConfigError(
+            f"{out} already holds a run ({held[0]}); continue it with --resume {out}, "
+            "or give another --out"
+        )
+
+
 def fit(
     config: TrainConfig,
     data: PreparedDataset,
@@ -170,6 +191,8 @@ def fit(
     """
     fit_started = time.perf_counter()
     out = Path(out_dir)
+    if not resume:
+        check_new_run(out)
     out.mkdir(parents=True, exist_ok=True)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -266,6 +289,7 @@ def fit(
         from safetensors.torch import load_file
 
         state = load_state(state_path)
+        _check_resumable(out, config, data)
         model.load_state_dict(load_file(str(out / "last.safetensors")))
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -479,6 +503,34 @@ def fit(
         interrupted=stopped_reason == "interrupted",
         stopped_reason=stopped_reason,
     )
+
+
+def _check_resumable(out: Path, config: TrainConfig, data: PreparedDataset) -> None:
+    """Refuse a resume whose model, data or optimizer differ from the run's: its weights or
+    optimizer state would not load (a traceback), or the run would go on at another image size
+    or preprocessing than its earlier epochs and its best checkpoint."""
+    from emotrace.training.checkpoint import read_metadata
+
+    saved = read_metadata(out / "last.safetensors")
+    # Through JSON, as the saved metadata went: tuples become lists, keys strings.
+    now = json.loads(json.dumps(checkpoint_meta(config, data, {}, 0)))
+    differ = [
+        (key, saved.get(key), now[key])
+        for key in ("architecture", "model_options", "classes", "channels", "input_size")
+        if saved.get(key) != now[key]
+    ]
+    if saved.get("preprocess") != now["preprocess"]:
+        differ.append(("preprocess", saved.get("preprocess"), now["preprocess"]))
+    was = saved.get("config", {}).get("optimizer", config.optimizer)
+    if was != config.optimizer:
+        differ.append(("optimizer", was, config.optimizer))
+    if differ:
+        key, before, after = differ[0]
+        raise ConfigError(
+            f"--resume {out}: the run was trained with {key} {before!r}, this resume has "
+            f"{after!r}; resume with the run's own settings and data, or start a new run "
+            "(init_from= it to keep its weights)"
+        )
 
 
 def _reprepare(
