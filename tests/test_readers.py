@@ -407,6 +407,16 @@ def test_unreadable_files_are_skipped_and_listed(tmp_path: Path) -> None:
     assert "empty file" in reasons["empty.jpg"]
 
 
+def test_broken_links_are_skipped_and_listed_and_links_to_images_are_read(tmp_path: Path) -> None:
+    root = make_class_folders(tmp_path / "ds", {"angry": 2, "happy": 2}, splits=None)
+    (root / "angry" / "moved.png").symlink_to(tmp_path / "gone.png")
+    (root / "happy" / "ünï çødé.png").symlink_to(root / "angry" / "angry_0.png")
+
+    index = open_dataset(root)
+    assert {Path(s.source).name: s.reason for s in index.skipped} == {"moved.png": "broken link"}
+    assert len(list(index.iter_samples())) == 5
+
+
 # --- Roboflow _classes.csv ----------------------------------------------------------------------
 
 

@@ -78,7 +78,12 @@ def read_class_folders(
                 label = canonical(class_dir.name, numeric_order, first_code)
             except UnknownLabelError as exc:
                 raise UnknownLabelError(f"{class_dir}: {exc}") from None
-            files = sorted(p for p in class_dir.iterdir() if p.is_file())
+            listed = sorted(class_dir.iterdir())
+            files = [p for p in listed if p.is_file()]
+            # A link to nothing is neither a file nor a folder: listed, not silently dropped.
+            skipped.extend(
+                Skipped(str(p), "broken link") for p in listed if p.is_symlink() and not p.exists()
+            )
             images = [p for p in files if is_image_name(p)]
             skipped.extend(
                 Skipped(str(p), "not an image file") for p in files if not is_image_name(p)
