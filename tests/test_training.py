@@ -29,7 +29,7 @@ from conftest import assert_one_line_error, make_class_folders
 from conftest import run_emotrace as emotrace
 from emotrace.cli.main import main as cli_main
 from emotrace.data.cache import PreparedDataset, SplitArrays, save
-from emotrace.errors import ConfigError, ModelError
+from emotrace.errors import ConfigError, DatasetError, ModelError
 from emotrace.models import build, list_models
 from emotrace.models import pretrained as pretrained_mod
 from emotrace.preprocessing import Preprocess
@@ -551,6 +551,13 @@ def test_unreadable_config_file_is_a_one_line_error(
     path.write_bytes(text)
     result = emotrace("train", "--config", path, "--data", tmp_path, cwd=tmp_path)
     assert_one_line_error(result, "bad.yaml", fragment)
+
+
+def test_a_dataset_of_one_class_is_refused(tmp_path: Path) -> None:
+    # It trained to a constant answer and reported validation accuracy 1.0.
+    with pytest.raises(DatasetError, match=r"one class \(happy\).*at least two"):
+        train(config(), tmp_path, data=band_dataset(classes=["happy"]))
+    assert not (tmp_path / "model.safetensors").exists()
 
 
 def test_config_asking_for_another_image_size_is_refused(tmp_path: Path) -> None:

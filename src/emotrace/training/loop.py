@@ -28,7 +28,7 @@ from emotrace import __version__
 from emotrace._interrupts import hold_interrupt
 from emotrace.data.augment import AugmentConfig, BatchAugment
 from emotrace.data.cache import PreparedDataset, SplitArrays
-from emotrace.errors import ConfigError
+from emotrace.errors import ConfigError, DatasetError
 from emotrace.models import build
 from emotrace.preprocessing import Preprocess
 from emotrace.training import distributed
@@ -207,6 +207,12 @@ def fit(
             f"config asks for {config.preprocess.get('size')} px images but the data is "
             f"{data.preprocess.size} px; prepare the data with "
             f"--size {config.preprocess.get('size')}"
+        )
+    if len(data.classes) < 2:
+        # One class trains to a constant answer with a perfect validation score.
+        raise DatasetError(
+            f"{data.source or 'the dataset'} has one class ({', '.join(data.classes)}); "
+            "a classifier needs at least two"
         )
     train = _limit(data.split(config.train_split), config.limit_train, config.seed)
     if config.limit_train is not None:
