@@ -152,6 +152,32 @@ def test_augment_refuses_to_write_into_the_dataset(tmp_path: Path) -> None:
     assert snapshot(dataset) == before
 
 
+def test_prepare_evaluate_and_train_refuse_to_write_into_the_dataset(tmp_path: Path) -> None:
+    # Each wrote there: a run or evaluation folder then read as an unknown class.
+    dataset = make_class_folders(tmp_path / "ds", {"happy": 2, "sad": 2})
+    before = snapshot(dataset)
+    config = tmp_path / "c.yaml"
+    config.write_text("model: emonet\npreprocess: {size: 32, gray: true}\n")
+    for args in (
+        ("data", "prepare", dataset, "-o", dataset / "train" / "c.npz"),
+        ("evaluate", "--model", "default", "--data", dataset, "-o", dataset / "valid" / "ev"),
+        ("evaluate", "--model", "default", "--data", dataset, "-o", dataset),
+        ("train", "--config", config, "--data", dataset, "--out", dataset / "run", "epochs=1"),
+    ):
+        assert_one_line_error(emotrace(*args, cwd=tmp_path), "inside the dataset folder")
+    assert snapshot(dataset) == before
+
+
+def test_prepare_does_not_overwrite_a_file_that_is_not_its_cache(tmp_path: Path) -> None:
+    dataset = make_class_folders(tmp_path / "ds", {"happy": 2, "sad": 2}, splits=None)
+    mine = tmp_path / "mine.npz"
+    np.savez(mine, x=np.arange(3))  # someone's own arrays (seed project 2 kept data as .npz)
+    before = mine.read_bytes()
+    result = emotrace("data", "prepare", dataset, "-o", mine, cwd=tmp_path)
+    assert_one_line_error(result, "mine.npz", "not an emotrace cache")
+    assert mine.read_bytes() == before
+
+
 def test_bad_training_config_lists_valid_keys(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("model: emonet\nepochz: 3\n")

@@ -162,7 +162,8 @@ def run_prepare(args: argparse.Namespace) -> int:
     """Prepare and cache; an up-to-date cache is left alone."""
     from emotrace.data.cache import dataset_key, prepare, read_meta, save
     from emotrace.data.readers import open_dataset
-    from emotrace.errors import CacheError
+    from emotrace.data.types import refuse_inside_dataset
+    from emotrace.errors import CacheError, DatasetError
     from emotrace.preprocessing import Preprocess
 
     settings = Preprocess(
@@ -173,16 +174,22 @@ def run_prepare(args: argparse.Namespace) -> int:
         equalize=args.equalize,
         align=args.align,
     )
+    output: Path = args.output if args.output.suffix == ".npz" else args.output.with_suffix(".npz")
+    refuse_inside_dataset(output, args.dataset, "cache file")
     index = open_dataset(args.dataset, args.format)
     key = dataset_key(index, settings)
-    output: Path = args.output if args.output.suffix == ".npz" else args.output.with_suffix(".npz")
     if output.is_file():
         try:
             if read_meta(output).get("key") == key and not args.split:
                 console.print(f"{output} is up to date (key {key})")
                 return 0
         except CacheError:
-            pass  # overwrite a broken or foreign file
+            # Caches are written atomically: this is someone's own .npz (arrays, a seed
+            # project's data), which was overwritten.
+            raise DatasetError(
+                f"{output}: exists and is not an emotrace cache; choose another -o "
+                "(emotrace does not overwrite it)"
+            ) from None
     with progress_factory() as make:
         tick = make("preparing", len(index.entries))
         data = prepare(index, settings, splits=args.split, progress=tick)

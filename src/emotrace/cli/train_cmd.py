@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from emotrace.data.prepared import load_prepared
+    from emotrace.data.types import refuse_inside_dataset
     from emotrace.errors import ConfigError
     from emotrace.preprocessing import Preprocess
     from emotrace.training import distributed, fit, load_config
@@ -61,6 +62,7 @@ def _train(args: argparse.Namespace) -> int:
         config.data = args.data
     if not config.data:
         raise ConfigError("no dataset: pass --data PATH or set 'data' in the config")
+    refuse_inside_dataset(out, config.data, "run folder")
     settings = Preprocess.from_dict(config.preprocess)
     # Under torchrun every process trains and only rank 0 speaks; rank 0 also prepares (and
     # caches) the dataset before the others read it.

@@ -108,3 +108,20 @@ class DatasetIndex:
                 self.skipped.append(Skipped(entry.source, str(exc)))
                 continue
             yield Sample(image=image, label=entry.label, split=entry.split, source=entry.source)
+
+
+def refuse_inside_dataset(out: Path | str, dataset: Path | str, what: str) -> None:
+    """Raise :class:`DatasetError` when ``out`` is a dataset folder or lies inside one.
+
+    Outputs written there become part of the dataset: a folder reads as an unknown class, a file
+    as a skipped one. A single-file dataset (CSV) or a prepared ``.npz`` has no inside.
+    """
+    root = Path(dataset).expanduser().resolve()
+    if not root.is_dir():
+        return
+    target = Path(out).expanduser().resolve()
+    if target == root or root in target.parents:
+        raise DatasetError(
+            f"{out}: the {what} would go inside the dataset folder {dataset}; write it "
+            "elsewhere (emotrace never writes into a dataset)"
+        )

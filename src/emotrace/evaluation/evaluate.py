@@ -17,6 +17,7 @@ import numpy as np
 
 from emotrace.data.cache import PreparedDataset, SplitArrays, read_meta
 from emotrace.data.prepared import load_prepared
+from emotrace.data.types import refuse_inside_dataset
 from emotrace.errors import DatasetError, ModelError
 from emotrace.evaluation.compare import PREDICTIONS_NAME
 from emotrace.evaluation.metrics import compute_metrics, softmax
@@ -109,6 +110,7 @@ def evaluate(
     """
     if tta not in (None, "flip"):
         raise DatasetError(f"unknown test-time augmentation {tta!r}; use 'flip'")
+    refuse_inside_dataset(out_dir, data, "evaluation")
     backend = load_backend(model, threads=threads)
     spec = backend.spec
     check_cache_fits(data, spec.preprocess, model)
