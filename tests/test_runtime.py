@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import make_class_folders
 from emotrace.cli.main import main as cli_main
 from emotrace.data.cache import PreparedDataset, SplitArrays
 from emotrace.errors import InputError, ModelError
@@ -118,6 +120,43 @@ def test_fp16_weight_export_halves_the_file_and_keeps_the_outputs(
     np.testing.assert_allclose(out_half, out_full, atol=2e-2)
     assert not np.array_equal(out_half, out_full)  # the weights really were rounded
     assert (out_half.argmax(1) == out_full.argmax(1)).mean() >= 0.9
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["-o", "{run}/model.safetensors"], "*.onnx"),
+        (["-o", "{run}/model.json"], "*.onnx"),
+        (["--int8", "--data", "{data}", "--float-twin", "{run}/model.json"], "*.onnx"),
+        (["--int8", "--data", "{data}", "--calibration-images", "-40"], "at least 1"),
+        (["--int8", "--data", "{data}", "--qat-epochs", "nan"], "--qat-epochs must be >= 0"),
+    ],
+)
+def test_export_options_that_would_destroy_the_checkpoint_or_mislead_are_refused(
+    args: list[str],
+    fragment: str,
+    trained_run: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # -o RUN/model.safetensors wrote the ONNX file over the checkpoint; --calibration-images -40
+    # calibrated on all but 40 images; --qat-epochs nan passed the >= 0 check.
+    monkeypatch.setenv("EMOTRACE_CACHE", str(tmp_path / "cache"))
+    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    data = make_class_folders(tmp_path / "ds", {"angry": 3, "happy": 3, "sad": 3}, size=40)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    filled = [a.format(run=run, data=data) for a in args]
+    if "-o" not in args:
+        filled = ["-o", str(tmp_path / "x.onnx"), *filled]
+    try:
+        code = cli_main(["export", str(run), *filled])
+    except SystemExit as exc:  # argparse's refusal of an option's value
+        code = exc.code
+    assert code == 2
+    assert fragment in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def test_int8_with_fp16_weights_is_refused(trained_run: Path, tmp_path: Path) -> None:

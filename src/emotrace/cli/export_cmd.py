@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
-from emotrace.cli._common import console
+from emotrace.cli._common import console, positive_int
 
 
 def add_parser(sub: Any) -> None:
@@ -16,7 +17,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="output .onnx file")
     p.add_argument("--int8", action="store_true", help="quantise to int8 (needs --data)")
     p.add_argument("--data", help="dataset or .npz for int8 calibration (training split)")
-    p.add_argument("--calibration-images", type=int, default=512, help="images used for int8")
+    p.add_argument(
+        "--calibration-images", type=positive_int, default=512, help="images used for int8"
+    )
     p.add_argument(
         "--fp16-weights",
         action="store_true",
@@ -66,9 +69,11 @@ def run_export(args: argparse.Namespace) -> int:
 
     from emotrace.errors import ConfigError
     from emotrace.export import export_onnx
+    from emotrace.export.onnx_export import check_onnx_name
 
     images = qat = held_out = None
-    if args.qat_epochs < 0 or args.qat_lr <= 0:
+    # Written so that NaN (which passes < and <= tests) is refused too.
+    if not (0 <= args.qat_epochs < math.inf and 0 < args.qat_lr < math.inf):
         raise ConfigError("--qat-epochs must be >= 0 and --qat-lr > 0")
     if args.qat_epochs and not args.int8:
         raise ConfigError("--qat-epochs fine-tunes for int8: add --int8")
@@ -85,6 +90,8 @@ def run_export(args: argparse.Namespace) -> int:
         # Checked before minutes of calibration or fine-tuning, not when the file is written.
         if out is not None and out.is_dir():
             raise ConfigError(f"{out} is a folder; give the .onnx file to write ({out}/NAME.onnx)")
+        if out is not None:
+            check_onnx_name(out)
     if args.float_twin and args.float_twin.resolve() == args.output.resolve():
         raise ConfigError("--float-twin must be another file than -o")
     if args.int8:

@@ -165,6 +165,13 @@ def parity(model: Any, path: Path, channels: int, size: int, batch: int = 8) -> 
     return float(np.abs(onnx_logits - torch_logits).max())
 
 
+def check_onnx_name(path: Path | str) -> None:
+    """Refuse an output that is not named ``*.onnx``: ``-o RUN/model.safetensors`` (or its
+    ``.json``) wrote the ONNX file over the checkpoint it was exported from."""
+    if Path(path).suffix.lower() != ".onnx":
+        raise ModelError(f"{path}: an ONNX model is written to a file named *.onnx")
+
+
 def export_onnx(
     checkpoint: Path | str,
     output: Path | str,
@@ -193,6 +200,7 @@ def export_onnx(
     if qat is not None and not int8:
         raise ModelError("quantisation-aware fine-tuning is for int8 export (add --int8)")
 
+    check_onnx_name(output)
     loaded = load_checkpoint(checkpoint)
     meta = loaded.meta
     if qat is not None:
