@@ -423,6 +423,33 @@ def test_output_folders_of_videos_sharing_a_stem_differ_and_are_stable(tmp_path:
     assert names[c] == "s2"
     assert names[a] != names[b] and names[a].startswith("s1-") and names[b].startswith("s1-")
     assert output_folders([b, a]) == {a: names[a], b: names[b]}
+    # Folders of earlier runs' videos (OUT_DIR's index) are kept, and given to no other video.
+    earlier = output_folders([b, c], {a: "s1", c: "s2-old"})
+    assert earlier[b].startswith("s1-") and earlier[c] == "s2-old"
+
+
+def test_a_later_batch_of_other_videos_keeps_the_earlier_records(
+    videos: Path, tmp_path: Path
+) -> None:
+    # Two archives with a week1.avi each, analysed one after the other into one OUT_DIR: the
+    # second wrote its records into the first's folder (index.csv named the same folder twice).
+    first, second = tmp_path / "p01" / "week1.avi", tmp_path / "p02" / "week1.avi"
+    first.parent.mkdir(), second.parent.mkdir()
+    shutil.copy(videos / "p01_week1.avi", first)  # 12 frames
+    shutil.copy(videos / "p02_week1.avi", second)  # 14 frames
+    out = tmp_path / "out"
+    assert batch(first, "-o", out).returncode == 0
+    earlier = (out / "week1" / "frames.csv").read_bytes()
+    assert batch(second, "-o", out).returncode == 0
+    with (out / "index.csv").open(newline="") as handle:
+        rows = {row["video"]: row for row in csv.DictReader(handle)}
+    assert rows[str(first.resolve())]["folder"] == "week1"
+    later = rows[str(second.resolve())]["folder"]
+    assert later.startswith("week1-")
+    assert (out / "week1" / "frames.csv").read_bytes() == earlier
+    assert len(frame_rows(out / later)) == 14
+    # Both together again: both complete where they are.
+    assert "skipped 2 video(s)" in batch(first, second, "-o", out).stdout
 
 
 def test_manifest_listing_a_video_twice_is_a_config_error(videos: Path, tmp_path: Path) -> None:

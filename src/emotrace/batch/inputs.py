@@ -11,7 +11,7 @@ import csv
 import glob
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,16 +146,28 @@ def patient_from(pattern: str, videos: Iterable[Path]) -> list[VideoEntry]:
     return entries
 
 
-def output_folders(videos: Sequence[Path]) -> dict[Path, str]:
+def output_folders(
+    videos: Sequence[Path], indexed: Mapping[Path, str] | None = None
+) -> dict[Path, str]:
     """Each video's folder name under OUT_DIR: its stem, or, when stems collide (``p01/s1.mp4``
-    and ``p02/s1.mp4``), the stem plus 8 hex digits of its path's hash, stable across reruns."""
+    and ``p02/s1.mp4``), the stem plus 8 hex digits of its path's hash, stable across reruns.
+
+    ``indexed`` holds the folders of videos in OUT_DIR's index from earlier runs: such a video
+    keeps its folder, and no other video is given one of them (a later batch of other videos
+    into the same OUT_DIR wrote its ``s1.mp4`` into the folder of an earlier ``s1.mp4``).
+    """
+    indexed = indexed or {}
+    owners = {folder: video for video, folder in indexed.items()}
     stems: dict[str, int] = {}
     for video in videos:
         stems[video.stem] = stems.get(video.stem, 0) + 1
     names = {}
     for video in videos:
+        if video in indexed:
+            names[video] = indexed[video]
+            continue
         name = video.stem
-        if stems[name] > 1:
+        if stems[name] > 1 or owners.get(name, video) != video:
             name += "-" + hashlib.sha1(str(video).encode()).hexdigest()[:8]
         names[video] = name
     return names

@@ -185,7 +185,8 @@ def run_batch(
     except OSError as exc:
         raise ConfigError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from None
     index = BatchIndex(out_dir)
-    folders = output_folders([v.path for v in videos])
+    indexed = {Path(row.video): row.folder for row in index.rows.values()}
+    folders = output_folders([v.path for v in videos], indexed)
     todo = [v for v in videos if not index.is_complete(v.path)]
     report = BatchReport(out_dir, skipped=len(videos) - len(todo))
     model_info = None
