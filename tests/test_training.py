@@ -635,6 +635,19 @@ def test_resume_with_another_model_data_or_optimizer_is_refused(
     assert {name: (run / name).read_bytes() for name in RUN_FILES} == before
 
 
+@pytest.mark.parametrize("flag", ["--config", "--out"])
+def test_resume_with_config_or_out_is_refused_not_ignored(
+    flag: str, trained_run: Path, tmp_path: Path
+) -> None:
+    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    before = {name: (run / name).read_bytes() for name in RUN_FILES}
+    value = REPO / "configs/cnn_fer2013.yaml" if flag == "--config" else tmp_path / "other"
+    result = emotrace("train", "--resume", run, flag, value, "epochs=2", cwd=tmp_path)
+    assert_one_line_error(result, f"drop {flag}")
+    assert {name: (run / name).read_bytes() for name in RUN_FILES} == before
+    assert not (tmp_path / "other").exists()
+
+
 def test_corrupted_training_state_is_a_model_error(trained_run: Path, tmp_path: Path) -> None:
     run = Path(shutil.copytree(trained_run, tmp_path / "run"))
     (run / "state.pt").write_bytes(b"garbage")

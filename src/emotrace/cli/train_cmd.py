@@ -47,6 +47,13 @@ def _train(args: argparse.Namespace) -> int:
     from emotrace.training.loop import check_new_run
 
     if args.resume is not None:
+        # Both were ignored: the run goes on with its own config.yaml, in its own folder.
+        for flag, given in (("--config", args.config), ("--out", args.out)):
+            if given is not None:
+                raise ConfigError(
+                    f"--resume continues {args.resume} with its own config.yaml, in that "
+                    f"folder; drop {flag} (key=value overrides still apply)"
+                )
         config_path = args.resume / "config.yaml"
         if not config_path.is_file():
             raise ConfigError(f"{args.resume}: not a run folder (no config.yaml)")
