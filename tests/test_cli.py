@@ -168,6 +168,25 @@ def test_prepare_evaluate_and_train_refuse_to_write_into_the_dataset(tmp_path: P
     assert snapshot(dataset) == before
 
 
+def test_a_cache_of_one_split_is_not_up_to_date_for_all(tmp_path: Path) -> None:
+    # It was: the next full prepare said "up to date" and training then found no valid split.
+    dataset = make_class_folders(tmp_path / "ds", {"happy": 2, "sad": 2})
+    cache = tmp_path / "c.npz"
+    partial = emotrace("data", "prepare", dataset, "-o", cache, "--split", "train", cwd=tmp_path)
+    assert partial.returncode == 0, partial.stderr
+    full = emotrace("data", "prepare", dataset, "-o", cache, cwd=tmp_path)
+    assert full.returncode == 0, full.stderr
+    assert "up to date" not in full.stdout
+    with np.load(cache) as data:
+        assert {"x_train", "x_valid"} <= set(data.files)
+
+
+def test_inspect_with_negative_samples_is_a_usage_error(tmp_path: Path) -> None:
+    dataset = make_class_folders(tmp_path / "ds", {"happy": 2}, splits=None)
+    result = emotrace("data", "inspect", dataset, "-o", tmp_path / "eda", "--samples", "-1")
+    assert_one_line_error(result, "--samples", "0 or more")  # was a ValueError traceback
+
+
 def test_prepare_does_not_overwrite_a_file_that_is_not_its_cache(tmp_path: Path) -> None:
     dataset = make_class_folders(tmp_path / "ds", {"happy": 2, "sad": 2}, splits=None)
     mine = tmp_path / "mine.npz"

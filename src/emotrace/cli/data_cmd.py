@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from emotrace.cli._common import console, progress_factory
+from emotrace.cli._common import console, non_negative_int, progress_factory
 
 
 def add_parser(sub: Any) -> None:
@@ -49,7 +49,7 @@ def add_parser(sub: Any) -> None:
     insp = data_sub.add_parser("inspect", help="write an EDA report (report.html, summary.json)")
     dataset_args(insp)
     insp.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    insp.add_argument("--samples", type=int, default=8, help="sample images per class")
+    insp.add_argument("--samples", type=non_negative_int, default=8, help="sample images per class")
     insp.set_defaults(handler=run_inspect)
 
     aug = data_sub.add_parser("augment", help="write augmented copies of a dataset to a folder")
@@ -180,7 +180,10 @@ def run_prepare(args: argparse.Namespace) -> int:
     key = dataset_key(index, settings)
     if output.is_file():
         try:
-            if read_meta(output).get("key") == key and not args.split:
+            meta = read_meta(output)
+            # A cache of some splits only (--split) is not up to date for all of them.
+            whole = set(meta.get("splits", [])) == set(index.splits())
+            if meta.get("key") == key and not args.split and whole:
                 console.print(f"{output} is up to date (key {key})")
                 return 0
         except CacheError:
