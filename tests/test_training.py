@@ -635,6 +635,16 @@ def test_resume_with_another_model_data_or_optimizer_is_refused(
     assert {name: (run / name).read_bytes() for name in RUN_FILES} == before
 
 
+def test_a_run_saved_before_a_preprocessing_setting_existed_still_resumes(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    meta = json.loads((run / "last.json").read_text())
+    del meta["preprocess"]["mouth_ratio"]  # an older emotrace wrote no such key
+    (run / "last.json").write_text(json.dumps(meta))
+    assert train(config(epochs=2), run, resume=True).epochs_run == 2
+
+
 @pytest.mark.parametrize("flag", ["--config", "--out"])
 def test_resume_with_config_or_out_is_refused_not_ignored(
     flag: str, trained_run: Path, tmp_path: Path

@@ -525,7 +525,11 @@ def _check_resumable(out: Path, config: TrainConfig, data: PreparedDataset) -> N
         for key in ("architecture", "model_options", "classes", "channels", "input_size")
         if saved.get(key) != now[key]
     ]
-    if saved.get("preprocess") != now["preprocess"]:
+    try:  # through Preprocess: a run saved before a setting existed has its default
+        same = Preprocess.from_dict(saved.get("preprocess") or {}) == data.preprocess
+    except ConfigError:
+        same = False
+    if not same:
         differ.append(("preprocess", saved.get("preprocess"), now["preprocess"]))
     was = saved.get("config", {}).get("optimizer", config.optimizer)
     if was != config.optimizer:
