@@ -426,6 +426,9 @@ def test_output_folders_of_videos_sharing_a_stem_differ_and_are_stable(tmp_path:
     # Folders of earlier runs' videos (OUT_DIR's index) are kept, and given to no other video.
     earlier = output_folders([b, c], {a: "s1", c: "s2-old"})
     assert earlier[b].startswith("s1-") and earlier[c] == "s2-old"
+    # A video named index.csv.mp4 does not get the index's own path as its folder.
+    index_like = tmp_path / "index.csv.mp4"
+    assert output_folders([index_like])[index_like].startswith("index.csv-")
 
 
 def test_a_later_batch_of_other_videos_keeps_the_earlier_records(

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from emotrace.batch.index import INDEX_NAME
 from emotrace.errors import ConfigError
 
 #: What a folder given as INPUT is searched for (recursively); a file named explicitly is taken
@@ -167,7 +168,9 @@ def output_folders(
             names[video] = indexed[video]
             continue
         name = video.stem
-        if stems[name] > 1 or owners.get(name, video) != video:
+        # index.csv.mp4 would take the index's own path (the index could then not be written).
+        reserved = name in (INDEX_NAME, INDEX_NAME + ".tmp")
+        if stems[name] > 1 or owners.get(name, video) != video or reserved:
             name += "-" + hashlib.sha1(str(video).encode()).hexdigest()[:8]
         names[video] = name
     return names
