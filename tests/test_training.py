@@ -496,6 +496,11 @@ def test_learning_rate_schedules(scheduler: str, expected: list[float], tmp_path
         ({"mix_prob": 5}, ["mix_prob must be in [0, 1]"]),
         ({"warmup_epochs": -1}, ["warmup_epochs must be a whole number >= 0"]),
         ({"early_stopping": -2}, ["early_stopping must be a whole number >= 0"]),
+        # Text settings given as numbers or lists: tracebacks (Path / int, int.lower()) before.
+        ({"name": 5}, ["name must be text, got 5"]),
+        ({"data": 5}, ["data must be text"]),
+        ({"val_split": 5}, ["val_split must be text"]),
+        ({"device": ["a"]}, ["device must be text"]),
     ],
 )
 def test_bad_config_is_a_config_error(data: dict[str, Any], fragments: list[str]) -> None:

@@ -94,6 +94,11 @@ class TrainConfig:
         # Types (bools included: "max_minutes: yes" is not one minute) are settled here; the checks
         # below are about ranges.
         check_fields(self)
+        # YAML reads name: 2024 as a number and val_split: [a] as a list: tracebacks later on.
+        for key in ("name", "model", "data", "train_split", "val_split", "device"):
+            value = getattr(self, key)
+            if not (isinstance(value, str) or (key == "data" and value is None)):
+                raise ConfigError(f"{key} must be text, got {value!r} (quote it in YAML)")
         checks = [
             ("optimizer", self.optimizer, OPTIMIZERS),
             ("scheduler", self.scheduler, SCHEDULERS),
