@@ -413,6 +413,20 @@ def test_training_options_run(options: dict[str, Any], tmp_path: Path) -> None:
     assert all(np.isfinite(float(r[k])) for r in rows for k in HISTORY_FIELDS)
 
 
+def test_bf16_falls_back_to_fp32_where_the_cpu_emulates_it(tmp_path: Path) -> None:
+    # Whichever this CPU is: emulated bf16 (AVX2 and older) is announced and replaced by fp32,
+    # native bf16 is used as asked. The flag comes from oneDNN, not from this module.
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    lines: list[str] = []
+    result = train(config(precision="bf16"), tmp_path, log=lines)
+    assert result.stopped_reason == "completed"
+    fallback = [line for line in lines if "training in fp32" in line]
+    assert bool(fallback) != native, lines
+    lines.clear()
+    train(config(precision="fp32"), tmp_path / "fp32", log=lines)
+    assert not any("bfloat16" in line for line in lines)
+
+
 def test_bf16_training_keeps_float32_weights(tmp_path: Path) -> None:
     train(config(precision="bf16"), tmp_path)
     for name in ("model.safetensors", "last.safetensors"):

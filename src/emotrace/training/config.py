@@ -64,7 +64,8 @@ class TrainConfig:
     device: str = "auto"
     channels_last: bool = True
     #: "bf16" runs forward and loss under bfloat16 autocast: ~1.8x faster on CPUs with AVX512-BF16
-    #: or AMX (and on recent GPUs); weights, optimizer state and validation stay float32.
+    #: or AMX (and on recent GPUs); weights, optimizer state and validation stay float32. Where
+    #: bf16 is not native (AVX2-only CPUs) it would be emulated, over 10x slower: fp32 is used.
     precision: str = "fp32"
     #: Train through ``torch.compile`` (needs a C++ compiler on CPU): ~12% faster steps for
     #: emonet_deep with bf16 on 2 cores, after ~45 s of compilation. Evaluation stays eager.
