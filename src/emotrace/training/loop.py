@@ -262,7 +262,7 @@ def fit(
     use_bf16 = config.precision == "bf16"
     if use_bf16 and not has_fast_bf16(device):
         # The configs ask for bf16 because it is faster where it is native; where it is not,
-        # it is over ten times slower, and fp32 gives the same results.
+        # it is over ten times slower, and fp32 trains the same network as well.
         log(
             f"precision bf16: this {device.type.upper()} has no native bfloat16 "
             "(on a CPU: AVX-512 or AMX), so autocast would emulate it, over 10x slower; "
