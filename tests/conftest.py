@@ -108,3 +108,36 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
+
+
+def finer_activation_rounding(int8_path: Path, output: Path) -> Path:
+    """Write a copy of the QDQ int8 model whose activations round to 16 bits instead of 8.
+
+    Scales shrink 256-fold and zero points grow 256-fold, so each activation keeps (to within one
+    8-bit step at the top) the range it is clipped to, and only its rounding gets finer. Weights
+    stay int8. It is built independently of ``emotrace.export.float_twin``: a twin that really is
+    "int8 without activation rounding" must land near this model, far nearer than int8 does.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    proto = onnx.load(str(int8_path))
+    consts = {init.name: init for init in proto.graph.initializer}
+    rescaled: set[str] = set()
+    for node in proto.graph.node:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or node.input[0] in consts:
+            continue  # weights and biases keep their int8 rounding
+        node.domain = "com.microsoft"  # onnxruntime's Q/DQ take uint16 at this opset
+        scale, zero = node.input[1], node.input[2]
+        if scale in rescaled:
+            continue
+        rescaled.add(scale)
+        s, z = numpy_helper.to_array(consts[scale]), numpy_helper.to_array(consts[zero])
+        assert z.dtype == np.uint8, f"{int8_path}: activation zero point is {z.dtype}, not uint8"
+        consts[scale].CopyFrom(numpy_helper.from_array((s / 256).astype(np.float32), scale))
+        consts[zero].CopyFrom(numpy_helper.from_array(z.astype(np.uint16) * 256, zero))
+    assert rescaled, f"{int8_path}: no activation quantisation found"
+    if not any(opset.domain == "com.microsoft" for opset in proto.opset_import):
+        proto.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    onnx.save(proto, str(output))
+    return output

@@ -12,9 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import face_like, finer_activation_rounding
 from emotrace import EmotionClassifier
 from emotrace.faces.align import align_dataset_image, dataset_detector
-from emotrace.runtime.loading import BUNDLED_MODELS
+from emotrace.runtime.loading import BUNDLED_MODELS, default_model_path
 
 #: ISA extensions that change which int8 kernels onnxruntime picks; printed with any failure.
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
@@ -56,6 +57,28 @@ def test_int8_agrees_with_fp32_on_real_faces(valid_faces: list[np.ndarray]) -> N
     assert len(valid_faces) > 3500
     assert agreement >= 0.98, f"int8 agrees on {agreement:.1%} of faces on a CPU with {cpu_flags()}"
     assert float(np.abs(fp32 - int8).max()) < 0.3
+
+
+def test_the_bundled_fp32_model_is_the_float_twin_of_the_int8_one(tmp_path: Path) -> None:
+    pytest.importorskip("onnx", reason="writing a float twin needs the train extra (onnx)")
+    from emotrace.export.float_twin import write_float_twin
+    from emotrace.runtime.onnx_backend import OnnxBackend
+
+    int8, bundled = default_model_path("default-int8"), default_model_path("default")
+    twin = tmp_path / "twin.onnx"
+    write_float_twin(int8, twin, fp16_weights=True)
+    size = OnnxBackend(bundled).spec.preprocess.size
+    images = np.stack([face_like(seed, size)[..., None] for seed in range(64)])
+    from_twin = OnnxBackend(twin).logits(images)
+    # The shipped fp32 file is what `emotrace export --float-twin --fp16-weights` makes of it ...
+    np.testing.assert_allclose(OnnxBackend(bundled).logits(images), from_twin, atol=1e-5)
+    assert from_twin.std(axis=0).mean() > 0.1  # a model whose answer depends on the image
+    # ... and int8 differs from it only by activation rounding: 256 times finer rounding lands
+    # next to it.
+    finer = finer_activation_rounding(int8, tmp_path / "int16_activations.onnx")
+    to_int8 = np.abs(OnnxBackend(int8).logits(images) - from_twin).mean()
+    to_finer = np.abs(OnnxBackend(finer).logits(images) - from_twin).mean()
+    assert to_finer < 0.25 * to_int8, (to_finer, to_int8)
 
 
 #: QEMU user-mode CPU models without AVX-512 or VNNI, where onnxruntime picks other int8 kernels

@@ -9,7 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, make_class_folders, run_emotrace
+from conftest import (
+    assert_one_line_error,
+    finer_activation_rounding,
+    make_class_folders,
+    run_emotrace,
+)
 
 torch = pytest.importorskip("torch", reason="int8 fine-tuning needs the train extra (torch)")
 pytest.importorskip("onnxscript", reason="export needs the train extra (onnxscript)")
@@ -166,11 +171,11 @@ def test_float_twin_is_the_int8_model_computed_in_float(
     mobilenet_run: Path, dataset: Path, tmp_path: Path
 ) -> None:
     import onnx
+    from onnx import numpy_helper
 
     from emotrace.errors import ModelError
     from emotrace.export.float_twin import write_float_twin
     from emotrace.runtime.onnx_backend import OnnxBackend
-    from emotrace.runtime.torch_backend import TorchBackend
 
     int8, twin = tmp_path / "m_int8.onnx", tmp_path / "m.onnx"
     result = run_emotrace(
@@ -188,13 +193,30 @@ def test_float_twin_is_the_int8_model_computed_in_float(
     assert meta["float_twin"]["quantization"]["format"] == "QDQ"  # ... made from this int8 one
     assert ops.count("Clip") >= meta["float_twin"]["activation_roundings_clipped"] > 50
 
+    # The twin's weights are the int8 file's, dequantised (then stored in fp16).
+    int8_consts = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(int8)).graph.initializer}
+    twin_consts = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(twin)).graph.initializer}
+    checked = 0
+    for node in onnx.load(str(int8)).graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in int8_consts:
+            q, scale = int8_consts[node.input[0]], int8_consts[node.input[1]]
+            if q.ndim == 4:  # a convolution's weights, one scale per output channel
+                dequantised = (q.astype(np.float32) * scale[:, None, None, None]).astype(np.float16)
+                stored = twin_consts[node.output[0] + "__fp16"]
+                np.testing.assert_array_equal(stored, dequantised)
+                checked += 1
+    assert checked == 52  # every convolution
+
+    # Only activation rounding separates int8 from its twin: with that rounding 256 times finer,
+    # int8 lands next to the twin. (Comparing with the original fp32 model instead says nothing
+    # here: this run's labels are random, its logits are the same for every image, and on one CPU
+    # the ratio of the two distances went from 0.2 to 1.9 with the training seed.)
     valid = _images(dataset, "valid")
-    q = OnnxBackend(int8).logits(valid)
+    finer = finer_activation_rounding(int8, tmp_path / "m_int16_activations.onnx")
     from_twin = OnnxBackend(twin).logits(valid)
-    from_fp32 = TorchBackend(mobilenet_run).logits(valid)
-    # Only activation rounding separates int8 from its twin; the original fp32 model also
-    # differs by the weights' rounding.
-    assert np.abs(from_twin - q).mean() < 0.7 * np.abs(from_fp32 - q).mean()
+    to_int8 = np.abs(OnnxBackend(int8).logits(valid) - from_twin).mean()
+    to_finer = np.abs(OnnxBackend(finer).logits(valid) - from_twin).mean()
+    assert to_finer < 0.2 * to_int8, (to_finer, to_int8)
 
     with pytest.raises(ModelError, match="not an int8 QDQ model"):
         write_float_twin(twin, tmp_path / "again.onnx")
