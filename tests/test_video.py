@@ -365,6 +365,34 @@ def test_bad_input_gives_one_line_and_exit_2(
     assert not (tmp_path / "out" / "frames.csv").exists(), "no output for a source never opened"
 
 
+@pytest.mark.parametrize(
+    ("bad", "fragments"),
+    [
+        (["--hysteresis", "2"], ["--hysteresis", "must be in [0, 1)"]),
+        (["--max-age", "nan"], ["--max-age", "must be a finite number >= 0"]),
+        (["--min-face", "-1"], ["--min-face", "must be 0 or more"]),
+        (["--patient-track", "2"], ["--patient-track needs --session"]),
+        (["--consent"], ["--consent needs --session"]),
+        (["--session", "s", "--patient", "p", "--workspace", "{tmp}/ws", "--patient-track", "0"],
+         ["--patient-track", "must be at least 1"]),
+    ],
+    ids=["hysteresis-2", "max-age-nan", "min-face-negative", "patient-track-alone",
+         "consent-alone", "patient-track-0"],
+)  # fmt: skip
+def test_a_bad_setting_leaves_earlier_records_as_they_were(
+    tmp_path: Path, bad: list[str], fragments: list[str]
+) -> None:
+    clip = moving_head_video(tmp_path / "clip.avi", n=6)
+    out = tmp_path / "out"
+    assert emotrace("analyze", clip, "-o", out).returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert len(before["frames.csv"].splitlines()) == 7  # header + 6 frames
+    result = emotrace("analyze", clip, "-o", out, *(a.format(tmp=tmp_path) for a in bad))
+    assert_one_line_error(result, *fragments)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert not (tmp_path / "ws").exists()
+
+
 def test_live_window_on_headless_opencv_suggests_no_window() -> None:
     import importlib.util
     import re

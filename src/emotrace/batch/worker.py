@@ -157,7 +157,9 @@ class VideoAnalyzer:
                 fps=info.fps / self.options.every if info.fps else None,
                 settings=self.settings,
             )
-            results = video_cmd._run(self.options, self.recognizer, source)
+            # A fresh tracker and smoother per video: track ids and smoothing restart with it.
+            tracking = video_cmd._tracking(self.options)
+            results = video_cmd._run(self.options, self.recognizer, source, tracking)
             try:
                 for frame in results:
                     outputs.write(frame)

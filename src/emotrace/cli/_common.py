@@ -42,6 +42,22 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0 (ages, margins)."""
+    value = float(text)
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value}")
+    return value
+
+
+def fraction_below_one(text: str) -> float:
+    """argparse type: a number in [0, 1) (probability leads)."""
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
 @contextmanager
 def progress_factory(
     in_bytes: bool = False,
@@ -115,7 +131,7 @@ def add_detector_options(parser: Any, *, max_side: bool = True) -> None:
     )
     parser.add_argument(
         "--min-face",
-        type=int,
+        type=non_negative_int,
         metavar="PX",
         help="smallest face side the detector reports (default: yunet 10, haar 30)",
     )

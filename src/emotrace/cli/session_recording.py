@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from emotrace.cli._common import add_workspace_option, console
+from emotrace.cli._common import add_workspace_option, console, positive_int
 
 if TYPE_CHECKING:
     from emotrace.runtime.recognizer import EmotionRecognizer
@@ -37,9 +37,9 @@ def add_recording_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--patient-track",
-        type=int,
+        type=positive_int,
         metavar="ID",
-        help="track id of the patient (default: the largest, most persistent face)",
+        help="track id of the patient, from 1 (default: the largest, most persistent face)",
     )
     add_workspace_option(g)
 
@@ -52,8 +52,13 @@ def check_recording_options(args: argparse.Namespace) -> None:
     from emotrace.sessions.workspace import resolve_workspace
 
     if args.session is None:
-        if args.patient is not None:
-            raise SessionError("--patient needs --session NAME")
+        for flag, given in (
+            ("--patient", args.patient is not None),
+            ("--patient-track", args.patient_track is not None),
+            ("--consent", args.consent),
+        ):
+            if given:
+                raise SessionError(f"{flag} needs --session NAME")
         return
     if args.patient is None:
         raise SessionError("--session needs --patient PSEUDONYM (never the patient's real name)")

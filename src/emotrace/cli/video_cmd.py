@@ -21,6 +21,8 @@ from emotrace.cli._common import (
     console,
     detector_from_args,
     detector_name,
+    fraction_below_one,
+    non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
@@ -37,7 +39,7 @@ from emotrace.errors import EmotraceError
 
 if TYPE_CHECKING:
     from emotrace.runtime.recognizer import EmotionRecognizer
-    from emotrace.video import FrameSource, VideoOutputs
+    from emotrace.video import EmotionSmoother, FaceTracker, FrameSource, VideoOutputs
 
 WINDOW = "emotrace live (q or Esc to stop)"
 #: emotrace.video.pipeline.DEFAULT_DETECT_EVERY, repeated so that building the parser imports no
@@ -64,7 +66,7 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     )
     det.add_argument(
         "--max-age",
-        type=float,
+        type=non_negative_float,
         default=1.0,
         metavar="S",
         help="a face unseen this long gets a new id",
@@ -81,7 +83,7 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     smo.add_argument("--smooth-method", choices=("ema", "window"), default="ema")
     smo.add_argument(
         "--hysteresis",
-        type=float,
+        type=fraction_below_one,
         default=0.1,
         metavar="P",
         help="lead another class needs before the shown label changes",
@@ -207,18 +209,32 @@ def _settings(args: argparse.Namespace, recognizer: EmotionRecognizer) -> dict[s
     }
 
 
-def _run(args: argparse.Namespace, recognizer: EmotionRecognizer, source: FrameSource) -> Any:
-    """The pipeline generator for these options."""
-    from emotrace.video import EmotionSmoother, FaceTracker, process
+def _tracking(args: argparse.Namespace) -> tuple[FaceTracker, EmotionSmoother | None]:
+    """The tracker and smoother for these options, built (and so checked) before any output
+    folder or session is opened: a bad setting must not cost earlier records."""
+    from emotrace.video import EmotionSmoother, FaceTracker
 
     smoother = None
     if not args.no_smooth:
         smoother = EmotionSmoother(args.smooth_window, args.smooth_method, args.hysteresis)
+    return FaceTracker(max_age_s=args.max_age), smoother
+
+
+def _run(
+    args: argparse.Namespace,
+    recognizer: EmotionRecognizer,
+    source: FrameSource,
+    tracking: tuple[FaceTracker, EmotionSmoother | None],
+) -> Any:
+    """The pipeline generator for these options."""
+    from emotrace.video import process
+
+    tracker, smoother = tracking
     return process(
         source,
         recognizer,
         detect_every=args.detect_every,
-        tracker=FaceTracker(max_age_s=args.max_age),
+        tracker=tracker,
         smoother=smoother,
         smooth=not args.no_smooth,
         max_frames=args.max_frames,
@@ -266,6 +282,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         raise ConfigError("give -o OUT_DIR (records, --annotated) and/or --session NAME")
     check_recording_options(args)
     _quiet_opencv()
+    tracking = _tracking(args)
     from emotrace.annotate import draw_overlay
     from emotrace.video import FpsMeter, VideoOutputs, open_source
 
@@ -293,7 +310,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     total = math.ceil(info.frame_count / args.every) if info.frame_count else None
     if args.max_frames:
         total = min(total or args.max_frames, args.max_frames)
-    results = _run(args, recognizer, source)
+    results = _run(args, recognizer, source, tracking)
     meter, error = FpsMeter(), None
     try:
         with progress_factory() as make:
@@ -376,6 +393,7 @@ def run_live(args: argparse.Namespace) -> int:
     if args.annotated and args.record is None:
         raise ConfigError("--annotated needs --record OUT_DIR (where annotated.mp4 goes)")
     check_recording_options(args)
+    tracking = _tracking(args)
     window = not args.no_window
     if window:
         try:
@@ -412,7 +430,7 @@ def run_live(args: argparse.Namespace) -> int:
     except BaseException:
         source.close()
         raise
-    results = _run(args, recognizer, source)
+    results = _run(args, recognizer, source, tracking)
     meter, error, stop, frames = FpsMeter(), None, "", 0
     try:
         for result in results:

@@ -190,7 +190,11 @@ class VideoOutputs:
         self._summary: dict[str, Any] | None = None
         if annotated:
             rate = fps or source.fps or 30.0
-            self.video = AnnotatedVideoWriter(folder / VIDEO_NAME, rate, live=source.live)
+            try:
+                self.video = AnnotatedVideoWriter(folder / VIDEO_NAME, rate, live=source.live)
+            except BaseException:
+                self.records.close()
+                raise
 
     def write(self, result: FrameResult, annotated: np.ndarray | None = None) -> None:
         """Record one frame, and append its annotated image when a video is written."""
