@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import make_class_folders
+from conftest import assert_one_line_error, make_class_folders, run_emotrace
 from emotrace.cli.main import main as cli_main
 from emotrace.data.cache import PreparedDataset, SplitArrays
 from emotrace.errors import InputError, ModelError
@@ -324,6 +324,32 @@ def _astronaut(path: Path) -> Path:
     return path
 
 
+def test_predict_annotates_same_named_photos_apart_and_refuses_a_bad_folder(
+    onnx_model: Path, tmp_path: Path
+) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "x.png"), np.full((80, 80, 3), 127, np.uint8))
+    photos = [tmp_path / "a" / "x.png", tmp_path / "b" / "x.png"]
+    out = tmp_path / "ann"
+    result = run_emotrace("predict", *photos, "--model", onnx_model, "--json", "--annotate", out)
+    assert result.returncode == 0, result.stderr
+    records = json.loads(result.stdout[: result.stdout.rindex("]") + 1])
+    assert [r["annotated"] for r in records] == [
+        str(out / "x_emotrace.png"),
+        str(out / "x_2_emotrace.png"),
+    ]
+    assert sorted(p.name for p in out.iterdir()) == ["x_2_emotrace.png", "x_emotrace.png"]
+
+    a_file = tmp_path / "a" / "x.png"
+    not_a_folder = run_emotrace("predict", *photos, "--model", onnx_model, "--annotate", a_file)
+    assert_one_line_error(not_a_folder, f"--annotate {a_file}: exists and is not a folder")
+    below_a_file = run_emotrace(
+        "predict", *photos, "--model", onnx_model, "--annotate", a_file / "sub"
+    )
+    assert_one_line_error(below_a_file, "cannot create the folder")
+
+
 def test_predict_cli_reports_faces_no_faces_and_unreadable_files(
     onnx_model: Path, tmp_path: Path
 ) -> None:
@@ -361,6 +387,8 @@ def test_predict_cli_reports_faces_no_faces_and_unreadable_files(
     assert "skipped" in result.stderr and "broken.jpg" in result.stderr
     annotated = cv2.imread(str(tmp_path / "ann" / "astronaut_emotrace.png"))
     assert annotated is not None and annotated.shape == (512, 512, 3)
+    assert by_name["astronaut.png"]["annotated"] == str(tmp_path / "ann" / "astronaut_emotrace.png")
+    assert "annotated" not in by_name["broken.jpg"]
 
     table = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=60, env=env)
     assert "no face found" in table.stdout and "unreadable" in table.stdout

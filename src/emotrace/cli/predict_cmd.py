@@ -39,11 +39,15 @@ def run(args: argparse.Namespace) -> int:
     from emotrace.preprocessing import to_bgr
     from emotrace.runtime.recognizer import EmotionRecognizer
 
+    if args.annotate is not None:
+        _make_annotate_folder(args.annotate)
     recognizer = EmotionRecognizer(
         model=args.model, detector=detector_from_args(args), threads=args.threads
     )
     results: list[dict[str, Any]] = []
     readable = 0
+    annotated_names: set[str] = set()
+    not_written: list[Path] = []
     for path in args.images:
         try:
             image = to_bgr(read_image(path))
@@ -58,18 +62,48 @@ def run(args: argparse.Namespace) -> int:
         if args.annotate is not None:
             from emotrace.annotate import draw_faces
 
-            args.annotate.mkdir(parents=True, exist_ok=True)
-            out = args.annotate / f"{path.stem}_emotrace.png"
-            cv2.imwrite(str(out), draw_faces(image, faces))
+            out = args.annotate / _annotated_name(path, annotated_names)
+            if cv2.imwrite(str(out), draw_faces(image, faces)):
+                results[-1]["annotated"] = str(out)
+            else:
+                not_written.append(out)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         _print_table(results, recognizer.classifier.classes)
-    if args.annotate is not None and readable:
-        console.print(f"annotated images in {args.annotate}")
+    if args.annotate is not None and readable > len(not_written):
+        console.print(f"annotated images in {args.annotate}", markup=False)
     if readable == 0:
         raise InputError("none of the given files is a readable image")
+    if not_written:
+        raise InputError(
+            f"could not write {len(not_written)} annotated image(s), the first {not_written[0]}"
+        )
     return 0
+
+
+def _make_annotate_folder(folder: Path) -> None:
+    """Create ``--annotate``'s folder before any image is read: a bad folder is one line."""
+    from emotrace.errors import InputError
+
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"--annotate {folder}: exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"--annotate {folder}: cannot create the folder ({exc.strerror or exc})"
+        ) from None
+
+
+def _annotated_name(path: Path, used: set[str]) -> str:
+    """``NAME_emotrace.png``, numbered when two inputs share a name (a/x.jpg and b/x.jpg)."""
+    name, n = f"{path.stem}_emotrace.png", 1
+    while name in used:
+        n += 1
+        name = f"{path.stem}_{n}_emotrace.png"
+    used.add(name)
+    return name
 
 
 def _print_table(results: list[dict[str, Any]], classes: tuple[str, ...]) -> None:
