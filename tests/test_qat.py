@@ -129,6 +129,38 @@ def test_export_int8_with_fine_tuning_from_the_cli(
     assert probabilities.shape == (72, 3) and np.isfinite(probabilities).all()
 
 
+def test_an_interrupted_export_leaves_the_earlier_model_in_place(
+    mobilenet_run: Path, dataset: Path, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from emotrace.runtime.loading import default_model_path
+
+    out = tmp_path / "m_int8.onnx"
+    out.write_bytes(default_model_path("default-int8").read_bytes())  # an earlier, good model
+    before = _digest(out)
+    export = subprocess.Popen(
+        [sys.executable, "-m", "emotrace", "export", str(mobilenet_run), "-o", str(out),
+         "--int8", "--data", str(dataset)],
+        cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1",
+                           "EMOTRACE_CACHE": str(tmp_path / ".cache")},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("*.tmp.onnx")) and export.poll() is None:
+        assert time.monotonic() < deadline, "the export wrote no staged file"
+        time.sleep(0.02)
+    export.send_signal(signal.SIGINT)  # Ctrl+C, while the new model is being made
+    _, stderr = export.communicate(timeout=120)
+    assert export.returncode == 130, stderr
+    assert _digest(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".cache") == ["m_int8.onnx"]
+
+
 def test_fine_tuning_bad_requests_are_one_line_errors(
     mobilenet_run: Path, dataset: Path, tmp_path: Path
 ) -> None:

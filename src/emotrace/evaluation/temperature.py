@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -56,5 +57,8 @@ def calibrate_checkpoint(
     meta = json.loads(meta_path.read_text("utf-8"))
     meta["temperature"] = temperature
     meta["calibration"] = result
-    meta_path.write_text(json.dumps(meta, indent=2), "utf-8")
+    # Replaced whole: an interrupted write must not leave the run without its metadata.
+    staged = meta_path.with_name(meta_path.name + ".tmp")
+    staged.write_text(json.dumps(meta, indent=2), "utf-8")
+    os.replace(staged, meta_path)
     return result

@@ -13,6 +13,7 @@ the original's small accuracy edge.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,6 @@ def write_float_twin(int8_path: Path, output: Path, fp16_weights: bool = False) 
     import onnx
     from onnx import helper, numpy_helper
 
-    from emotrace.export.onnx_export import _save_replacing, store_weights_fp16, write_metadata
     from emotrace.runtime.onnx_backend import METADATA_KEY
 
     try:
@@ -87,15 +87,37 @@ def write_float_twin(int8_path: Path, output: Path, fp16_weights: bool = False) 
     graph.initializer.extend(kept)
     onnx.checker.check_model(proto)
     output.parent.mkdir(parents=True, exist_ok=True)
-    _save_replacing(proto, output)
+    # Built beside ``output`` and moved onto it complete (weights, then metadata).
+    staged = output.with_name(output.stem + ".twin.tmp.onnx")
+    try:
+        twin = _write_staged(proto, staged, metadata, int8_path, len(replaced), fp16_weights)
+        os.replace(staged, output)
+    finally:
+        staged.unlink(missing_ok=True)
+    return twin
+
+
+def _write_staged(
+    proto: Any,
+    staged: Path,
+    metadata: dict[str, Any],
+    int8_path: Path,
+    clipped: int,
+    fp16_weights: bool,
+) -> dict[str, Any]:
+    """Write the twin's graph, (fp16) weights and metadata to ``staged``; return its
+    ``float_twin`` entry."""
+    from emotrace.export.onnx_export import _save_replacing, store_weights_fp16, write_metadata
+
+    _save_replacing(proto, staged)
     if fp16_weights:
-        store_weights_fp16(output)
+        store_weights_fp16(staged)
     twin = {
         "of": int8_path.name,
-        "activation_roundings_clipped": len(replaced),
+        "activation_roundings_clipped": clipped,
         "quantization": metadata.pop("quantization", None),
     }
     if isinstance(metadata.get("name"), str):  # "x-int8" -> "x": the twin is the float model
         metadata["name"] = metadata["name"].removesuffix("-int8")
-    write_metadata(output, {**metadata, "float_twin": twin})
+    write_metadata(staged, {**metadata, "float_twin": twin})
     return twin

@@ -214,34 +214,38 @@ def export_onnx(
     channels, size = int(meta["channels"]), int(meta["input_size"])
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fp32_path = out if not int8 else out.with_name(out.stem + ".fp32.tmp.onnx")
-    _torch_export(loaded.model, channels, size, fp32_path)
-    metadata = onnx_metadata(meta, name or loaded.path.parent.name)
-    write_metadata(fp32_path, metadata)
-    diff = parity(loaded.model, fp32_path, channels, size)
-    if diff > PARITY_TOLERANCE:
-        raise ModelError(f"ONNX export differs from torch by {diff:.2e} (> {PARITY_TOLERANCE})")
-    fp16_diff = None
-    if fp16_weights:
-        store_weights_fp16(fp32_path)
-        fp16_diff = parity(loaded.model, fp32_path, channels, size)
-        if fp16_diff > FP16_WEIGHTS_TOLERANCE:
-            raise ModelError(
-                f"fp16-weight export differs from torch by {fp16_diff:.2e} "
-                f"(> {FP16_WEIGHTS_TOLERANCE})"
-            )
-    quant_info = None
-    if int8:
-        from emotrace.export.quantize import quantize_int8
+    # Everything is written beside ``out`` and moved onto it only once checked: a failed parity
+    # check or an interrupted run never replaces a good model with a bad or half-written one.
+    fp32_path = out.with_name(out.stem + ".fp32.tmp.onnx")
+    ptq_path = out.with_name(out.stem + ".ptq.tmp.onnx")
+    fp16_diff = quant_info = None
+    try:
+        _torch_export(loaded.model, channels, size, fp32_path)
+        metadata = onnx_metadata(meta, name or loaded.path.parent.name)
+        write_metadata(fp32_path, metadata)
+        diff = parity(loaded.model, fp32_path, channels, size)
+        if diff > PARITY_TOLERANCE:
+            raise ModelError(f"ONNX export differs from torch by {diff:.2e} (> {PARITY_TOLERANCE})")
+        if fp16_weights:
+            store_weights_fp16(fp32_path)
+            fp16_diff = parity(loaded.model, fp32_path, channels, size)
+            if fp16_diff > FP16_WEIGHTS_TOLERANCE:
+                raise ModelError(
+                    f"fp16-weight export differs from torch by {fp16_diff:.2e} "
+                    f"(> {FP16_WEIGHTS_TOLERANCE})"
+                )
+        if not int8:
+            os.replace(fp32_path, out)
+        else:
+            from emotrace.export.quantize import quantize_int8
 
-        if calibration_images is None or len(calibration_images) == 0:
-            raise ModelError("int8 export needs calibration images (pass --data)")
-        # With fine-tuning, the post-training model is only the reference for the rounding: it
-        # goes to a temporary file so that an interrupted run leaves no int8 file behind.
-        ptq_path = out if qat is None else out.with_name(out.stem + ".ptq.tmp.onnx")
-        try:
-            quant_info = quantize_int8(fp32_path, ptq_path, calibration_images, metadata)
-            if qat is not None:
+            if calibration_images is None or len(calibration_images) == 0:
+                raise ModelError("int8 export needs calibration images (pass --data)")
+            if qat is None:
+                quant_info = quantize_int8(fp32_path, out, calibration_images, metadata)
+            else:
+                # The post-training model is only the reference for the fine-tuning's rounding.
+                quantize_int8(fp32_path, ptq_path, calibration_images, metadata)
                 fine_tuning, scales = _fine_tune_for_int8(loaded, ptq_path, fp32_path, qat)
                 quant_info = quantize_int8(
                     fp32_path,
@@ -251,10 +255,9 @@ def export_onnx(
                     {"fine_tuning": fine_tuning},
                     activation_scales=scales,
                 )
-        finally:
-            fp32_path.unlink(missing_ok=True)
-            if ptq_path != out:
-                ptq_path.unlink(missing_ok=True)
+    finally:
+        fp32_path.unlink(missing_ok=True)
+        ptq_path.unlink(missing_ok=True)
     return ExportResult(out, diff, int8, out.stat().st_size, quant_info, fp16_diff)
 
 

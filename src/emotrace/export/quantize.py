@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,26 @@ def quantize_int8(
     ``activation_scales``: (scale, zero point) by tensor name, used instead of calibrating those
     tensors (a model fine-tuned against given roundings keeps them).
     """
+    # Quantised beside ``output`` and moved onto it complete, metadata included: an interrupted
+    # or failed export never leaves half a model, or a model without its metadata, at ``output``.
+    staged = output.with_name(output.stem + ".int8.tmp.onnx")
+    try:
+        info = _quantize_static(fp32_path, staged, images, metadata, recipe, activation_scales)
+        os.replace(staged, output)
+    finally:
+        staged.unlink(missing_ok=True)
+    return info
+
+
+def _quantize_static(
+    fp32_path: Path,
+    output: Path,
+    images: np.ndarray,
+    metadata: dict[str, Any],
+    recipe: dict[str, Any] | None = None,
+    activation_scales: dict[str, tuple[float, int]] | None = None,
+) -> dict[str, Any]:
+    """:func:`quantize_int8`, written straight to ``output``."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
