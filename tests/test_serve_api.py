@@ -579,3 +579,26 @@ def test_live_without_opencv_window_starts_the_web_app(tmp_path: Path) -> None:
     with running_server(tmp_path, *args, command="live") as server:
         assert "#/new?" in "".join(server.output) and "patient=P-9" in "".join(server.output)
         assert httpx.get(server.base + "/api/v1/health").status_code == 200
+
+
+def test_serve_passes_every_detector_setting_to_its_detector() -> None:
+    from emotrace.cli.main import build_parser
+    from emotrace.cli.serve_cmd import config_from
+    from emotrace.server.engine import Engine
+
+    def detector_of(*argv: str) -> Any:
+        config = config_from(build_parser().parse_args(["serve", *argv]))
+        found = Engine(
+            config.model,
+            config.detector,
+            min_face=config.min_face,
+            **{
+                key: getattr(config, key)
+                for key in ("score_threshold", "nms_threshold", "scale_factor")
+            },
+        ).recognizer.detector
+        return getattr(found, "detector", found)  # the detector inside the downscaling wrapper
+
+    yunet = detector_of("--score-threshold", "0.8", "--nms-threshold", "0.45")
+    assert (yunet.score_threshold, yunet.nms_threshold) == (0.8, 0.45)
+    assert detector_of("--detector", "haar", "--scale-factor", "1.25").scale_factor == 1.25

@@ -336,11 +336,22 @@ def _garbage_onnx(tmp_path: Path) -> Path:
         (["analyze", "{clip}", "-o", "{tmp}/out", "--smooth-window", "inf"],
          ["--smooth-window", "must be a finite number > 0"]),
         (["predict", "{clip}", "--threads", "0"], ["--threads", "must be at least 1"]),
+        # A setting of the other detector used to be ignored without a word.
+        (["predict", "{clip}", "--scale-factor", "1.5"],
+         ["--scale-factor tunes the haar detector; this run uses yunet"]),
+        (["analyze", "{clip}", "-o", "{tmp}/out", "--detector", "haar", "--score-threshold", "0.5"],
+         ["--score-threshold tunes the yunet detector; this run uses haar"]),
+        (["serve", "--detector", "haar", "--nms-threshold", "0.5"],
+         ["--nms-threshold tunes the yunet detector; this run uses haar"]),
+        (["analyze", "{clip}", "-o", "{tmp}/out", "--max-side", "10"],
+         ["--max-side", "must be 0 (never downscale) or at least 64, got 10"]),
     ],
     ids=["missing", "zero-byte", "garbage", "unknown-codec", "unreachable-stream", "camera-99",
          "no-window-no-record", "annotated-no-record", "yunet-missing", "yunet-corrupt",
          "yunet-empty", "yunet-wrong-model", "haar-corrupt", "bad-threshold", "haar-scale-1",
-         "negative-timeout", "negative-reconnects", "infinite-window", "predict-zero-threads"],
+         "negative-timeout", "negative-reconnects", "infinite-window", "predict-zero-threads",
+         "yunet-given-haar-setting", "haar-given-yunet-setting", "serve-haar-given-nms",
+         "max-side-10"],
 )  # fmt: skip
 def test_bad_input_gives_one_line_and_exit_2(
     tmp_path: Path, args: list[str], fragments: list[str]
@@ -510,14 +521,19 @@ def test_video_path_never_imports_torch(tmp_path: Path) -> None:
 
 
 def test_cli_and_api_share_the_detection_default() -> None:
+    import inspect
+
     from emotrace.cli import _common, video_cmd
-    from emotrace.faces import yunet
+    from emotrace.faces import factory, haar, yunet
     from emotrace.video import pipeline, smoothing
 
     assert video_cmd.DEFAULT_DETECT_EVERY == pipeline.DEFAULT_DETECT_EVERY
     assert video_cmd.DEFAULT_SMOOTH_WINDOW_S == smoothing.DEFAULT_WINDOW_S
     assert _common.DEFAULT_SCORE_THRESHOLD == yunet.DEFAULT_SCORE_THRESHOLD
     assert _common.DEFAULT_NMS_THRESHOLD == yunet.DEFAULT_NMS_THRESHOLD
+    assert _common.DEFAULT_HAAR_SCALE_FACTOR == haar.DEFAULT_SCALE_FACTOR
+    factory_defaults = inspect.signature(factory.make_detector).parameters
+    assert factory_defaults["scale_factor"].default == haar.DEFAULT_SCALE_FACTOR
 
 
 def test_paste_clips_at_the_border() -> None:

@@ -50,6 +50,14 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def max_side_px(text: str) -> int:
+    """argparse type: 0 (never downscale) or a longer side of at least 64 pixels."""
+    value = int(text)
+    if value != 0 and value < 64:
+        raise argparse.ArgumentTypeError(f"must be 0 (never downscale) or at least 64, got {value}")
+    return value
+
+
 def fraction_below_one(text: str) -> float:
     """argparse type: a number in [0, 1) (probability leads)."""
     value = float(text)
@@ -113,6 +121,16 @@ def add_workspace_option(parser: Any) -> None:
 #: (``emotrace --help`` stays instant); a test checks that they agree.
 DEFAULT_SCORE_THRESHOLD = 0.7
 DEFAULT_NMS_THRESHOLD = 0.3
+DEFAULT_HAAR_SCALE_FACTOR = 1.1
+
+#: The options that tune one detector only, by detector: (attribute, flag, default).
+_DETECTOR_ONLY: dict[str, tuple[tuple[str, str, float], ...]] = {
+    "yunet": (
+        ("score_threshold", "--score-threshold", DEFAULT_SCORE_THRESHOLD),
+        ("nms_threshold", "--nms-threshold", DEFAULT_NMS_THRESHOLD),
+    ),
+    "haar": (("scale_factor", "--scale-factor", DEFAULT_HAAR_SCALE_FACTOR),),
+}
 
 
 def add_detector_options(parser: Any, *, max_side: bool = True) -> None:
@@ -138,44 +156,63 @@ def add_detector_options(parser: Any, *, max_side: bool = True) -> None:
     parser.add_argument(
         "--score-threshold",
         type=float,
-        default=DEFAULT_SCORE_THRESHOLD,
         metavar="P",
         help=f"YuNet: least confidence of a face (default {DEFAULT_SCORE_THRESHOLD})",
     )
     parser.add_argument(
         "--nms-threshold",
         type=float,
-        default=DEFAULT_NMS_THRESHOLD,
         metavar="IOU",
         help=f"YuNet: overlap above which two faces are merged (default {DEFAULT_NMS_THRESHOLD})",
     )
     parser.add_argument(
         "--scale-factor",
         type=float,
-        default=1.1,
-        help="Haar: image-pyramid step, > 1 (speed/recall)",
+        metavar="F",
+        help=f"Haar: image-pyramid step, > 1 (speed/recall; default {DEFAULT_HAAR_SCALE_FACTOR})",
     )
     if max_side:
         parser.add_argument(
             "--max-side",
-            type=int,
+            type=max_side_px,
             default=640,
             metavar="PX",
             help="detect on a copy downscaled to this longer side (0: never downscale)",
         )
 
 
+def detector_tuning(args: Any, *, used_only: bool = False) -> dict[str, float]:
+    """``score_threshold``, ``nms_threshold`` and ``scale_factor`` from the parsed options, with
+    the defaults where unset (``used_only``: those of the detector in use, for records); a
+    setting of the detector that is not used is an error (it would otherwise be ignored without
+    a word)."""
+    from emotrace.errors import ConfigError
+    from emotrace.faces.factory import detector_kind
+
+    kind = detector_kind(args.detector, args.detector_model)
+    tuning: dict[str, float] = {}
+    for owner, options in _DETECTOR_ONLY.items():
+        for attribute, flag, default in options:
+            value = getattr(args, attribute, None)
+            if value is not None and owner != kind:
+                raise ConfigError(f"{flag} tunes the {owner} detector; this run uses {kind}")
+            if owner == kind or not used_only:
+                tuning[attribute] = default if value is None else value
+    return tuning
+
+
 def detector_from_args(args: Any) -> Any:
     """The :class:`~emotrace.faces.FaceDetector` that :func:`add_detector_options` describe."""
     from emotrace.faces import make_detector
 
+    tuning = detector_tuning(args)
     return make_detector(
         args.detector,
         args.detector_model,
         min_size=args.min_face,
-        score_threshold=args.score_threshold,
-        nms_threshold=args.nms_threshold,
-        scale_factor=args.scale_factor,
+        score_threshold=tuning["score_threshold"],
+        nms_threshold=tuning["nms_threshold"],
+        scale_factor=tuning["scale_factor"],
         max_side=getattr(args, "max_side", 640) or None,
     )
 

@@ -8,6 +8,7 @@ from typing import Any
 from emotrace.cli._common import (
     add_detector_options,
     add_workspace_option,
+    detector_tuning,
     positive_float,
     positive_int,
 )
@@ -68,6 +69,7 @@ def config_from(args: argparse.Namespace) -> Any:
     require("uvicorn", "serve")
     from emotrace.server.app import ServerConfig
 
+    tuning = detector_tuning(args)
     return ServerConfig(
         host=args.host,
         port=args.port,
@@ -76,10 +78,12 @@ def config_from(args: argparse.Namespace) -> Any:
         detector=args.detector,
         detector_model=args.detector_model,
         min_face=args.min_face,
-        score_threshold=args.score_threshold,
         threads=args.threads,
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         allow_remote=args.allow_remote,
+        score_threshold=tuning["score_threshold"],
+        nms_threshold=tuning["nms_threshold"],
+        scale_factor=tuning["scale_factor"],
     )
 
 

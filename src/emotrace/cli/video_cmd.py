@@ -21,6 +21,7 @@ from emotrace.cli._common import (
     console,
     detector_from_args,
     detector_name,
+    detector_tuning,
     fraction_below_one,
     non_negative_float,
     non_negative_int,
@@ -200,6 +201,7 @@ def _settings(args: argparse.Namespace, recognizer: EmotionRecognizer) -> dict[s
     return {
         "model": spec.summary(),
         "detector": detector_name(args),
+        "detector_tuning": detector_tuning(args, used_only=True),
         "min_face": args.min_face,
         "max_side": args.max_side or None,
         "detect_every": args.detect_every,

@@ -13,6 +13,8 @@ from emotrace.faces.types import Detection
 from emotrace.preprocessing import check_image, to_gray
 
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
+#: The image-pyramid step: each level is this much smaller (smaller steps: more recall, slower).
+DEFAULT_SCALE_FACTOR = 1.1
 
 
 def cascade_path(name: str = DEFAULT_CASCADE) -> Path:
@@ -37,7 +39,7 @@ class HaarFaceDetector:
     def __init__(
         self,
         min_size: int = 30,
-        scale_factor: float = 1.1,
+        scale_factor: float = DEFAULT_SCALE_FACTOR,
         min_neighbors: int = 5,
         cascade: str | Path | None = None,
     ) -> None:

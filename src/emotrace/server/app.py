@@ -19,7 +19,8 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from emotrace import __version__
-from emotrace.faces.yunet import DEFAULT_SCORE_THRESHOLD
+from emotrace.faces.haar import DEFAULT_SCALE_FACTOR
+from emotrace.faces.yunet import DEFAULT_NMS_THRESHOLD, DEFAULT_SCORE_THRESHOLD
 from emotrace.server.auth import (
     AuthMiddleware,
     BodyLimitMiddleware,
@@ -51,6 +52,8 @@ class ServerConfig:
     detector_model: Path | None = None
     min_face: int | None = None
     score_threshold: float = DEFAULT_SCORE_THRESHOLD
+    nms_threshold: float = DEFAULT_NMS_THRESHOLD
+    scale_factor: float = DEFAULT_SCALE_FACTOR
     threads: int = 1
     detect_every: int = 2
     token: str = field(default_factory=new_token)
@@ -92,6 +95,8 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
         config.detector_model,
         min_face=config.min_face,
         score_threshold=config.score_threshold,
+        nms_threshold=config.nms_threshold,
+        scale_factor=config.scale_factor,
         threads=config.threads,
         detect_every=config.detect_every,
     )

@@ -23,7 +23,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from emotrace.faces.yunet import DEFAULT_SCORE_THRESHOLD
+from emotrace.faces.haar import DEFAULT_SCALE_FACTOR
+from emotrace.faces.yunet import DEFAULT_NMS_THRESHOLD, DEFAULT_SCORE_THRESHOLD
 from emotrace.results import FaceEmotions
 from emotrace.runtime.recognizer import EmotionRecognizer
 from emotrace.sessions.types import ModelInfo
@@ -151,6 +152,8 @@ class Engine:
         detector_model: Path | None = None,
         min_face: int | None = None,
         score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+        nms_threshold: float = DEFAULT_NMS_THRESHOLD,
+        scale_factor: float = DEFAULT_SCALE_FACTOR,
         threads: int = 1,
         detect_every: int = 2,
     ) -> None:
@@ -161,7 +164,12 @@ class Engine:
         cv2.setNumThreads(threads)
         self.detector_name = detector_kind(detector, detector_model)
         found = make_detector(
-            self.detector_name, detector_model, min_size=min_face, score_threshold=score_threshold
+            self.detector_name,
+            detector_model,
+            min_size=min_face,
+            score_threshold=score_threshold,
+            nms_threshold=nms_threshold,
+            scale_factor=scale_factor,
         )
         self.recognizer = EmotionRecognizer(model=model, detector=found, threads=threads)
         spec = self.recognizer.classifier.spec
