@@ -350,6 +350,40 @@ def test_predict_annotates_same_named_photos_apart_and_refuses_a_bad_folder(
     assert_one_line_error(below_a_file, "cannot create the folder")
 
 
+def test_predict_takes_folders_and_skips_its_own_annotated_copies(
+    onnx_model: Path, tmp_path: Path
+) -> None:
+    photos = tmp_path / "photos"
+    (photos / "day2").mkdir(parents=True)
+    gray = np.full((80, 80, 3), 127, np.uint8)
+    for name in ("b.png", "a.jpg", "day2/c.png"):
+        cv2.imwrite(str(photos / name), gray)
+    (photos / "notes.txt").write_text("not an image")
+    out = photos / "annotated"  # inside the folder given: a rerun must not classify its copies
+    for _ in range(2):
+        result = run_emotrace("predict", photos, "--model", onnx_model, "--json", "--annotate", out)
+        assert result.returncode == 0, result.stderr
+        records = json.loads(result.stdout[: result.stdout.rindex("]") + 1])
+        assert [Path(r["file"]).relative_to(photos).as_posix() for r in records] == [
+            "a.jpg",
+            "b.png",
+            "day2/c.png",
+        ]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "a_emotrace.png",
+        "b_emotrace.png",
+        "c_emotrace.png",
+    ]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.md").write_text("no photos here")
+    assert_one_line_error(
+        run_emotrace("predict", photos / "a.jpg", empty, "--model", onnx_model),
+        f"{empty}: a folder with no image files",
+    )
+
+
 def test_predict_cli_reports_faces_no_faces_and_unreadable_files(
     onnx_model: Path, tmp_path: Path
 ) -> None:

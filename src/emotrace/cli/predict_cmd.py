@@ -19,7 +19,13 @@ from emotrace.cli._common import (
 def add_parser(sub: Any) -> None:
     """Register ``predict``."""
     p = sub.add_parser("predict", help="detect faces in images and classify their emotions")
-    p.add_argument("images", nargs="+", type=Path, help="image files")
+    p.add_argument(
+        "images",
+        nargs="+",
+        type=Path,
+        metavar="IMAGE",
+        help="image files, or folders (their images, subfolders included, in name order)",
+    )
     p.add_argument(
         "--model", default="default", help="default, default-int8, an .onnx file or a run folder"
     )
@@ -39,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from emotrace.preprocessing import to_bgr
     from emotrace.runtime.recognizer import EmotionRecognizer
 
+    images = _expand_folders(args.images, args.annotate)
     if args.annotate is not None:
         _make_annotate_folder(args.annotate)
     recognizer = EmotionRecognizer(
@@ -48,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     readable = 0
     annotated_names: set[str] = set()
     not_written: list[Path] = []
-    for path in args.images:
+    for path in images:
         try:
             image = to_bgr(read_image(path))
         except UnreadableImageError as exc:
@@ -80,6 +87,33 @@ def run(args: argparse.Namespace) -> int:
             f"could not write {len(not_written)} annotated image(s), the first {not_written[0]}"
         )
     return 0
+
+
+def _expand_folders(paths: list[Path], annotate: Path | None) -> list[Path]:
+    """Each folder replaced by the images under it (by suffix, sorted), less those in the
+    ``--annotate`` folder (a rerun would classify its own copies); files stay as given, so an
+    unreadable one is still reported. A folder without images is an error before any work."""
+    from emotrace.data.imageio import is_image_name
+    from emotrace.errors import InputError
+
+    images: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            images.append(path)
+            continue
+        found = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file() and is_image_name(p) and not _inside(p, annotate)
+        )
+        if not found:
+            raise InputError(f"{path}: a folder with no image files (.jpg, .png, ...)")
+        images.extend(found)
+    return images
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    return folder is not None and path.resolve().is_relative_to(folder.resolve())
 
 
 def _make_annotate_folder(folder: Path) -> None:
