@@ -602,3 +602,18 @@ def test_serve_passes_every_detector_setting_to_its_detector() -> None:
     yunet = detector_of("--score-threshold", "0.8", "--nms-threshold", "0.45")
     assert (yunet.score_threshold, yunet.nms_threshold) == (0.8, 0.45)
     assert detector_of("--detector", "haar", "--scale-factor", "1.25").scale_factor == 1.25
+
+
+def test_a_pdf_without_chromium_is_a_503_that_names_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "no-chromium-here"
+    monkeypatch.setenv("EMOTRACE_CHROMIUM", str(missing))
+    with (
+        running_server(tmp_path / "ws") as other,
+        httpx.Client(base_url=other.base, headers=other.auth, timeout=60) as c,
+    ):
+        sid = new_session(c)["id"]
+        body = assert_error(c.get(f"/api/v1/sessions/{sid}/report.pdf"), 503)
+        assert body["detail"] == f"EMOTRACE_CHROMIUM={missing}: no such executable"
+        assert c.get(f"/api/v1/sessions/{sid}/report").status_code == 200, "HTML still works"

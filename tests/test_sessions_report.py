@@ -125,6 +125,18 @@ def test_the_report_prints_to_pdf(workspace: Path, tmp_path: Path) -> None:
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 10_000
 
 
+def test_a_pdf_without_chromium_is_one_line_and_the_html_is_kept(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import assert_one_line_error
+
+    monkeypatch.setenv("EMOTRACE_CHROMIUM", str(tmp_path / "no-chromium-here"))
+    page = tmp_path / "r.html"
+    result = emotrace("report", "week-2", "-o", page, "--pdf", "--workspace", workspace)
+    assert_one_line_error(result, "no such executable", f"the HTML report was written to {page}")
+    assert "<section" in page.read_text() and not page.with_suffix(".pdf").exists()
+
+
 @needs_chromium
 @pytest.mark.slow
 def test_analyze_a_generated_video_into_a_session_and_report_it(tmp_path: Path) -> None:

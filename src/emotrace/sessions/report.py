@@ -334,9 +334,10 @@ def print_pdf(html_path: Path, pdf_path: Path, timeout_s: float = 120.0) -> Path
     chromium = find_chromium()
     if chromium is None:
         raise MissingDependencyError(
-            "a PDF needs Chromium (Debian: apt-get install chromium; or set EMOTRACE_CHROMIUM); "
-            "the HTML report was written"
+            "a PDF needs Chromium (Debian: apt-get install chromium; or set EMOTRACE_CHROMIUM)"
         )
+    if shutil.which(chromium) is None:
+        raise MissingDependencyError(f"EMOTRACE_CHROMIUM={chromium}: no such executable")
     with tempfile.TemporaryDirectory(prefix="emotrace-chromium-") as profile:
         command = [
             chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -362,4 +363,10 @@ def write_report(
     """Write the HTML report (and a PDF of it); the files written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_report(summary, compare), encoding="utf-8")
-    return [path] if pdf is None else [path, print_pdf(path, pdf)]
+    if pdf is None:
+        return [path]
+    try:
+        return [path, print_pdf(path, pdf)]
+    except (MissingDependencyError, StoreError) as exc:
+        # Same class, so the exit code stays; the user learns the HTML is there all the same.
+        raise type(exc)(f"{exc}; the HTML report was written to {path}") from None
