@@ -404,6 +404,20 @@ def test_a_bad_setting_leaves_earlier_records_as_they_were(
     assert not (tmp_path / "ws").exists()
 
 
+def test_a_rerun_without_annotated_says_the_folder_keeps_an_older_video(tmp_path: Path) -> None:
+    clip = moving_head_video(tmp_path / "clip.avi", n=6)
+    out = tmp_path / "out"
+    first = emotrace("analyze", clip, "-o", out, "--annotated")
+    assert first.returncode == 0 and "earlier run" not in first.stderr
+    again = emotrace("analyze", clip, "-o", out, "--annotated")
+    assert again.returncode == 0 and "earlier run" not in again.stderr, "replaced: nothing to say"
+    rerun = emotrace("analyze", clip, "-o", out, "--every", "2")
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{out / 'annotated.mp4'} is from an earlier run" in rerun.stderr
+    assert read_all_frames(out / "annotated.mp4") == 6, "the user's video is left alone"
+    assert "video" not in json.loads((out / "summary.json").read_text())["outputs"]
+
+
 def test_live_window_on_headless_opencv_suggests_no_window() -> None:
     import importlib.util
     import re

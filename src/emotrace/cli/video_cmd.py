@@ -22,6 +22,7 @@ from emotrace.cli._common import (
     detector_from_args,
     detector_name,
     detector_tuning,
+    err_console,
     fraction_below_one,
     non_negative_float,
     non_negative_int,
@@ -211,6 +212,18 @@ def _settings(args: argparse.Namespace, recognizer: EmotionRecognizer) -> dict[s
     }
 
 
+def _note_earlier_video(folder: Path, annotated: bool) -> None:
+    """Say so when the folder keeps an annotated video this run does not replace: the records
+    beside it are new, the video is not (emotrace deletes no video it was once asked for)."""
+    from emotrace.video.sinks import VIDEO_NAME
+
+    if not annotated and (folder / VIDEO_NAME).exists():
+        err_console.print(
+            f"emotrace: note: {folder / VIDEO_NAME} is from an earlier run and does not match "
+            "the new records (rerun with --annotated to replace it, or delete it)"
+        )
+
+
 def _tracking(args: argparse.Namespace) -> tuple[FaceTracker, EmotionSmoother | None]:
     """The tracker and smoother for these options, built (and so checked) before any output
     folder or session is opened: a bad setting must not cost earlier records."""
@@ -305,6 +318,7 @@ def run_analyze(args: argparse.Namespace) -> int:
                 fps=fps,
                 settings=_settings(args, recognizer),
             )
+            _note_earlier_video(args.output, args.annotated)
         recorder = start_recorder(args, recognizer, args.video, _settings(args, recognizer))
     except BaseException:
         source.close()
@@ -424,6 +438,7 @@ def run_live(args: argparse.Namespace) -> int:
                 annotated=args.annotated,
                 settings=_settings(args, recognizer),
             )
+            _note_earlier_video(args.record, args.annotated)
         except BaseException:
             source.close()
             raise
