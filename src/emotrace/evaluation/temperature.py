@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from emotrace._atomic import staged_file
 from emotrace._numeric import softmax
 from emotrace.data.prepared import load_prepared
 from emotrace.evaluation.calibration import expected_calibration_error, fit_temperature
@@ -58,7 +58,6 @@ def calibrate_checkpoint(
     meta["temperature"] = temperature
     meta["calibration"] = result
     # Replaced whole: an interrupted write must not leave the run without its metadata.
-    staged = meta_path.with_name(meta_path.name + ".tmp")
-    staged.write_text(json.dumps(meta, indent=2), "utf-8")
-    os.replace(staged, meta_path)
+    with staged_file(meta_path) as staged:
+        staged.write_text(json.dumps(meta, indent=2), "utf-8")
     return result

@@ -13,12 +13,12 @@ the original's small accuracy edge.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from emotrace._atomic import staged_file
 from emotrace.errors import ModelError
 
 
@@ -88,13 +88,8 @@ def write_float_twin(int8_path: Path, output: Path, fp16_weights: bool = False) 
     onnx.checker.check_model(proto)
     output.parent.mkdir(parents=True, exist_ok=True)
     # Built beside ``output`` and moved onto it complete (weights, then metadata).
-    staged = output.with_name(output.stem + ".twin.tmp.onnx")
-    try:
-        twin = _write_staged(proto, staged, metadata, int8_path, len(replaced), fp16_weights)
-        os.replace(staged, output)
-    finally:
-        staged.unlink(missing_ok=True)
-    return twin
+    with staged_file(output, "twin") as staged:
+        return _write_staged(proto, staged, metadata, int8_path, len(replaced), fp16_weights)
 
 
 def _write_staged(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from emotrace import __version__
+from emotrace._atomic import staged_file
 from emotrace.errors import ModelError, require
 from emotrace.runtime.onnx_backend import METADATA_KEY
 
@@ -110,9 +111,8 @@ def _save_replacing(proto: Any, path: Path) -> None:
     """Write an ONNX proto over ``path`` atomically (a crash never leaves half a model)."""
     import onnx
 
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, path)
+    with staged_file(path) as staged:
+        onnx.save(proto, str(staged))
 
 
 def store_weights_fp16(path: Path) -> None:

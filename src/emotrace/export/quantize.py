@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from emotrace._atomic import staged_file
 from emotrace.export.onnx_export import write_metadata
 from emotrace.runtime.model_info import ModelSpec
 
@@ -71,13 +71,8 @@ def quantize_int8(
     """
     # Quantised beside ``output`` and moved onto it complete, metadata included: an interrupted
     # or failed export never leaves half a model, or a model without its metadata, at ``output``.
-    staged = output.with_name(output.stem + ".int8.tmp.onnx")
-    try:
-        info = _quantize_static(fp32_path, staged, images, metadata, recipe, activation_scales)
-        os.replace(staged, output)
-    finally:
-        staged.unlink(missing_ok=True)
-    return info
+    with staged_file(output, "int8") as staged:
+        return _quantize_static(fp32_path, staged, images, metadata, recipe, activation_scales)
 
 
 def _quantize_static(
