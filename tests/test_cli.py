@@ -31,7 +31,7 @@ def test_help_lists_every_command_with_a_description() -> None:
     [
         ([], ["required: COMMAND", "(see emotrace --help)"]),
         (["sessions", "bogus"], ["invalid choice: 'bogus'", "(see emotrace sessions --help)"]),
-        (["predict"], ["required: images", "(see emotrace predict --help)"]),
+        (["predict"], ["required: IMAGE", "(see emotrace predict --help)"]),
         (["analyze", "clip.mp4", "--every", "0"], ["--every: must be at least 1, got 0"]),
         (["train", "--no-such-flag"], ["unrecognized arguments: --no-such-flag", "train --help"]),
         (
