@@ -69,21 +69,6 @@ def quantize_int8(
     ``activation_scales``: (scale, zero point) by tensor name, used instead of calibrating those
     tensors (a model fine-tuned against given roundings keeps them).
     """
-    # Quantised beside ``output`` and moved onto it complete, metadata included: an interrupted
-    # or failed export never leaves half a model, or a model without its metadata, at ``output``.
-    with staged_file(output, "int8") as staged:
-        return _quantize_static(fp32_path, staged, images, metadata, recipe, activation_scales)
-
-
-def _quantize_static(
-    fp32_path: Path,
-    output: Path,
-    images: np.ndarray,
-    metadata: dict[str, Any],
-    recipe: dict[str, Any] | None = None,
-    activation_scales: dict[str, tuple[float, int]] | None = None,
-) -> dict[str, Any]:
-    """:func:`quantize_int8`, written straight to ``output``."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -93,7 +78,9 @@ def _quantize_static(
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     spec = ModelSpec.from_metadata(metadata)
-    with tempfile.TemporaryDirectory() as tmp:
+    # Quantised beside ``output`` and moved onto it complete, metadata included: an interrupted
+    # or failed export never leaves half a model, or a model without its metadata, at ``output``.
+    with staged_file(output, "int8") as staged, tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         head = classifier_nodes(prepared)
@@ -107,7 +94,7 @@ def _quantize_static(
         with contextlib.redirect_stdout(io.StringIO()):
             quantize_static(
                 str(prepared),
-                str(output),
+                str(staged),
                 _Calibration(images, spec),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
@@ -124,14 +111,14 @@ def _quantize_static(
                 # while 8-bit logits would flip near-ties and clip the top logit.
                 nodes_to_exclude=head,
             )
-    info = {
-        "format": "QDQ",
-        "per_channel": True,
-        "reduce_range": True,
-        "calibration": "percentile 99.99",
-        "calibration_images": len(images),
-        "float_nodes": len(head),
-        **(recipe or {}),
-    }
-    write_metadata(output, {**metadata, "quantization": info})
+        info = {
+            "format": "QDQ",
+            "per_channel": True,
+            "reduce_range": True,
+            "calibration": "percentile 99.99",
+            "calibration_images": len(images),
+            "float_nodes": len(head),
+            **(recipe or {}),
+        }
+        write_metadata(staged, {**metadata, "quantization": info})
     return info
