@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from emotrace._interrupts import raise_if_interrupted
+
 
 @contextmanager
 def staged_file(path: Path, tag: str = "") -> Iterator[Path]:
@@ -16,6 +18,9 @@ def staged_file(path: Path, tag: str = "") -> Iterator[Path]:
     staged = path.with_name(f"{path.stem}{'.' + tag if tag else ''}.tmp{path.suffix}")
     try:
         yield staged
+        # A Ctrl+C whose exception was swallowed (see emotrace._interrupts) still keeps the
+        # new file out: the user asked to stop before it was complete.
+        raise_if_interrupted()
         os.replace(staged, path)
     finally:
         staged.unlink(missing_ok=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emotrace._interrupts import hold_interrupt
+from emotrace._interrupts import hold_interrupt, raise_if_interrupted
 from emotrace.batch.engines import ENGINES, Engine, LocalEngine, RayEngine
 from emotrace.batch.index import COMPLETE, BatchIndex, IndexRow
 from emotrace.batch.inputs import VideoEntry, output_folders
@@ -233,6 +233,7 @@ def run_batch(
     aborted = True
     try:
         while jobs or runner.free < runner.workers:
+            raise_if_interrupted()
             while jobs and runner.free:
                 runner.submit(jobs.popleft())
             finished, frames = runner.poll(0.25)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from emotrace import __version__
+from emotrace._interrupts import interrupted, watch_interrupts
 from emotrace.cli import (
     batch_cmd,
     compare_cmd,
@@ -95,7 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code: int = args.handler(args)
+        with watch_interrupts():
+            code: int = args.handler(args)
+            if interrupted():  # received, but its exception was swallowed on the way
+                raise KeyboardInterrupt
         return code
     except EmotraceError as exc:
         print(f"emotrace: error: {exc}", file=sys.stderr)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emotrace._interrupts import hold_interrupt
+from emotrace._interrupts import hold_interrupt, raise_if_interrupted
 from emotrace.cli._common import (
     add_detector_options,
     console,
@@ -451,6 +451,7 @@ def run_live(args: argparse.Namespace) -> int:
     meter, error, stop, frames = FpsMeter(), None, "", 0
     try:
         for result in results:
+            raise_if_interrupted()
             meter.tick()
             frames += 1
             # The overlay is drawn only where it is shown or kept: a window-less run stores numbers.

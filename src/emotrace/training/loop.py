@@ -25,7 +25,7 @@ import yaml
 from torch import nn
 
 from emotrace import __version__
-from emotrace._interrupts import hold_interrupt
+from emotrace._interrupts import hold_interrupt, raise_if_interrupted
 from emotrace.data.augment import AugmentConfig, BatchAugment
 from emotrace.data.cache import PreparedDataset, SplitArrays
 from emotrace.errors import ConfigError, DatasetError
@@ -389,6 +389,7 @@ def fit(
             total_loss = correct = seen = 0.0
             bar = progress_bar(progress, f"epoch {epoch + 1}/{config.epochs}", steps_per_epoch)
             for step in range(steps_per_epoch):
+                raise_if_interrupted()  # a Ctrl+C swallowed inside torch stops at the next step
                 idx = order[step * config.batch_size : (step + 1) * config.batch_size]
                 if ddp is not None:
                     idx = ddp.shard(idx)  # one global batch, split among the ranks

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from emotrace import __version__
+from emotrace._interrupts import raise_if_interrupted
 from emotrace.errors import DownloadError
 
 #: ``make(description, total) -> advance(n)``, the shape of the CLI's progress factory.
@@ -186,6 +187,7 @@ def download(
                     out.seek(start)
                     out.truncate()
                     while chunk := response.read(CHUNK):
+                        raise_if_interrupted()
                         out.write(chunk)
                         have += len(chunk)
                         if advance is not None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from emotrace._interrupts import raise_if_interrupted
 from emotrace.errors import ArchiveError, DownloadError
 
 #: Default limit on what one archive may unpack to (``--max-size``).
@@ -201,6 +202,7 @@ def _copy(member: Member, target: Path) -> int:
     count = 0
     with member.open() as source, target.open("xb") as out:
         while chunk := source.read(_CHUNK):
+            raise_if_interrupted()
             count += len(chunk)
             if count > member.size:
                 raise ArchiveError(
