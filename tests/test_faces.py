@@ -391,3 +391,68 @@ def test_real_videos_give_one_track_per_person_and_no_face_after_it_left(
     assert frames > 70
     assert len(ids) == tracks, ids
     assert last == last_face_frame
+
+
+# --- crowded frames: a video-call gallery of real faces ------------------------------------------
+
+
+def _real_face_crops(media: Path) -> list[np.ndarray]:
+    """Square crops around every face of the real photos, found by OpenCV's own YuNet with its
+    defaults (not emotrace's settings, which are what is under test)."""
+    net = cv2.FaceDetectorYN.create(str(bundled_yunet_path()), "", (320, 320))
+    crops = []
+    for name in ("multi_face.jpg", "justin.jpg", "single_face.jpg"):
+        image = cv2.imread(str(media / name))
+        net.setInputSize((image.shape[1], image.shape[0]))
+        _, rows = net.detect(image)
+        for x, y, w, h in rows[:, :4] if rows is not None else []:
+            half, cx, cy = int(0.6 * max(w, h)), int(x + w / 2), int(y + h / 2)
+            crops.append(image[max(0, cy - half) : cy + half, max(0, cx - half) : cx + half])
+    assert len(crops) == 7  # five in the group photo, one in each portrait
+    return crops
+
+
+def _gallery(crops: list[np.ndarray], grid: int, width: int, height: int) -> np.ndarray:
+    """A video call's gallery view: ``grid`` x ``grid`` tiles, one face centred in each."""
+    canvas = np.full((height, width, 3), 40, np.uint8)
+    tile_w, tile_h = width // grid, height // grid
+    for i in range(grid * grid):
+        crop = crops[i % len(crops)]
+        scale = 0.9 * min(tile_w / crop.shape[1], tile_h / crop.shape[0])
+        face = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        y = (i // grid) * tile_h + (tile_h - face.shape[0]) // 2
+        x = (i % grid) * tile_w + (tile_w - face.shape[1]) // 2
+        canvas[y : y + face.shape[0], x : x + face.shape[1]] = face
+    return canvas
+
+
+@pytest.mark.needs_shared
+@pytest.mark.parametrize(
+    ("grid", "width", "height"), [(3, 1280, 720), (4, 1280, 720), (5, 1920, 1080)]
+)
+def test_every_face_of_a_crowded_gallery_is_found_once(
+    media: Path, grid: int, width: int, height: int
+) -> None:
+    # YuNet keeps top_k candidates *before* NMS and each face yields several: with top_k=50 a
+    # 5x5 gallery lost 7 of its 25 faces.
+    gallery = _gallery(_real_face_crops(media), grid, width, height)
+    found = make_detector().detect(gallery)
+    tiles = sorted(
+        (
+            int((d.box[1] + d.box[3] / 2) // (height // grid)),
+            int((d.box[0] + d.box[2] / 2) // (width // grid)),
+        )
+        for d in found
+    )
+    assert tiles == [(r, c) for r in range(grid) for c in range(grid)]
+
+
+@pytest.mark.needs_shared
+def test_predict_reports_all_25_faces_of_a_1080p_gallery(media: Path, tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "gallery.png"
+    cv2.imwrite(str(path), _gallery(_real_face_crops(media), 5, 1920, 1080))
+    result = run_emotrace("predict", path, "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)[0]["faces"]) == 25
