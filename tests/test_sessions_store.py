@@ -199,6 +199,46 @@ def test_deleting_removes_the_data_from_the_database_and_the_wal(tmp_path: Path)
         store.get("gone")
 
 
+def test_a_delete_during_another_read_is_pending_at_once_and_purged_after_it(
+    tmp_path: Path,
+) -> None:
+    """A reader in another connection keeps the WAL: the delete does not wait out the busy
+    timeout (seconds) for it, says the purge is pending, and finishes it once the reader is
+    done, whether by ``finish_purge`` or at ``close``."""
+    for closing in (False, True):
+        workspace = tmp_path / f"ws-{closing}"
+        _record(workspace, "keep")
+        _record(workspace, "gone", notes="NOTE-PENDING-UNIQUE-3318")
+        db = resolve_workspace(workspace)
+
+        def leaked(db: Path = db) -> bool:
+            return any(
+                p.exists() and b"NOTE-PENDING-UNIQUE-3318" in p.read_bytes()
+                for p in db_files(db)[:2]
+            )
+
+        reader = sqlite3.connect(db, isolation_level=None)
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM sessions").fetchone() == (2,)
+        store = SessionStore(workspace)
+        try:
+            start = time.monotonic()
+            assert store.delete(["gone"]) is False
+            assert time.monotonic() - start < 3.0  # not the 5 s busy timeout, twice
+            assert store.purge_pending and leaked()
+            assert store.finish_purge() is False  # the reader still holds its snapshot
+            assert [i.name for i in store.sessions()] == ["keep"]
+            reader.execute("COMMIT")
+            if not closing:
+                assert store.finish_purge() is True and not store.purge_pending
+                assert not leaked()
+        finally:
+            store.close()
+        assert not leaked()
+        assert reader.execute("SELECT name FROM sessions").fetchall() == [("keep",)]
+        reader.close()
+
+
 def test_missing_sessions_names_and_duplicates(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no emotrace workspace"):
         SessionStore(tmp_path / "nothing-here")

@@ -277,9 +277,11 @@ def run_delete(args: argparse.Namespace) -> int:
         purged = store.delete([i.id for i in infos])
     console.print(f"deleted {len({i.id for i in infos})} session(s)")
     if not purged:
+        from emotrace.sessions.store import PURGE_PENDING
+
         print(
-            "emotrace: warning: another emotrace process has the workspace open; the deleted "
-            "data leaves the write-ahead log when it closes (or run the delete again then)",
+            f"emotrace: warning: {PURGE_PENDING}; it completes when the last process using the "
+            "workspace closes it",
             file=sys.stderr,
         )
     return 0

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, File, Query, Request, Response, Security, UploadFile
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPBearer
 
 from emotrace import __version__
@@ -27,6 +27,7 @@ from emotrace.server.errors import ApiError, responses
 from emotrace.server.schemas import (
     MAX_ID,
     AnalyzeResult,
+    DeletePending,
     Health,
     Info,
     Marker,
@@ -38,6 +39,7 @@ from emotrace.server.schemas import (
     SessionDetail,
     SessionUpdate,
 )
+from emotrace.sessions.store import PURGE_PENDING
 from emotrace.sessions.types import COMPLETE, RECORDING, SessionInfo
 
 if TYPE_CHECKING:
@@ -317,20 +319,37 @@ async def finish_session(request: Request, session_id: SessionId) -> dict[str, A
     "/sessions/{session_id}",
     status_code=204,
     tags=["sessions"],
-    responses=responses(404, 409, 422),
+    responses={
+        202: {"model": DeletePending, "description": "Deleted; erasing from disk is pending"},
+        **responses(404, 409, 422),
+    },
     operation_id="delete_session",
 )
-def delete_session(request: Request, session_id: SessionId) -> Response:
-    """Delete the session and really erase its numbers, markers and notes."""
+async def delete_session(request: Request, session_id: SessionId) -> Response:
+    """Delete the session and really erase its numbers, markers and notes: 204 when they are
+    gone from the workspace files, 202 (``purged: false``) when another process reading the
+    workspace keeps them in its write-ahead log for now; the server erases them as soon as that
+    reader finishes, or when it stops."""
     s = state(request)
     if session_id in s.live.sessions:
         raise ApiError(409, "conflict", "the session is being recorded; stop it first")
-    with workspace(request) as store:
-        info = _get(store, session_id)
-        if info.status == RECORDING:
-            raise ApiError(409, "conflict", f"session {info.name!r} is being recorded")
-        store.delete([info.id])
-    return Response(status_code=204)
+
+    def delete() -> bool:
+        # In a worker thread: SQLite may wait (briefly) for locks, and the event loop must not.
+        with workspace(request) as store:
+            info = _get(store, session_id)
+            if info.status == RECORDING:
+                raise ApiError(409, "conflict", f"session {info.name!r} is being recorded")
+            purged = store.delete([info.id])
+            if not purged:
+                store.retry_purge(s.store_lock)
+            return purged
+
+    if await run_in_threadpool(delete):
+        return Response(status_code=204)
+    print(f"emotrace: warning: session {session_id} deleted; {PURGE_PENDING}", file=sys.stderr)
+    detail = f"{PURGE_PENDING}; the server completes it as soon as the reader finishes"
+    return JSONResponse({"id": session_id, "purged": False, "detail": detail}, status_code=202)
 
 
 # -- markers -------------------------------------------------------------------------------

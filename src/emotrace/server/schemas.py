@@ -189,3 +189,13 @@ class RecordsPage(BaseModel):
     offset: int
     limit: int
     records: list[dict[str, Any]]
+
+
+class DeletePending(BaseModel):
+    """``DELETE /api/v1/sessions/{id}`` answered 202: the session is deleted, but another process
+    reads the workspace, so its data leaves the write-ahead log only once that reader finishes;
+    the server completes the purge by itself then (or when it stops)."""
+
+    id: int
+    purged: Literal[False]
+    detail: str

@@ -10,9 +10,11 @@ import json
 import os
 import socket
 import sqlite3
+import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from emotrace.sessions.types import (
     SessionInfo,
 )
 from emotrace.sessions.workspace import (
+    BUSY_TIMEOUT_MS,
     check_workspace,
     connect,
     create_workspace,
@@ -45,6 +48,15 @@ from emotrace.sessions.workspace import (
 #: everything after ``face`` is ``None`` when the patient's face is missing.
 FrameRow = tuple[Any, ...]
 
+
+#: How long a delete waits for other connections' readers before leaving the purge pending.
+PURGE_WAIT_S = 0.5
+#: What the CLI and the API say when a delete's purge is pending (see ``SessionStore.delete``).
+PURGE_PENDING = (
+    "another process is reading the workspace, so the deleted data stays in its write-ahead "
+    "log until that reader finishes: the purge is pending"
+)
+PURGE_DONE = "emotrace: the pending purge of deleted sessions in {path} is complete"
 
 #: How far past a session's last frame (or its end) a marker may lie: clocks and frame times
 #: differ by a fraction of a second, while a typo (3600 for 360) or 1e12 is refused.
@@ -90,6 +102,9 @@ class SessionStore:
         self.path = resolve_workspace(workspace)
         self._conn: sqlite3.Connection | None = None
         self._held: tuple[int, int] | None = None
+        self._purge_pending = False
+        self._retry: threading.Thread | None = None
+        self._retry_stop = threading.Event()
         if not self.path.exists():
             if not create:
                 raise StoreError(f"no emotrace workspace at {self.path} (nothing recorded yet)")
@@ -144,8 +159,16 @@ class SessionStore:
             conn.execute("COMMIT")
 
     def close(self) -> None:
-        """Close the connection (idempotent)."""
+        """Close the connection (idempotent), trying a pending purge a last time first."""
+        self._retry_stop.set()
+        if self._retry is not None and self._retry is not threading.current_thread():
+            # Its rounds are short (no waiting for readers), so this returns at once.
+            self._retry.join(timeout=5)
         if self._conn is not None:
+            if self._purge_pending:
+                # Still pending on failure: SQLite folds the WAL in when its last user closes.
+                with suppress(StoreError):
+                    self.finish_purge()
             self._conn.close()
             self._conn = None
         release_file(self._held)
@@ -444,9 +467,10 @@ class SessionStore:
         return self.get(info.id)
 
     def delete(self, refs: Sequence[str | int]) -> bool:
-        """Delete sessions and really remove their data; ``False`` if the WAL could not be
-        truncated yet because another process reads the workspace (purged at its next
-        checkpoint)."""
+        """Delete sessions and really remove their data; ``False`` when another connection
+        still reads an older snapshot, so the WAL cannot be truncated yet: the purge is then
+        pending (:attr:`purge_pending`, :data:`PURGE_PENDING`) and completes with
+        :meth:`finish_purge` (retried by :meth:`retry_purge`, tried again by :meth:`close`)."""
         infos = [self.get(ref) for ref in refs]
         live = [i.name for i in infos if i.status == RECORDING]
         if live:
@@ -458,10 +482,68 @@ class SessionStore:
             conn.executemany("DELETE FROM sessions WHERE id = ?", [(i,) for i in ids])
         return self.purge()
 
+    @property
+    def purge_pending(self) -> bool:
+        """Whether deleted data may still be in the WAL (a reader kept it from being truncated)."""
+        return self._purge_pending
+
     def purge(self) -> bool:
-        """Checkpoint and truncate the WAL, vacuum, truncate again; ``True`` when complete."""
+        """Checkpoint and truncate the WAL, vacuum, truncate again; ``True`` when complete.
+
+        Waiting for other connections' readers is bounded by :data:`PURGE_WAIT_S`: a reader may
+        hold its snapshot for as long as it likes, and the caller (a server holding the one
+        workspace connection) must not stall meanwhile. Then the purge is pending.
+        """
+        # Pending from here on: should VACUUM fail (a writer held the lock too long), the
+        # deleted cells are already zeroed (``secure_delete``) and truncating the WAL suffices.
+        self._purge_pending = True
         with sql_errors(self.path):
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._checkpoint(0.0)  # fold in what it can first, so VACUUM works on less WAL
             self.conn.execute("VACUUM")
-            busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if self._checkpoint(PURGE_WAIT_S):
+                self._purge_pending = False
+        return not self._purge_pending
+
+    def finish_purge(self) -> bool:
+        """Complete a pending purge: truncate the WAL once no reader needs its old pages.
+        ``True`` when nothing deleted is left in the WAL (also when nothing was pending)."""
+        if not self._purge_pending:
+            return True
+        with sql_errors(self.path):
+            if self._checkpoint(0.0):
+                self._purge_pending = False
+        return not self._purge_pending
+
+    def _checkpoint(self, wait_s: float) -> bool:
+        """``wal_checkpoint(TRUNCATE)``, waiting at most ``wait_s`` for readers and writers;
+        whether the whole WAL went into the database file and was truncated to nothing."""
+        conn = self.conn
+        conn.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
+        try:
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         return not busy
+
+    def retry_purge(self, lock: threading.Lock, interval_s: float = 0.5) -> None:
+        """Finish a pending purge in the background: every ``interval_s``, holding ``lock``
+        (whatever else guards this store's connection), until it completes or the store
+        closes. One retrying thread per store; a no-op when nothing is pending."""
+        if not self._purge_pending or (self._retry is not None and self._retry.is_alive()):
+            return
+        self._retry_stop.clear()
+
+        def run() -> None:
+            while not self._retry_stop.wait(interval_s):
+                with lock:
+                    if self._conn is None or self._retry_stop.is_set():
+                        return
+                    try:
+                        if self.finish_purge():
+                            print(PURGE_DONE.format(path=self.path), file=sys.stderr, flush=True)
+                            return
+                    except StoreError:
+                        continue  # locked by a writer just now: the next round tries again
+
+        self._retry = threading.Thread(target=run, name="emotrace-purge", daemon=True)
+        self._retry.start()

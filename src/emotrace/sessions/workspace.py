@@ -37,6 +37,8 @@ DB_NAME = "workspace.db"
 #: A recording whose writer has not written for this long is reported as interrupted. The writer
 #: beats about once a second even when no frames arrive (see ``recorder``).
 STALE_AFTER_S = 10.0
+#: How long a connection waits for another's lock before giving up (``WorkspaceBusy``).
+BUSY_TIMEOUT_MS = 5000
 #: Once the WAL is checkpointed, SQLite trims it to this size instead of keeping old pages.
 _WAL_LIMIT_BYTES = 4 << 20
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -198,12 +200,12 @@ def connect(path: Path, readonly: bool) -> sqlite3.Connection:
         wal_exists = path.with_name(path.name + "-wal").exists()
         uri = path.resolve().as_uri() + ("?mode=ro" if wal_exists else "?mode=ro&immutable=1")
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         return conn
     with sql_errors(path):
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         for pragma in (
-            "busy_timeout = 5000",
+            f"busy_timeout = {BUSY_TIMEOUT_MS}",
             "journal_mode = WAL",
             # FULL: each (twice a second) commit is on disk, surviving power loss, not only
             # a killed process; the cost is one fsync per commit.
