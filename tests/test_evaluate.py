@@ -179,7 +179,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         augment={"erasing": 0.0},
         threads=1,
     )
-    fit(config, data, root / "run", log=lambda line: None, progress=False)
+    fit(config, data, root / "run", log=lambda line: None, progress=False, plot=False)
     return root / "run", cache
 
 

@@ -50,7 +50,7 @@ def mobilenet_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
         preprocess=preprocess,
         augment={"hflip": 0.5, "rotation": 10},
     )
-    fit(config, data, out, progress=False, log=lambda _: None)
+    fit(config, data, out, progress=False, log=lambda _: None, plot=False)
     return out
 
 
@@ -188,7 +188,7 @@ def test_fine_tuning_bad_requests_are_one_line_errors(
     config = TrainConfig(
         model="cnn", epochs=1, batch_size=16, threads=1, channels_last=False, preprocess=preprocess
     )
-    fit(config, data, cnn_run, progress=False, log=lambda _: None)
+    fit(config, data, cnn_run, progress=False, log=lambda _: None, plot=False)
     other = run_emotrace(
         "export", cnn_run, "-o", out, "--int8", "--data", dataset, "--qat-epochs", "1",
         cwd=tmp_path,

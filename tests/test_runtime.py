@@ -45,7 +45,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         channels_last=False,
         preprocess={"size": 40, "gray": True},
     )
-    fit(config, data, out, progress=False, log=lambda _: None)
+    fit(config, data, out, progress=False, log=lambda _: None, plot=False)
     meta = json.loads((out / "model.json").read_text())
     meta["temperature"] = 2.0  # so that tests see it applied
     (out / "model.json").write_text(json.dumps(meta))

@@ -130,9 +130,11 @@ def train(
     data: PreparedDataset = DATA,
     resume: bool = False,
     log: list[str] | None = None,
+    plot: bool = False,
 ) -> FitResult:
+    """``fit`` quietly; ``curves.png`` only with ``plot`` (drawing it is most of a tiny run)."""
     lines = log if log is not None else []
-    return fit(cfg, data, out, resume=resume, log=lines.append, progress=False)
+    return fit(cfg, data, out, resume=resume, log=lines.append, progress=False, plot=plot)
 
 
 def history(run: Path) -> list[dict[str, str]]:
@@ -168,7 +170,7 @@ def weights_equal(a: Path, b: Path) -> bool:
 @pytest.mark.parametrize("name", list_models())
 def test_one_epoch_of_every_model_writes_a_complete_run(name: str, tmp_path: Path) -> None:
     cfg = config(model=name)  # mobilenet_v2: pretrained is False by default, nothing is fetched
-    result = train(cfg, tmp_path)
+    result = train(cfg, tmp_path, plot=True)
 
     assert result.epochs_run == 1 and result.stopped_reason == "completed"
     assert not result.stopped_early and not result.interrupted
@@ -248,7 +250,9 @@ def assert_resume_is_exact(cfg: TrainConfig, tmp_path: Path) -> None:
     whole = train(cfg, tmp_path / "whole")
 
     first: list[str] = []
-    part = fit(cfg, DATA, tmp_path / "part", log=interrupt_after(2, first), progress=False)
+    part = fit(
+        cfg, DATA, tmp_path / "part", log=interrupt_after(2, first), progress=False, plot=False
+    )
     assert part.interrupted and part.stopped_reason == "interrupted"
     assert part.epochs_run == 2 and len(history(tmp_path / "part")) == 2
     assert any("--resume" in line for line in first)
@@ -588,7 +592,7 @@ def test_config_asking_for_another_image_size_is_refused(tmp_path: Path) -> None
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished one-epoch emonet run; copy it before changing anything in it."""
     run = tmp_path_factory.mktemp("trained") / "run"
-    train(config(), run)
+    train(config(), run, plot=True)  # tests compare every file in RUN_FILES
     return run
 
 

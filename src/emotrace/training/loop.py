@@ -195,13 +195,14 @@ def fit(
     resume: bool = False,
     log: Callable[[str], None] = print,
     progress: bool = True,
+    plot: bool = True,
 ) -> FitResult:
     """Train ``config.model`` on ``data`` and write checkpoints and history into ``out_dir``.
 
     With ``resume`` the run continues after the last epoch saved in ``out_dir``. Ctrl+C ends the
     run after saving nothing partial (``interrupted``); ``config.max_minutes`` ends it after the
     epoch during which that budget, counted from this call, ran out. The learning-rate schedule
-    still spans ``config.epochs`` either way.
+    still spans ``config.epochs`` either way. ``plot=False`` skips drawing ``curves.png``.
     """
     fit_started = time.perf_counter()
     out = Path(out_dir)
@@ -522,7 +523,7 @@ def fit(
     except KeyboardInterrupt:
         stopped_reason = "interrupted"
         log(f"interrupted; resume with: emotrace train --resume {out}")
-    if main:
+    if main and plot:
         plot_history(history_path, out / "curves.png")
     return FitResult(
         out_dir=out,
