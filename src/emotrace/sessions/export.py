@@ -11,7 +11,8 @@ or nulls (JSON Lines, Parquet): missing, not zero.
 * Parquet: the frame table; metadata and markers as JSON in the schema metadata
   (``emotrace.session``, ``emotrace.markers``).
 
-Exports carry the pseudonym, never the source path or the free-text notes.
+Exports carry the pseudonym, never the source path or the free-text notes, and are written 0600
+(their owner alone may read them), as the workspace is.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from emotrace.errors import SessionError, require
+from emotrace.sessions._private import open_private
 from emotrace.sessions.circumplex import RUSSELL_1980, Circumplex
 from emotrace.sessions.types import SessionData
 
@@ -93,18 +95,18 @@ def export_session(data: SessionData, path: Path, fmt: str | None = None) -> lis
     table = columns(data)
     markers = [{"time_s": round(m.time_s, 4), "label": m.label} for m in data.markers]
     if fmt == "csv":
-        with path.open("w", newline="", encoding="utf-8") as handle:
+        with open_private(path, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(table))
             writer.writeheader()
             writer.writerows(_rows(table))
         marker_path = path.with_name(f"{path.stem}_markers.csv")
-        with marker_path.open("w", newline="", encoding="utf-8") as handle:
+        with open_private(marker_path, "w", newline="", encoding="utf-8") as handle:
             marker_writer = csv.DictWriter(handle, fieldnames=["time_s", "label"])
             marker_writer.writeheader()
             marker_writer.writerows(markers)
         return [path, marker_path]
     if fmt == "jsonl":
-        with path.open("w", encoding="utf-8") as handle:
+        with open_private(path, "w", encoding="utf-8") as handle:
             handle.write(json.dumps({"type": "session", **data.info.to_dict()}) + "\n")
             for row in _rows(table):
                 handle.write(json.dumps({"type": "frame", **row}) + "\n")
@@ -122,5 +124,6 @@ def export_session(data: SessionData, path: Path, fmt: str | None = None) -> lis
             "emotrace.markers": json.dumps(markers),
         }
     )
-    pq.write_table(arrow, path)
+    with open_private(path, "wb") as out:
+        pq.write_table(arrow, out)
     return [path]

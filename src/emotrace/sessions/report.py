@@ -7,7 +7,8 @@ the patient says so instead of drawing empty charts.
 
 PDF: ``write_report(..., pdf=path)`` prints the same HTML with headless Chromium
 (``--print-to-pdf``); Chromium is found on ``PATH`` (``chromium``, ``chromium-browser``,
-``google-chrome``) or in ``$EMOTRACE_CHROMIUM``.
+``google-chrome``) or in ``$EMOTRACE_CHROMIUM``. Chromium prints into its private throw-away
+folder; the HTML and the PDF are written 0600, for their owner alone, as the workspace is.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 from emotrace import __version__
 from emotrace.errors import MissingDependencyError, StoreError
 from emotrace.sessions import _svg
+from emotrace.sessions._private import open_private
 from emotrace.sessions._series import bin_index, binned_mean
 from emotrace.sessions.analytics import MEASURE_LABELS, SessionSummary, trend
 from emotrace.sessions.types import clock
@@ -339,18 +341,23 @@ def print_pdf(html_path: Path, pdf_path: Path, timeout_s: float = 120.0) -> Path
     if shutil.which(chromium) is None:
         raise MissingDependencyError(f"EMOTRACE_CHROMIUM={chromium}: no such executable")
     with tempfile.TemporaryDirectory(prefix="emotrace-chromium-") as profile:
+        # Printed inside the 0700 profile folder, then copied into a 0600 file: Chromium's own
+        # file would be readable by every user (0644 under the usual umask).
+        printed = Path(profile) / "report.pdf"
         command = [
             chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             f"--user-data-dir={profile}", "--no-pdf-header-footer",
-            f"--print-to-pdf={pdf_path.resolve()}", html_path.resolve().as_uri(),
+            f"--print-to-pdf={printed}", html_path.resolve().as_uri(),
         ]  # fmt: skip
         try:
             subprocess.run(command, capture_output=True, timeout=timeout_s, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise StoreError(f"printing the PDF with {chromium} failed: {exc}") from None
-    if not pdf_path.is_file() or pdf_path.stat().st_size == 0:
-        raise StoreError(f"printing the PDF with {chromium} failed (no file written)")
+        if not printed.is_file() or printed.stat().st_size == 0:
+            raise StoreError(f"printing the PDF with {chromium} failed (no file written)")
+        with printed.open("rb") as source, open_private(pdf_path, "wb") as out:
+            shutil.copyfileobj(source, out)
     return pdf_path
 
 
@@ -362,7 +369,8 @@ def write_report(
 ) -> list[Path]:
     """Write the HTML report (and a PDF of it); the files written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(summary, compare), encoding="utf-8")
+    with open_private(path, "w", encoding="utf-8") as handle:
+        handle.write(render_report(summary, compare))
     if pdf is None:
         return [path]
     try:

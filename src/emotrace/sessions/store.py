@@ -40,6 +40,7 @@ from emotrace.sessions.workspace import (
     migrate,
     release_file,
     resolve_workspace,
+    secure_workspace,
     sql_errors,
     writer_alive,
 )
@@ -110,6 +111,8 @@ class SessionStore:
                 raise StoreError(f"no emotrace workspace at {self.path} (nothing recorded yet)")
             create_workspace(self.path)
         version = check_workspace(self.path)
+        # After the check: a file that is not a workspace is refused, not chmod-ed.
+        secure_workspace(self.path)
         # Noted before connecting, so no thread of this process reads the raw file meanwhile.
         self._held = hold_file(self.path)
         try:

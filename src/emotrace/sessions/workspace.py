@@ -13,6 +13,11 @@ Opening is careful, in this order, so that a file that is not ours is never writ
 3. only then, for writers, a read-write connection migrates an older schema in one transaction
    and marks recordings whose writer is gone as ``interrupted``.
 
+The workspace holds patients' data, so it is the user's alone: the folder is 0700, the database
+and SQLite's ``-wal``/``-shm`` files 0600 (SQLite creates those with the database file's mode,
+so the database file is made 0600 before SQLite first opens it). A workspace with wider modes
+(an older emotrace, a copy) is tightened when opened, with one warning.
+
 Deleting overwrites the freed pages (``secure_delete``), checkpoints and truncates the WAL, and
 vacuums, so the deleted numbers and text are gone from the database and WAL files.
 Nothing here opens a network connection.
@@ -23,6 +28,8 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import stat
+import sys
 import threading
 import time
 from collections import Counter
@@ -49,6 +56,11 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 #: disk image is malformed"). So the raw header is read only from files not open here.
 _OPEN_FILES: Counter[tuple[int, int]] = Counter()
 _OPEN_LOCK = threading.Lock()
+#: Modes of the workspace folder and of its files: the user's alone.
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+#: Workspaces this process already warned about (tightened, or could not tighten).
+_WARNED: set[Path] = set()
 
 
 def _file_key(path: Path) -> tuple[int, int] | None:
@@ -136,12 +148,61 @@ def sql_errors(path: Path) -> Iterator[None]:
         raise kind(f"workspace {path}: {exc}") from None
 
 
+def _own_folder(path: Path) -> bool:
+    """Whether ``path``'s folder is a workspace folder (``DIR/workspace.db``, the default
+    location included), not a folder of the user's that holds a ``--workspace FILE.db``."""
+    return path.name == DB_NAME
+
+
+def secure_workspace(path: Path) -> None:
+    """Take group and other access away from the workspace files (and the workspace folder);
+    one ``emotrace: warning:`` line on stderr per workspace and process when that changed
+    anything or could not be done. Only modes change: never the files' content."""
+    targets = [path.with_name(path.name + suffix) for suffix in ("", "-wal", "-shm")]
+    if _own_folder(path):
+        targets.append(path.parent)
+    changed, failed = [], ""
+    for target in targets:
+        try:
+            current = stat.S_IMODE(target.stat().st_mode)
+            if current & 0o077:
+                os.chmod(target, current & ~0o077)
+                changed.append(target)
+        except FileNotFoundError:
+            continue  # no -wal/-shm while nothing has the workspace open
+        except OSError as exc:  # another user's workspace: not ours to change
+            failed = f"{target}: {exc.strerror}"
+    key = path.resolve()
+    if (changed or failed) and key not in _WARNED:
+        _WARNED.add(key)
+        where = path.parent if _own_folder(path) else path
+        if failed:
+            message = f"workspace {where} is readable by other users; cannot change that ({failed})"
+        else:
+            message = (
+                f"workspace {where} was readable by other users; made it private "
+                "(folder 0700, files 0600)"
+            )
+        print(f"emotrace: warning: {message}", file=sys.stderr, flush=True)
+
+
 def create_workspace(path: Path) -> None:
-    """A new, empty workspace file: application id, WAL mode (schema by ``migrate``)."""
+    """A new, empty workspace file (0600, in a 0700 workspace folder): application id, WAL mode
+    (schema by ``migrate``)."""
     try:
+        new_folder = not path.parent.exists()
         path.parent.mkdir(parents=True, exist_ok=True)
+        if new_folder or _own_folder(path):
+            os.chmod(path.parent, PRIVATE_DIR)
+        # Created 0600 here, not by SQLite (0644 under the usual umask): SQLite gives the -wal
+        # and -shm files the database file's mode. SQLite starts an empty file as a new database.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
+        try:
+            os.fchmod(fd, PRIVATE_FILE)  # the umask may have taken owner bits too
+        finally:
+            os.close(fd)
     except OSError as exc:
-        raise StoreError(f"cannot create workspace folder {path.parent}: {exc}") from None
+        raise StoreError(f"cannot create workspace {path}: {exc.strerror or exc}") from None
     with sql_errors(path):
         conn = sqlite3.connect(path, isolation_level=None)
         try:
