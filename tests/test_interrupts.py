@@ -81,14 +81,13 @@ def test_watched_ctrl_c_raises_and_is_remembered_until_the_block_ends() -> None:
 @pytest.mark.parametrize("watched", [True, False], ids=["under the CLI", "as a library"])
 def test_a_held_block_finishes_its_unit_then_raises(watched: bool) -> None:
     written: list[str] = []
-    with watch_interrupts() if watched else nullcontext():
-        with pytest.raises(KeyboardInterrupt):
-            with hold_interrupt():
-                os.kill(os.getpid(), signal.SIGINT)
-                written.append("frames.csv")
-                with hold_interrupt():  # nested: only the outermost block raises
-                    written.append("faces.csv")
-                written.append("summary.json")
+    watching = watch_interrupts() if watched else nullcontext()
+    with watching, pytest.raises(KeyboardInterrupt), hold_interrupt():
+        os.kill(os.getpid(), signal.SIGINT)
+        written.append("frames.csv")
+        with hold_interrupt():  # nested: only the outermost block raises
+            written.append("faces.csv")
+        written.append("summary.json")
     assert written == ["frames.csv", "faces.csv", "summary.json"]
     assert not interrupted()
 
@@ -109,3 +108,15 @@ def test_a_staged_file_replaces_its_destination_when_not_interrupted(tmp_path: P
     assert out.read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
 
+
+def test_a_command_that_ends_because_of_ctrl_c_acknowledges_it() -> None:
+    # `live` ends its session normally on Ctrl+C (exit 0); `train` saves and exits 130 itself.
+    from emotrace._interrupts import acknowledge_interrupt
+
+    with watch_interrupts():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:
+            acknowledge_interrupt()
+        assert not interrupted()
+        raise_if_interrupted()  # nothing left to act on

@@ -8,7 +8,8 @@ The rule, for every command (export, calibrate, train, analyze, live, batch, dow
    inside a finalizer or a weakref callback (torch has many); an exception raised there is printed
    as "Exception ignored in ..." and dropped, and the program would go on as if nothing happened.
    The memory survives that.
-2. Safe points act on the memory: :func:`raise_if_interrupted` is called before a staged file
+2. Safe points act on the memory (and a command that stops because of it, in its own way, calls
+   :func:`acknowledge_interrupt`): :func:`raise_if_interrupted` is called before a staged file
    replaces its destination (:mod:`emotrace._atomic`), at the end of each held block below, at each
    epoch, frame, video and download chunk, and by the CLI when the command returns, so a Ctrl+C
    the command never saw still ends it with exit code 130 and never installs a half-made file.
@@ -42,6 +43,14 @@ def _remember(signum: int, frame: FrameType | None) -> None:
 def interrupted() -> bool:
     """True once a Ctrl+C has been received under :func:`watch_interrupts` (or in a held block)."""
     return _received
+
+
+def acknowledge_interrupt() -> None:
+    """Called where a command stops *because of* the Ctrl+C and ends in its own way (``live``
+    ends its session normally, ``train`` saves and exits 130): the signal is acted on, so the CLI
+    does not turn the command's own ending into "interrupted"."""
+    global _received
+    _received = False
 
 
 def raise_if_interrupted() -> None:

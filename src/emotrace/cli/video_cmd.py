@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emotrace._interrupts import hold_interrupt, raise_if_interrupted
+from emotrace._interrupts import acknowledge_interrupt, hold_interrupt, raise_if_interrupted
 from emotrace.cli._common import (
     add_detector_options,
     console,
@@ -476,6 +476,7 @@ def run_live(args: argparse.Namespace) -> int:
                     break
     except KeyboardInterrupt:
         stop = "interrupted"  # Ctrl+C is how a window-less live run ends: not an error
+        acknowledge_interrupt()
     except BaseException as exc:
         error = exc
         raise

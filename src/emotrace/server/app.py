@@ -57,6 +57,8 @@ class ServerConfig:
     threads: int = 1
     detect_every: int = 2
     token: str = field(default_factory=new_token)
+    #: Inference threads (``None``: one per core, at most 4; see ``server.engine``).
+    workers: int | None = None
     #: Largest request body (uploads, JSON) and WebSocket message, in bytes.
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
     allow_remote: bool = False
@@ -100,6 +102,7 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
         threads=config.threads,
         detect_every=config.detect_every,
     )
+        workers=config.workers,
     store = SessionStore(config.workspace, create=True)
     lock = threading.Lock()
 

@@ -25,7 +25,7 @@ import yaml
 from torch import nn
 
 from emotrace import __version__
-from emotrace._interrupts import hold_interrupt, raise_if_interrupted
+from emotrace._interrupts import acknowledge_interrupt, hold_interrupt, raise_if_interrupted
 from emotrace.data.augment import AugmentConfig, BatchAugment
 from emotrace.data.cache import PreparedDataset, SplitArrays
 from emotrace.errors import ConfigError, DatasetError
@@ -521,6 +521,7 @@ def fit(
                 )
                 break
     except KeyboardInterrupt:
+        acknowledge_interrupt()  # acted on: the run stops here, saved, and says so
         stopped_reason = "interrupted"
         log(f"interrupted; resume with: emotrace train --resume {out}")
     if main and plot:
