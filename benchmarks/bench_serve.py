@@ -2,15 +2,19 @@
 
     python benchmarks/bench_serve.py                     # 1, 4 and 8 clients, 20 s each
     python benchmarks/bench_serve.py --clients 1 4 --seconds 10 --json serve.json
+    python benchmarks/bench_serve.py --workers 1 2      # one inference thread against two
 
-A real server process (``emotrace serve --port 0``, one inference thread, a throw-away
-workspace) is started on loopback. Each simulated client creates a session over the REST API and
-then does what the page does: send one 640x480 JPEG (quality 80) of a real face (the shared clip
-``../shared/media/single_face.mp4`` when present, else scikit-image's astronaut), wait for the
-result, send the next, as fast as results come back (no 15 frames/s cap as in the page), for
-``--seconds``; then it stops the session. Reported per number of clients: per-frame round trip
-p50/p99 (ms), frames/s per client and in total, and the server's CPU ms per frame. The CPU's
-flags (AVX2, AVX-512...) are printed, since onnxruntime's speed depends on them.
+A real server process (``emotrace serve --port 0 --workers W``, a throw-away workspace) is started
+on loopback for each ``--workers`` value (default: 1, then the server's own default, one per
+core up to 4), one after the other in the same run, so the totals compare. Each simulated
+client creates a session over the REST API and then does what the page does: send one 640x480
+JPEG (quality 80) of a real face (the shared clip ``../shared/media/single_face.mp4`` when
+present, else scikit-image's astronaut), wait for the result, send the next, as fast as results
+come back (no 15 frames/s cap as in the page), for ``--seconds``; then it stops the session.
+Reported per number of clients: per-frame round trip p50/p99 (ms), frames/s per client and in
+total, the server's CPU ms per frame and the load average, then each total as a ratio of the
+one-worker total. The CPU's flags (AVX2, AVX-512...) are printed, since onnxruntime's speed
+depends on them.
 """
 
 from __future__ import annotations
@@ -73,10 +77,13 @@ def face_jpegs(n: int = 30) -> list[bytes]:
     return [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes() for f in frames]
 
 
-def start_server(workspace: Path) -> tuple[subprocess.Popen[str], str, str]:
+def start_server(workspace: Path, workers: int | None) -> tuple[subprocess.Popen[str], str, str]:
     """``emotrace serve`` on a free loopback port; its process, base URL and token."""
+    command = [sys.executable, "-m", "emotrace", "serve", "--port", "0"]
+    command += ["--workspace", str(workspace)]
+    command += [] if workers is None else ["--workers", str(workers)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "emotrace", "serve", "--port", "0", "--workspace", str(workspace)],
+        command,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -158,6 +165,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1, 0],
+        help="inference threads of each server (0: the server's default); default: 1 0",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPU core(s), load average {os.getloadavg()[0]:.2f}")
@@ -167,22 +181,32 @@ def main() -> int:
         f"{len(frames)} frames of 640x480, JPEG {np.mean([len(f) for f in frames]) / 1024:.0f} KiB"
     )
     results = []
-    with tempfile.TemporaryDirectory(prefix="emotrace-bench-serve-") as folder:
-        process, base, token = start_server(Path(folder))
-        try:
-            client(base, token, 99, frames, 2.0, [])  # warm-up: model, allocator, caches
-            for n in args.clients:
-                result = run(base, token, process.pid, n, args.seconds, frames)
-                results.append(result)
-                print(
-                    f"{n} client(s): round trip p50 {result['rtt_p50_ms']} ms, p99 "
-                    f"{result['rtt_p99_ms']} ms; {result['fps_per_client_mean']} frames/s per "
-                    f"client (min {result['fps_per_client_min']}), {result['fps_total']} in "
-                    f"total; server CPU {result['server_cpu_ms_per_frame']} ms/frame"
-                )
-        finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=30)
+    for workers in args.workers:
+        label = f"workers={workers or 'default'}"
+        with tempfile.TemporaryDirectory(prefix="emotrace-bench-serve-") as folder:
+            process, base, token = start_server(Path(folder), workers or None)
+            try:
+                client(base, token, 99, frames, 2.0, [])  # warm-up: model, allocator, caches
+                for n in args.clients:
+                    result = run(base, token, process.pid, n, args.seconds, frames)
+                    result |= {"workers": workers or "default", "load": os.getloadavg()[0]}
+                    results.append(result)
+                    print(
+                        f"{label}, {n} client(s): round trip p50 {result['rtt_p50_ms']} ms, p99 "
+                        f"{result['rtt_p99_ms']} ms; {result['fps_per_client_mean']} frames/s "
+                        f"per client (min {result['fps_per_client_min']}), "
+                        f"{result['fps_total']} in total; server CPU "
+                        f"{result['server_cpu_ms_per_frame']} ms/frame; "
+                        f"load average {result['load']:.2f}"
+                    )
+            finally:
+                process.send_signal(signal.SIGINT)
+                process.wait(timeout=30)
+    one = {r["clients"]: r["fps_total"] for r in results if r["workers"] == 1}
+    for r in results:
+        if r["workers"] != 1 and r["clients"] in one:
+            ratio = r["fps_total"] / max(one[r["clients"]], 1e-9)
+            print(f"workers={r['workers']}, {r['clients']} client(s): {ratio:.2f}x the total of 1")
     if args.json:
         args.json.write_text(json.dumps({"cpu": cpu_flags(), "results": results}, indent=2))
     return 0

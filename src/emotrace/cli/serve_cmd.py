@@ -55,7 +55,19 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--model", default="default", help="default, default-int8, an .onnx file or a run folder"
     )
-    p.add_argument("--threads", type=positive_int, default=1, help="inference/OpenCV threads")
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=1,
+        help="onnxruntime/OpenCV threads inside each inference worker (default 1)",
+    )
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="inference worker threads, each with its own face detector "
+        "(default: one per core, at most 4)",
+    )
     add_detector_options(p.add_argument_group("face detection"), max_side=False)
     add_workspace_option(p)
     p.set_defaults(handler=run)
@@ -79,6 +91,7 @@ def config_from(args: argparse.Namespace) -> Any:
         detector_model=args.detector_model,
         min_face=args.min_face,
         threads=args.threads,
+        workers=getattr(args, "workers", None),  # `live` opening the page has no --workers
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         allow_remote=args.allow_remote,
         score_threshold=tuning["score_threshold"],

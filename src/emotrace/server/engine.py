@@ -1,10 +1,13 @@
-"""The server's one recognizer, and the per-session pipeline state fed frame by frame.
+"""The server's recognizer, its inference threads, and the per-session pipeline state.
 
-One model and one detector are loaded per server process and shared by every client. All
-inference runs on a single worker thread: onnxruntime is thread-safe but OpenCV's detectors are
-not guaranteed to be, and on a small machine one busy core per request queue is what keeps
-latency predictable (clients wait for their result before sending the next frame, so there is
-never more than one frame per client in the queue).
+One model is loaded per server process and shared by every client; inference runs on a small
+pool of worker threads (one per core, at most :data:`MAX_WORKERS`), so every core serves.
+onnxruntime sessions are thread-safe, so the classifier is shared; OpenCV's detectors are not
+guaranteed to be, so each worker thread builds its own detector on first use. Clients wait for
+their result before sending the next frame, so there is never more than one frame per client in
+the pool's first-come queue: no client waits behind more than one frame of each other client,
+and a slow one holds up at most one worker. A session's own calls (frames, patient choice, stop)
+never run at once: :class:`~emotrace.server.live.LiveSession` serialises them with its lock.
 
 A live session reuses :func:`emotrace.video.process` unchanged: its frame source is a slot that
 the WebSocket handler fills with one decoded frame before asking the pipeline for the next
@@ -15,15 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import struct
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
 from emotrace.faces.haar import DEFAULT_SCALE_FACTOR
+from emotrace.faces.types import FaceDetector
 from emotrace.faces.yunet import DEFAULT_NMS_THRESHOLD, DEFAULT_SCORE_THRESHOLD
 from emotrace.results import FaceEmotions
 from emotrace.runtime.recognizer import EmotionRecognizer
@@ -32,6 +38,9 @@ from emotrace.video import EmotionSmoother, FaceTracker, Frame, FrameResult, Fra
 from emotrace.video.frames import SourceInfo
 
 T = TypeVar("T")
+
+#: Inference threads at most: beyond four, frames of one machine's clients rarely queue.
+MAX_WORKERS = 4
 
 #: Decoded images larger than this are refused before decoding (a small PNG can hold a huge
 #: image; decoding it would take gigabytes).
@@ -142,8 +151,43 @@ class LiveAnalyzer:
             close()
 
 
+def default_workers() -> int:
+    """One inference thread per core the process may use, at most :data:`MAX_WORKERS`."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_WORKERS))
+
+
+class _ThreadRecognizers:
+    """One :class:`EmotionRecognizer` per inference thread: its own detector, the shared
+    classifier. A stand-in for a recognizer in the pipeline: each attribute is looked up on the
+    calling thread's own one, so a session's pipeline may run on any worker thread."""
+
+    def __init__(self, classifier: Any, make_detector: Callable[[], FaceDetector]) -> None:
+        self._classifier = classifier
+        self._make_detector = make_detector
+        self._local = threading.local()
+
+    def mine(self) -> EmotionRecognizer:
+        """The calling thread's recognizer, built on its first call."""
+        recognizer: EmotionRecognizer | None = getattr(self._local, "recognizer", None)
+        if recognizer is None:
+            recognizer = EmotionRecognizer(self._classifier, self._make_detector())
+            self._local.recognizer = recognizer
+        return recognizer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.mine(), name)
+
+
 class Engine:
-    """The shared recognizer, its description, and the inference thread."""
+    """The shared recognizer, its description, and the inference threads.
+
+    ``workers``: inference threads (default: :func:`default_workers`); ``threads``: onnxruntime
+    and OpenCV threads inside each (1 keeps one frame on one core).
+    """
 
     def __init__(
         self,
@@ -156,14 +200,19 @@ class Engine:
         scale_factor: float = DEFAULT_SCALE_FACTOR,
         threads: int = 1,
         detect_every: int = 2,
+        workers: int | None = None,
     ) -> None:
         import cv2
 
+        from emotrace.errors import ConfigError
         from emotrace.faces.factory import detector_kind, make_detector
 
+        if workers is not None and not 1 <= workers <= 64:
+            raise ConfigError(f"workers must be between 1 and 64, got {workers}")
         cv2.setNumThreads(threads)
         self.detector_name = detector_kind(detector, detector_model)
-        found = make_detector(
+        build_detector = functools.partial(
+            make_detector,
             self.detector_name,
             detector_model,
             min_size=min_face,
@@ -171,11 +220,16 @@ class Engine:
             nms_threshold=nms_threshold,
             scale_factor=scale_factor,
         )
-        self.recognizer = EmotionRecognizer(model=model, detector=found, threads=threads)
+        # Built here (not lazily) so a bad model or detector fails at start-up, not mid-session.
+        self.recognizer = EmotionRecognizer(model=model, detector=build_detector(), threads=threads)
+        self._recognizers = _ThreadRecognizers(self.recognizer.classifier, build_detector)
         spec = self.recognizer.classifier.spec
         self.model_info = ModelInfo.from_model(model, name=spec.name, version=spec.version)
         self.detect_every = detect_every
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emotrace-infer")
+        self.workers = workers or default_workers()
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.workers, thread_name_prefix="emotrace-infer"
+        )
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -183,21 +237,23 @@ class Engine:
         return self.recognizer.classifier.classes
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(*args, **kwargs)`` on the inference thread; waits without blocking the loop."""
+        """Run ``fn(*args, **kwargs)`` on an inference thread; waits without blocking the loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
     def recognize(self, data: bytes) -> tuple[FaceEmotions, np.ndarray]:
         """Decode an upload and find its faces (inference thread)."""
         image = decode_image(data)
-        return self.recognizer.recognize(image), image
+        return self._recognizers.mine().recognize(image), image
 
     def analyzer(self, name: str) -> LiveAnalyzer:
-        """Fresh per-session pipeline state."""
-        return LiveAnalyzer(self.recognizer, name, self.detect_every)
+        """Fresh per-session pipeline state (its frames may run on any inference thread, one at
+        a time: each uses that thread's detector)."""
+        # Duck-typed: the stand-in answers every attribute with the thread's own recognizer's.
+        return LiveAnalyzer(cast(EmotionRecognizer, self._recognizers), name, self.detect_every)
 
     def close(self) -> None:
-        """Stop the inference thread after the queued work."""
+        """Stop the inference threads after the queued work."""
         self._executor.shutdown(wait=True)
 
 

@@ -6,12 +6,15 @@ without a ``stop``, everything received is kept and the session ends as ``interr
 socket to the same session resumes it (same session, frames after the stored ones). Only numbers
 reach the recorder: decoded frames live in memory for the duration of one analysis.
 
-Every recorder and pipeline call runs on the engine's inference thread, so neither needs a lock.
+Recorder and pipeline calls run on the engine's inference threads. A session's own calls (its
+frames, patient choice and end) hold its :attr:`LiveSession.lock`, so they never overlap and keep
+their order; different sessions run side by side.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +45,8 @@ class LiveSession:
     paused: bool = False
     frames: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Held by every call that touches the recorder or the pipeline of this session.
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def session_id(self) -> int:
@@ -55,6 +60,10 @@ class LiveSession:
 
     def process_frame(self, engine: Engine, message: bytes) -> dict[str, Any]:
         """Decode, analyse and record one frame message; the result for the page."""
+        with self.lock:
+            return self._process_frame(engine, message)
+
+    def _process_frame(self, engine: Engine, message: bytes) -> dict[str, Any]:
         if len(message) <= HEADER:
             return {"type": "error", "detail": "a frame message is 8 bytes of time + a JPEG"}
         (client_time,) = np.frombuffer(message[:HEADER], "<f8").tolist()
@@ -100,10 +109,11 @@ class LiveSession:
 
     def set_patient(self, track_id: int | None) -> None:
         """Follow this track as the patient (``None``: the largest, most persistent face)."""
-        self.recorder.selector.track_id = track_id
+        with self.lock:
+            self.recorder.selector.track_id = track_id
 
     def close(self, status: str) -> SessionInfo:
-        """End the recording as ``complete`` or ``interrupted``."""
+        """End the recording as ``complete`` or ``interrupted`` (the caller holds the lock)."""
         self.analyzer.close()
         return self.recorder.close(status)
 
@@ -119,6 +129,8 @@ class LiveRegistry:
         #: Reads a session through the server's own workspace connection.
         self.lookup = lookup
         self.sessions: dict[int, LiveSession] = {}
+        #: Guards ``sessions`` against inference threads adding and removing at once.
+        self._lock = threading.Lock()
 
     def _settings(self, source: str) -> dict[str, Any]:
         return {
@@ -160,22 +172,31 @@ class LiveRegistry:
         except BaseException:
             recorder.close(INTERRUPTED)
             raise
-        self.sessions[live.session_id] = live
+        with self._lock:
+            self.sessions[live.session_id] = live
         return live
 
     def stop(self, session_id: int, status: str = COMPLETE) -> SessionInfo | None:
         """End a live session (inference thread); ``None`` when it was not live."""
-        live = self.sessions.get(session_id)
+        with self._lock:
+            live = self.sessions.get(session_id)
         if live is None:
             return None
         # Live until its end is stored: a second finish meanwhile waits for this one on the
-        # inference thread, instead of finding a "recording" session that is not live.
-        try:
-            return live.close(status)
-        finally:
-            del self.sessions[session_id]
+        # session's lock, then finds it ended, instead of a "recording" session that is not live.
+        with live.lock:
+            with self._lock:
+                if self.sessions.get(session_id) is not live:
+                    return None
+            try:
+                return live.close(status)
+            finally:
+                with self._lock:
+                    del self.sessions[session_id]
 
     def stop_all(self) -> None:
         """Server shutdown: every live session ends as interrupted (it can be resumed)."""
-        for session_id in list(self.sessions):
+        with self._lock:
+            ids = list(self.sessions)
+        for session_id in ids:
             self.stop(session_id, INTERRUPTED)
