@@ -532,6 +532,56 @@ def test_corrupt_archive_is_one_line_and_dropped(
     assert not list((tmp_path / ".fer.emotrace-download").glob("*.part"))
 
 
+def _zip_with_method(root: Path, member: str, method: int) -> bytes:
+    """The files under ``root`` as a stored zip whose ``member`` claims compression ``method``
+    (9: Deflate64, which 7-Zip and Windows write and Python's zipfile cannot read), patched in
+    both its local header and its central-directory entry, as such an archive has it."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zf:
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(root).as_posix())
+    data = bytearray(buffer.getvalue())
+    info = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo(member)
+    assert data[info.header_offset : info.header_offset + 4] == b"PK\x03\x04"
+    data[info.header_offset + 8 : info.header_offset + 10] = method.to_bytes(2, "little")
+    entry = data.find(b"PK\x01\x02")
+    while data[entry + 46 : entry + 46 + len(member)] != member.encode():
+        entry = data.find(b"PK\x01\x02", entry + 4)
+    data[entry + 10 : entry + 12] = method.to_bytes(2, "little")
+    patched = bytes(data)
+    assert zipfile.ZipFile(io.BytesIO(patched)).getinfo(member).compress_type == method
+    return patched
+
+
+def test_unsupported_compression_method_is_one_line_and_leaves_nothing(
+    services: FakeServices, tmp_path: Path
+) -> None:
+    tree = folder_export(tmp_path, "fer", FER_CLASSES, ("train", "test"))
+    member = sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*.png"))[-1]
+    kaggle_fer(services, tmp_path, _zip_with_method(tree, member, 9))
+    out = tmp_path / "fer"
+    result = download(services, tmp_path, "kaggle", "msambare/fer2013", "-o", out)
+    assert_one_line_error(result, "fer2013.zip", member, "Deflate64", "by hand", "re-pack")
+    assert_no_dataset(out)
+    assert not (tmp_path / ".fer.emotrace-download").exists()
+
+
+def test_unpack_refuses_an_unsupported_compression_method_by_name(tmp_path: Path) -> None:
+    tree = make_class_folders(tmp_path / "src", {"happy": 2}, splits=None, size=16)
+    member = sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*.png"))[-1]
+    archive = tmp_path / "faces.zip"
+    archive.write_bytes(_zip_with_method(tree, member, 9))
+    dest = tmp_path / "deep" / "dest"
+    with pytest.raises(ArchiveError) as caught:
+        unpack(archive, dest)
+    message = str(caught.value)
+    assert "\n" not in message
+    for fragment in ("faces.zip", member, "Deflate64", "method 9", "by hand", "re-pack"):
+        assert fragment in message, message
+    assert not dest.exists()
+
+
 def test_download_that_is_no_archive(services: FakeServices, tmp_path: Path) -> None:
     kaggle_fer(services, tmp_path, b"<html>sign in</html>")
     result = download(services, tmp_path, "kaggle", "msambare/fer2013", "-o", tmp_path / "fer")

@@ -125,7 +125,10 @@ def install(
         try:
             unpacked = _unpack_or_copy(fetched, staging, max_bytes)
         except ArchiveError:
+            # Unusable as it is: a rerun fetches it anew. Nothing stays behind meanwhile: the
+            # work folder only held this download (and its resume notes) and the unpacked tree.
             fetched.discard()
+            shutil.rmtree(work, ignore_errors=True)
             raise
         root, index = _dataset_root(staging, fetched.name)
         marker = {

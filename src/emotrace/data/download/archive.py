@@ -5,7 +5,9 @@ absolute paths, drive letters or ``..``), only regular files and folders are acc
 devices and FIFOs are refused, not skipped, since a dataset never needs them), and the declared
 total must fit under a size limit, under a compression-ratio limit and on the disk. Files are then
 written by emotrace itself, byte-counted against their declared sizes, with default permissions:
-nothing of the archive's ownership or mode bits is applied.
+nothing of the archive's ownership or mode bits is applied. A zip member compressed with a method
+Python cannot read (Deflate64, which 7-Zip and Windows' "compressed folder" write for large files;
+PPMd; ...) is refused by name before anything is written.
 """
 
 from __future__ import annotations
@@ -38,6 +40,17 @@ RATIO_FLOOR = 64 << 20
 JUNK = frozenset({"__MACOSX", ".DS_Store", "Thumbs.db"})
 _CHUNK = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_ZSTD: int | None = getattr(zipfile, "ZIP_ZSTANDARD", None)  # Python 3.14 on
+#: Zip compression methods Python's zipfile unpacks.
+_ZIP_METHODS = frozenset(
+    {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+    | ({_ZSTD} if _ZSTD is not None else set())
+)
+#: Names of the other methods, as archivers call them (APPNOTE.TXT 4.4.5).
+_ZIP_METHOD_NAMES = {
+    1: "Shrink", 6: "Implode", 9: "Deflate64", 10: "PKWARE DCL Implode", 14: "LZMA",
+    93: "Zstandard", 95: "XZ", 96: "JPEG", 97: "WavPack", 98: "PPMd", 99: "AES encryption",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -90,7 +103,7 @@ def unpack(
     try:
         if kind == "zip":
             with zipfile.ZipFile(archive) as zf:
-                return _write_all(list(_zip_members(zf)), archive, name, dest, max_bytes)
+                return _write_all(list(_zip_members(zf, name)), archive, name, dest, max_bytes)
         with tarfile.open(archive, "r:*") as tf:
             return _write_all(list(_tar_members(tf)), archive, name, dest, max_bytes)
     except ArchiveError:
@@ -107,7 +120,17 @@ def unpack(
         raise
 
 
-def _zip_members(zf: zipfile.ZipFile) -> Iterator[Member]:
+def unsupported_method(name: str, member: str, method: int) -> ArchiveError:
+    """The one-line refusal of a zip member compressed with a method zipfile cannot read."""
+    label = _ZIP_METHOD_NAMES.get(method, "an unknown method")
+    return ArchiveError(
+        f"{name}: member {member!r} is compressed with {label} (zip method {method}), which "
+        f"emotrace cannot unpack; unpack {name} by hand (7-Zip or unzip can) and use that "
+        "folder, or re-pack it with ordinary Deflate"
+    )
+
+
+def _zip_members(zf: zipfile.ZipFile, name: str) -> Iterator[Member]:
     for info in zf.infolist():
         parts = safe_parts(info.filename)
         mode = info.external_attr >> 16
@@ -120,14 +143,22 @@ def _zip_members(zf: zipfile.ZipFile) -> Iterator[Member]:
             raise ArchiveError(f"member {info.filename!r} is encrypted; emotrace cannot unpack it")
         if not parts:
             continue
-        opener = None if info.is_dir() else _zip_opener(zf, info)
+        if not info.is_dir() and info.compress_type not in _ZIP_METHODS:
+            raise unsupported_method(name, info.filename, info.compress_type)
+        opener = None if info.is_dir() else _zip_opener(zf, info, name)
         yield Member(parts, info.is_dir(), info.file_size, opener)
 
 
 def _zip_opener(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str
 ) -> Callable[[], AbstractContextManager[IO[bytes]]]:
-    return lambda: zf.open(info)
+    def opener() -> AbstractContextManager[IO[bytes]]:
+        try:
+            return zf.open(info)
+        except NotImplementedError:  # a method _ZIP_METHODS claims but this Python lacks
+            raise unsupported_method(name, info.filename, info.compress_type) from None
+
+    return opener
 
 
 def _tar_members(tf: tarfile.TarFile) -> Iterator[Member]:
