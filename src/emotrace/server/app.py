@@ -56,9 +56,9 @@ class ServerConfig:
     scale_factor: float = DEFAULT_SCALE_FACTOR
     threads: int = 1
     detect_every: int = 2
-    token: str = field(default_factory=new_token)
     #: Inference threads (``None``: one per core, at most 4; see ``server.engine``).
     workers: int | None = None
+    token: str = field(default_factory=new_token)
     #: Largest request body (uploads, JSON) and WebSocket message, in bytes.
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
     allow_remote: bool = False
@@ -101,8 +101,8 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
         scale_factor=config.scale_factor,
         threads=config.threads,
         detect_every=config.detect_every,
-    )
         workers=config.workers,
+    )
     store = SessionStore(config.workspace, create=True)
     lock = threading.Lock()
 
