@@ -18,19 +18,20 @@ import cv2
 import numpy as np
 
 from emotrace.errors import ConfigError, ModelError
+from emotrace.faces.settings import TUNING_DEFAULTS
 from emotrace.faces.types import Detection
 from emotrace.preprocessing import check_image, to_bgr
+from emotrace.runtime.onnx_check import refuse_external_data
 
 #: Where users find the weights (named in errors so the fix is one download away).
 YUNET_URL = "https://github.com/opencv/opencv_zoo/tree/main/models/face_detection_yunet"
 BUNDLED_YUNET = "face_detection_yunet_2023mar.onnx"
 #: sha256 OpenCV Zoo publishes for the bundled file; a damaged installation fails loudly.
 BUNDLED_YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
-#: Least score of a reported face, and the overlap above which two are merged (OpenCV Zoo's
-#: defaults would be 0.9 / 0.3; 0.7 keeps grimacing and turned faces, still no false face on the
-#: real photos we test with).
-DEFAULT_SCORE_THRESHOLD = 0.7
-DEFAULT_NMS_THRESHOLD = 0.3
+#: Least score of a reported face, and the overlap above which two are merged (see
+#: ``faces.settings``, where every detector default is written once).
+DEFAULT_SCORE_THRESHOLD = TUNING_DEFAULTS["yunet"]["score_threshold"]
+DEFAULT_NMS_THRESHOLD = TUNING_DEFAULTS["yunet"]["nms_threshold"]
 #: Candidate boxes kept *before* NMS (OpenCV's own default). Each face yields several
 #: candidates, so a small cap loses whole faces in crowded frames: with 50, a 5x5 video-call
 #: gallery of real faces lost 7 of its 25 (and a 3x3 one, 1 of 9); NMS over 5000 costs nothing
@@ -97,6 +98,9 @@ class YuNetFaceDetector:
             raise ModelError(f"{path}: no such YuNet model file (download it from {YUNET_URL})")
         if path.stat().st_size == 0:
             raise ModelError(f"{path}: empty file, not a YuNet ONNX model")
+        # Before OpenCV reads it: a detector file naming external weight files could make it read
+        # any file of the user's (see emotrace.runtime.onnx_check); YuNet is one file.
+        refuse_external_data(path.read_bytes(), str(path))
         self.model_path = path
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold

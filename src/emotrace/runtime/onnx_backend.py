@@ -9,6 +9,7 @@ import numpy as np
 
 from emotrace.errors import ModelError
 from emotrace.runtime.model_info import ModelSpec
+from emotrace.runtime.onnx_check import refuse_external_data
 
 #: Key under which emotrace stores its metadata JSON in the ONNX ``metadata_props``.
 METADATA_KEY = "emotrace"
@@ -25,15 +26,17 @@ class OnnxBackend:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        source = model if isinstance(model, bytes) else str(model)
         if not isinstance(model, bytes) and not Path(model).is_file():
             raise ModelError(f"{model}: no such model file")
+        where = "model bytes" if isinstance(model, bytes) else str(model)
+        # Checked and loaded from the same bytes: the file cannot change in between.
+        source = model if isinstance(model, bytes) else Path(model).read_bytes()
+        refuse_external_data(source, where)
         try:
             self._session = ort.InferenceSession(
                 source, options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own exception types
-            where = "model bytes" if isinstance(model, bytes) else str(model)
             first = (
                 str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             )
