@@ -51,10 +51,16 @@ def _drain(stream: object, lines: list[str]) -> None:
 
 @contextmanager
 def running_server(
-    workspace: Path, *args: str, command: str = "serve", timeout: float = 90
+    workspace: Path,
+    *args: str,
+    command: str = "serve",
+    timeout: float = 90,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
-    """Start ``emotrace serve --port 0`` (or ``live``), wait for its URL, stop it with SIGINT."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "BROWSER": "true"}
+    """Start ``emotrace serve --port 0`` (or ``live``), wait for its URL, stop it with SIGINT.
+
+    ``env`` adds to (or overrides) the environment, ``BROWSER=true`` by default."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "BROWSER": "true", **(env or {})}
     port_args = () if "--port" in args else ("--port", "0")
     process = subprocess.Popen(
         [

@@ -540,7 +540,8 @@ def test_unexpected_errors_are_json_500(tmp_path: Path) -> None:
 
     async def get() -> httpx.Response:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as test:
+        # The Host must be one of this machine's names (DNS-rebinding check).
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as test:
             return await test.get("/api/v1/boom", headers={"Authorization": "Bearer t"})
 
     body = assert_error(asyncio.run(get()), 500)

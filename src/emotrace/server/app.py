@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, WebSocket
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from emotrace import __version__
@@ -26,6 +26,7 @@ from emotrace.server.auth import (
     BodyLimitMiddleware,
     SecurityHeadersMiddleware,
     new_token,
+    quiet_refused_handshakes,
 )
 from emotrace.server.engine import Engine
 from emotrace.server.errors import install_error_handlers
@@ -145,8 +146,15 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
+    # HEAD for probes (the server drops the body). A route of its own, out of the schema: on the
+    # GET route it would give the OpenAPI schema two operations with one operationId.
+    @app.head("/api/v1/health", include_in_schema=False)
+    def health_head() -> JSONResponse:
+        return JSONResponse(routes.health())
+
     # Added last = runs first: headers on every response, then the token, then the body limit.
     app.add_middleware(BodyLimitMiddleware, limit=config.max_upload_bytes)
-    app.add_middleware(AuthMiddleware, token=config.token)
+    app.add_middleware(AuthMiddleware, token=config.token, bind_host=config.host)
     app.add_middleware(SecurityHeadersMiddleware)
+    quiet_refused_handshakes()
     return app

@@ -1,10 +1,11 @@
 """Every error the API returns is JSON ``{"error": "...", "detail": ...}`` with a fitting status.
 
-401 (no or wrong token, from :mod:`emotrace.server.auth`), 404 (unknown session or marker),
-409 (name taken, session being recorded or already finished), 413 (body over the limit), 415 (not
-a JPEG/PNG), 422 (invalid fields), 503 (the workspace or a helper program is unavailable). A
-catch-all handler turns anything unforeseen into a JSON 500 and logs it, but bad input must never
-get there: the tests fuzz the API and fail on any 5xx.
+400 (a ``Host`` that is not this machine), 401 (no or wrong token), 403 (a change made with
+the cookie from another origin; those three from :mod:`emotrace.server.auth`), 404 (unknown
+session or marker), 409 (name taken, session being recorded or already finished), 413 (body over
+the limit), 415 (not a JPEG/PNG), 422 (invalid fields), 503 (the workspace or a helper program
+is unavailable). A catch-all handler turns anything unforeseen into a JSON 500 and logs it, but
+bad input must never get there: the tests fuzz the API and fail on any 5xx.
 """
 
 from __future__ import annotations

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import html
+import json
+import os
 import socket
 import sys
+import tempfile
 import threading
 import webbrowser
+from pathlib import Path
 
 from emotrace.errors import ConfigError
 from emotrace.server.app import ServerConfig, create_app
@@ -66,11 +71,44 @@ def serve(config: ServerConfig, open_browser: bool = False, fragment: str = "") 
             timeout_graceful_shutdown=5,
         )
     )
-    if open_browser:
-        threading.Thread(target=_open, args=(url,), daemon=True).start()
-    server.run(sockets=[sock])
+    redirect = write_redirect_file(url) if open_browser else None
+    try:
+        if redirect is not None:
+            threading.Thread(target=_open, args=(redirect.as_uri(),), daemon=True).start()
+        server.run(sockets=[sock])
+    finally:
+        if redirect is not None:
+            redirect.unlink(missing_ok=True)
 
 
-def _open(url: str) -> None:
+def runtime_dir() -> Path | None:
+    """``$XDG_RUNTIME_DIR`` (private to the user) when set, else ``None`` (the temp dir)."""
+    found = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(found) if found and Path(found).is_dir() else None
+
+
+def write_redirect_file(url: str) -> Path:
+    """A 0600 HTML file that sends the browser on to ``url``; open it instead of ``url``.
+
+    A browser started with the URL would carry the token on its command line, which every local
+    user can read (``ps``, ``/proc/PID/cmdline``); the file's name tells nothing. As Jupyter does.
+    """
+    # mkstemp: a fresh name, created exclusively, mode 0600 whatever the umask.
+    fd, name = tempfile.mkstemp(prefix="emotrace-open-", suffix=".html", dir=runtime_dir())
+    target = html.escape(url, quote=True)
+    script = json.dumps(url).replace("<", "\\u003c")  # no "</script>" can end the script early
+    page = (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>emotrace</title>\n"
+        f"<meta http-equiv='refresh' content='1;url={target}'>\n"
+        f"<script>window.location.replace({script});</script>"
+        "</head>\n"
+        f"<body><p>Opening <a href='{target}'>emotrace</a>...</p></body></html>\n"
+    )
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(page)
+    return Path(name)
+
+
+def _open(uri: str) -> None:
     with contextlib.suppress(Exception):  # no browser here: the printed URL is enough
-        webbrowser.open(url)
+        webbrowser.open(uri)

@@ -29,6 +29,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from emotrace.errors import EmotraceError, SessionError
+from emotrace.server.auth import note_refused_handshake
 from emotrace.server.errors import error_response
 from emotrace.sessions.types import COMPLETE, INTERRUPTED
 
@@ -42,6 +43,7 @@ router = APIRouter()
 
 
 async def _refuse(websocket: WebSocket, status: int, error: str, detail: str) -> None:
+    note_refused_handshake(status, detail)
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         await websocket.send_denial_response(error_response(status, error, detail))
     else:
