@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import locale
 import os
 import subprocess
 import sys
@@ -96,6 +98,104 @@ def run_emotrace(
         env=full_env,
         stdin=subprocess.DEVNULL,
     )
+
+
+def run_emotrace_in_process(
+    *args: str | Path,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """``run_emotrace`` without starting an interpreter: ``emotrace.cli.main.main(ARGS)`` here.
+
+    For argument parsing, error messages and commands that finish in moments; it returns what
+    ``run_emotrace`` does (exit code, stdout, stderr). It sets up what a fresh process would see:
+    the working directory, the environment (``EMOTRACE_CACHE`` under ``cwd``), no terminal on
+    stdin, stdout or stderr (rich and argparse then use 80 columns unless ``COLUMNS`` says
+    otherwise), Python's default warning filters with warnings printed to stderr, and a
+    traceback on stderr with exit code 1 for an uncaught exception; all of it, and torch's thread
+    count, is restored afterwards. Use ``run_emotrace`` for what needs a real process: signals,
+    exit codes after Ctrl+C, variables read at import, ``python -m emotrace`` itself. ``timeout``
+    is accepted for symmetry and not enforced.
+    """
+    import contextlib
+    import traceback
+    import warnings
+    from unittest import mock
+
+    from emotrace.cli.main import main
+
+    del timeout
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    if cwd is not None:
+        full_env.setdefault("EMOTRACE_CACHE", str(cwd / ".emotrace-cache"))
+    # Text streams over bytes with the encoding and error handlers a child process would get
+    # (a lone surrogate printed to stdout fails there too), read back as subprocess.run does.
+    stdout, stderr = (
+        io.TextIOWrapper(io.BytesIO(), encoding=stream.encoding, errors=stream.errors)
+        for stream in (sys.__stdout__ or sys.stdout, sys.__stderr__ or sys.stderr)
+    )
+
+    def show_warning(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: object = None,
+        line: str | None = None,
+    ) -> None:
+        stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    def no_terminal(*_: object) -> os.terminal_size:
+        raise OSError("not a terminal")
+
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    old_cwd = os.getcwd()
+    with (
+        open(os.devnull) as stdin,
+        mock.patch.dict(os.environ, full_env, clear=True),
+        mock.patch.object(sys, "stdin", stdin),
+        contextlib.redirect_stdout(stdout),
+        contextlib.redirect_stderr(stderr),
+        mock.patch.object(os, "get_terminal_size", no_terminal),
+        warnings.catch_warnings(),
+    ):
+        # A fresh interpreter's filters; each one added goes in front of those before it.
+        warnings.resetwarnings()
+        warnings.simplefilter("default")
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning):
+            warnings.filterwarnings("ignore", category=category)
+        warnings.filterwarnings("ignore", category=ResourceWarning)
+        warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
+        warnings.showwarning = show_warning
+        try:
+            if cwd is not None:
+                os.chdir(cwd)
+            code: int | str | None = main([str(arg) for arg in args])
+        except SystemExit as exc:
+            code = exc.code
+        except Exception:
+            traceback.print_exc(file=stderr)
+            code = 1
+        finally:
+            os.chdir(old_cwd)
+            if torch is not None and threads is not None:
+                torch.set_num_threads(threads)
+    if isinstance(code, str):  # sys.exit("message") prints it and exits with 1
+        stderr.write(code + "\n")
+        code = 1
+    return subprocess.CompletedProcess(
+        ["emotrace", *map(str, args)], code or 0, _read_back(stdout), _read_back(stderr)
+    )
+
+
+def _read_back(stream: io.TextIOWrapper) -> str:
+    """What ``subprocess.run(..., text=True)`` makes of the bytes written to ``stream``."""
+    stream.flush()
+    raw = stream.buffer.getvalue()  # type: ignore[attr-defined]
+    text = raw.decode(locale.getpreferredencoding(False))
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> str:

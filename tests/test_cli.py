@@ -1,4 +1,8 @@
-"""The command line as a user runs it: real processes, real files, exit codes and messages."""
+"""The command line as a user runs it: real files, exit codes and messages.
+
+Most tests call the CLI in this process (``run_emotrace_in_process``: the same exit code, stdout
+and stderr, without an interpreter start each); the first runs ``python -m emotrace`` for real.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, make_class_folders, write_image
-from conftest import run_emotrace as emotrace
+from conftest import assert_one_line_error, make_class_folders, run_emotrace, write_image
+from conftest import run_emotrace_in_process as emotrace
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
@@ -17,7 +21,7 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
 
 
 def test_help_lists_every_command_with_a_description() -> None:
-    result = emotrace("--help")
+    result = run_emotrace("--help")  # a real `python -m emotrace`
     assert result.returncode == 0
     for command in ("data", "models", "train", "evaluate", "compare", "demo"):
         assert f"    {command} " in result.stdout

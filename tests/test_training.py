@@ -26,7 +26,7 @@ import yaml
 from safetensors.torch import load_file
 
 from conftest import assert_one_line_error, make_class_folders
-from conftest import run_emotrace as emotrace
+from conftest import run_emotrace_in_process as emotrace
 from emotrace.cli.main import main as cli_main
 from emotrace.data.cache import PreparedDataset, SplitArrays, save
 from emotrace.errors import ConfigError, DatasetError, ModelError
