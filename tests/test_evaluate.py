@@ -1,7 +1,8 @@
 """Evaluation: metrics against hand-computed values, temperature scaling, and ``emotrace evaluate``.
 
 The end-to-end tests train a small model on generated images in-process, then run the command as
-a user would, in a real process.
+a user would (the CLI's ``main`` in this process: the same exit code and output, no interpreter
+start).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, make_class_folders
-from conftest import run_emotrace as emotrace
+from conftest import run_emotrace_in_process as emotrace
 from emotrace.data.cache import PreparedDataset, SplitArrays, save
 from emotrace.evaluation import (
     compute_metrics,
