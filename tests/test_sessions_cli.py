@@ -1,4 +1,6 @@
-"""``emotrace sessions ...`` and ``emotrace report`` as a user runs them: real processes, files."""
+"""``emotrace sessions ...`` and ``emotrace report`` as a user runs them: real files, exit codes
+and messages (the CLI's ``main`` in this process: the same exit code and output, no interpreter
+start)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import assert_one_line_error
-from conftest import run_emotrace as emotrace
+from conftest import run_emotrace_in_process as emotrace
 from emotrace.sessions.recorder import SessionRecorder, record_session
 from emotrace.sessions.workspace import resolve_workspace
 from session_streams import CLASSES, db_files, file_digest, stream
