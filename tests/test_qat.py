@@ -14,6 +14,7 @@ from conftest import (
     finer_activation_rounding,
     make_class_folders,
     run_emotrace,
+    run_emotrace_in_process,
 )
 
 torch = pytest.importorskip("torch", reason="int8 fine-tuning needs the train extra (torch)")
@@ -61,6 +62,7 @@ def _images(dataset: Path, split: str) -> np.ndarray:
     return np.stack([cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)[..., None] for f in files])
 
 
+@pytest.mark.slow
 def test_int8_simulation_follows_onnxruntime_and_leaves_the_model_as_it_was(
     mobilenet_run: Path, dataset: Path, tmp_path: Path
 ) -> None:
@@ -98,6 +100,7 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_export_int8_with_fine_tuning_from_the_cli(
     mobilenet_run: Path, dataset: Path, tmp_path: Path
 ) -> None:
@@ -129,6 +132,7 @@ def test_export_int8_with_fine_tuning_from_the_cli(
     assert probabilities.shape == (72, 3) and np.isfinite(probabilities).all()
 
 
+@pytest.mark.slow
 def test_an_interrupted_export_leaves_the_earlier_model_in_place(
     mobilenet_run: Path, dataset: Path, tmp_path: Path
 ) -> None:
@@ -169,14 +173,16 @@ def test_fine_tuning_bad_requests_are_one_line_errors(
     from emotrace.training import TrainConfig, fit
 
     out = tmp_path / "x.onnx"
-    no_int8 = run_emotrace("export", mobilenet_run, "-o", out, "--qat-epochs", "1", cwd=tmp_path)
+    no_int8 = run_emotrace_in_process(
+        "export", mobilenet_run, "-o", out, "--qat-epochs", "1", cwd=tmp_path
+    )
     assert_one_line_error(no_int8, "--qat-epochs", "--int8")
-    negative = run_emotrace(
+    negative = run_emotrace_in_process(
         "export", mobilenet_run, "-o", out, "--int8", "--data", dataset, "--qat-epochs", "-1",
         cwd=tmp_path,
     )  # fmt: skip
     assert_one_line_error(negative, "--qat-epochs must be >= 0")
-    no_epochs = run_emotrace(
+    no_epochs = run_emotrace_in_process(
         "export", mobilenet_run, "-o", out, "--int8", "--data", dataset, "--qat-augment",
         cwd=tmp_path,
     )  # fmt: skip
@@ -189,7 +195,7 @@ def test_fine_tuning_bad_requests_are_one_line_errors(
         model="cnn", epochs=1, batch_size=16, threads=1, channels_last=False, preprocess=preprocess
     )
     fit(config, data, cnn_run, progress=False, log=lambda _: None, plot=False)
-    other = run_emotrace(
+    other = run_emotrace_in_process(
         "export", cnn_run, "-o", out, "--int8", "--data", dataset, "--qat-epochs", "1",
         cwd=tmp_path,
     )  # fmt: skip
@@ -199,6 +205,7 @@ def test_fine_tuning_bad_requests_are_one_line_errors(
     assert meta["architecture"] == "cnn"
 
 
+@pytest.mark.slow
 def test_float_twin_is_the_int8_model_computed_in_float(
     mobilenet_run: Path, dataset: Path, tmp_path: Path
 ) -> None:
@@ -256,9 +263,11 @@ def test_float_twin_is_the_int8_model_computed_in_float(
 
 def test_float_twin_bad_requests_are_one_line_errors(mobilenet_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "x.onnx"
-    no_int8 = run_emotrace("export", mobilenet_run, "-o", out, "--float-twin", tmp_path / "t.onnx")
+    no_int8 = run_emotrace_in_process(
+        "export", mobilenet_run, "-o", out, "--float-twin", tmp_path / "t.onnx"
+    )
     assert_one_line_error(no_int8, "--float-twin", "add --int8")
-    same = run_emotrace(
+    same = run_emotrace_in_process(
         "export", mobilenet_run, "-o", out, "--int8", "--data", tmp_path, "--float-twin", out
     )
     assert_one_line_error(same, "--float-twin must be another file than -o")
