@@ -16,15 +16,24 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-needs_chromium = pytest.mark.skipif(
+_skip_without_chromium = pytest.mark.skipif(
     not Path(CHROMIUM).exists(),
     reason="needs Chromium for the HTML report tests (Debian: apt-get install chromium "
     "chromium-driver)",
 )
+_Test = TypeVar("_Test")
+
+
+def needs_chromium(test: _Test) -> _Test:
+    """Skip ``test`` where Chromium is absent, and mark it ``browser`` (``make quick`` skips it)."""
+    return pytest.mark.browser(_skip_without_chromium(test))  # type: ignore[no-any-return]
+
+
 #: Hosts Chromium itself contacts even with background networking disabled.
 BROWSER_HOSTS = frozenset(
     {

@@ -26,7 +26,7 @@ from emotrace.batch.inputs import output_folders
 from emotrace.errors import ConfigError
 from video_helpers import moving_head_video
 
-ENGINES = ("local", "ray")
+ENGINES = ("local", pytest.param("ray", marks=pytest.mark.ray))
 NAMES = ("p01_week1", "p01_week2", "p02_week1")
 
 
@@ -284,6 +284,7 @@ def test_real_footage_from_shared_media(shared_dir: Path, tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_ray_without_address_starts_its_own_local_cluster(videos: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="ray (the ray extra) not installed")
     out = tmp_path / "out"
@@ -293,6 +294,7 @@ def test_ray_without_address_starts_its_own_local_cluster(videos: Path, tmp_path
     assert result.stderr == ""  # Ray's own start-up chatter stays out of the user's terminal
 
 
+@pytest.mark.ray
 def test_more_ray_workers_than_cluster_cpus_is_refused(
     videos: Path, tmp_path: Path, ray_address: str
 ) -> None:

@@ -50,6 +50,7 @@ def valid_faces(fer2013_dir: Path) -> list[np.ndarray]:
 
 
 @pytest.mark.needs_shared
+@pytest.mark.full_data
 def test_int8_agrees_with_fp32_on_real_faces(valid_faces: list[np.ndarray]) -> None:
     fp32 = EmotionClassifier("default").predict(valid_faces)
     int8 = EmotionClassifier("default-int8").predict(valid_faces)
@@ -97,6 +98,8 @@ np.save(sys.argv[3], np.concatenate([session.run(None, {name: x[i:i + 32]})[0]
 
 
 @pytest.mark.needs_shared
+@pytest.mark.full_data
+@pytest.mark.qemu
 @pytest.mark.parametrize("cpu", sorted(OLDER_CPUS))
 def test_int8_computes_the_same_logits_on_older_cpus(
     valid_faces: list[np.ndarray], tmp_path: Path, cpu: str

@@ -57,6 +57,7 @@ def without_timing(run: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.slow
+@pytest.mark.torchrun
 def test_two_gloo_processes_train_write_once_and_resume_exactly(tmp_path: Path) -> None:
     save(DATA, tmp_path / "data.npz")
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(CONFIG), encoding="utf-8")

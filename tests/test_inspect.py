@@ -259,6 +259,7 @@ def test_negative_samples_per_class_is_rejected(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.needs_shared
+@pytest.mark.full_data
 def test_fer2013_counts(fer2013_dir: Path, tmp_path: Path) -> None:
     s = inspect_dataset(read_class_folders(fer2013_dir), tmp_path / "fer")
     assert s["splits"]["train"] == {

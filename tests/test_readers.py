@@ -899,6 +899,7 @@ def test_missing_split_is_an_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.needs_shared
+@pytest.mark.full_data
 def test_real_fer2013_folder_counts(fer2013_dir: Path) -> None:
     index = open_dataset(fer2013_dir)
     counts = index.counts()

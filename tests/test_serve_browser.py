@@ -30,6 +30,7 @@ from serve_helpers import Server, face_frames, running_server, write_y4m  # noqa
 BINARY = next((p for p in ("/usr/lib/chromium/chromium", CHROMIUM) if Path(p).is_file()), CHROMIUM)
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.browser,
     pytest.mark.skipif(
         not Path(BINARY).is_file(),
         reason="needs Chromium (Debian: apt-get install chromium chromium-driver)",
