@@ -1,14 +1,39 @@
-"""Face detection and alignment shared by dataset preparation, ``predict`` and the video."""
+"""Face detection and alignment shared by dataset preparation, ``predict`` and the video.
 
-from emotrace.faces.align import align_face, find_dataset_face
-from emotrace.faces.downscale import DownscaledDetector
-from emotrace.faces.factory import make_detector
-from emotrace.faces.haar import HaarFaceDetector
-from emotrace.faces.types import Detection, FaceDetector, largest
-from emotrace.faces.yunet import YuNetFaceDetector
+The names below load on first use: :mod:`emotrace.faces.settings` (what the command line reads to
+build its parser) imports no OpenCV, and importing it must not pull OpenCV in through here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from emotrace.faces.align import align_face, find_dataset_face
+    from emotrace.faces.downscale import DownscaledDetector
+    from emotrace.faces.factory import make_detector
+    from emotrace.faces.haar import HaarFaceDetector
+    from emotrace.faces.settings import DetectorSettings
+    from emotrace.faces.types import Detection, FaceDetector, largest
+    from emotrace.faces.yunet import YuNetFaceDetector
+
+_WHERE = {
+    "Detection": "types",
+    "DetectorSettings": "settings",
+    "DownscaledDetector": "downscale",
+    "FaceDetector": "types",
+    "HaarFaceDetector": "haar",
+    "YuNetFaceDetector": "yunet",
+    "align_face": "align",
+    "find_dataset_face": "align",
+    "largest": "types",
+    "make_detector": "factory",
+}
 
 __all__ = [
     "Detection",
+    "DetectorSettings",
     "DownscaledDetector",
     "FaceDetector",
     "HaarFaceDetector",
@@ -18,3 +43,12 @@ __all__ = [
     "largest",
     "make_detector",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value

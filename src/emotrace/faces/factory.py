@@ -3,31 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
-from emotrace.errors import ConfigError
+from emotrace.faces.settings import (
+    DEFAULT_MAX_SIDE,
+    DEFAULT_MIN_SIZE,
+    DETECTOR_KINDS,
+    DetectorKind,
+    detector_kind,
+)
 from emotrace.faces.types import FaceDetector
 from emotrace.faces.yunet import DEFAULT_NMS_THRESHOLD, DEFAULT_SCORE_THRESHOLD, YuNetFaceDetector
 
-DetectorKind = Literal["haar", "yunet"]
-DETECTOR_KINDS: tuple[DetectorKind, ...] = ("yunet", "haar")
-#: Smallest face side each detector reports by default, in the pixels it sees (after
-#: downscaling). YuNet is trained on faces from about 10 px; Haar's cascade window is 24 px and
-#: its false faces are mostly small, so it starts higher.
-DEFAULT_MIN_SIZE: dict[str, int] = {"yunet": 10, "haar": 30}
-#: Frames are detected at most this large on their longer side: YuNet is trained for faces of
-#: roughly 10-300 px, and a 4K frame costs 27x a 640x480 one for faces that are large anyway.
-DEFAULT_MAX_SIDE = 640
-
-
-def detector_kind(kind: str | None = None, model: str | Path | None = None) -> DetectorKind:
-    """Which detector ``kind`` and ``model`` name: ``kind`` when given, else Haar for a cascade
-    ``.xml`` and YuNet otherwise. An unknown ``kind`` is a :class:`ConfigError`."""
-    if kind is None:
-        return "haar" if model is not None and str(model).lower().endswith(".xml") else "yunet"
-    if kind in DETECTOR_KINDS:
-        return kind
-    raise ConfigError(f"unknown face detector {kind!r}; use 'yunet' or 'haar'")
+__all__ = [
+    "DEFAULT_MAX_SIDE",
+    "DEFAULT_MIN_SIZE",
+    "DETECTOR_KINDS",
+    "DetectorKind",
+    "detector_kind",
+    "make_detector",
+]
 
 
 def make_detector(

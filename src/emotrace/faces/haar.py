@@ -9,12 +9,13 @@ import cv2
 import numpy as np
 
 from emotrace.errors import ConfigError, ModelError
+from emotrace.faces.settings import TUNING_DEFAULTS
 from emotrace.faces.types import Detection
 from emotrace.preprocessing import check_image, to_gray
 
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
 #: The image-pyramid step: each level is this much smaller (smaller steps: more recall, slower).
-DEFAULT_SCALE_FACTOR = 1.1
+DEFAULT_SCALE_FACTOR = TUNING_DEFAULTS["haar"]["scale_factor"]
 
 
 def cascade_path(name: str = DEFAULT_CASCADE) -> Path:
