@@ -4,27 +4,63 @@
     >>> for result in process("clip.mp4", detect_every=2):
     ...     print(result.index, result.time_s, result.faces.labels, result.faces.track_ids)
 
-Only numpy, OpenCV and onnxruntime are needed (no torch).
+Every setting of a run is one :class:`PipelineOptions`; :func:`analyze_source` owns a whole run
+(reading, each frame's records, the summary), as ``emotrace analyze``, ``live`` and ``batch`` do.
+Only numpy, OpenCV and onnxruntime are needed (no torch). The names load on first use, so that
+:mod:`emotrace.video.options` (what the command line reads to build its parser) brings no OpenCV.
 """
 
-from emotrace.video.pipeline import (
-    FpsMeter,
-    FrameResult,
-    StageTimes,
-    process,
-    record_columns,
-)
-from emotrace.video.sinks import AnnotatedVideoWriter, RecordWriter, RunStats, VideoOutputs
-from emotrace.video.smoothing import EmotionSmoother
-from emotrace.video.sources import (
-    CaptureSource,
-    Frame,
-    FrameSource,
-    ImageSource,
-    SourceInfo,
-    open_source,
-)
-from emotrace.video.tracking import FaceTracker, Track
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from emotrace.video.options import PipelineOptions
+    from emotrace.video.pipeline import (
+        FpsMeter,
+        FrameResult,
+        StageTimes,
+        process,
+        record_columns,
+    )
+    from emotrace.video.run import SourceRun, analyze_source, open_pipeline
+    from emotrace.video.sinks import AnnotatedVideoWriter, RecordWriter, RunStats, VideoOutputs
+    from emotrace.video.smoothing import EmotionSmoother
+    from emotrace.video.sources import (
+        CaptureSource,
+        Frame,
+        FrameSource,
+        ImageSource,
+        SourceInfo,
+        open_source,
+    )
+    from emotrace.video.tracking import FaceTracker, Track
+
+_WHERE = {
+    "AnnotatedVideoWriter": "sinks",
+    "CaptureSource": "sources",
+    "EmotionSmoother": "smoothing",
+    "FaceTracker": "tracking",
+    "FpsMeter": "pipeline",
+    "Frame": "sources",
+    "FrameResult": "pipeline",
+    "FrameSource": "sources",
+    "ImageSource": "sources",
+    "PipelineOptions": "options",
+    "RecordWriter": "sinks",
+    "RunStats": "sinks",
+    "SourceInfo": "sources",
+    "SourceRun": "run",
+    "StageTimes": "pipeline",
+    "Track": "tracking",
+    "VideoOutputs": "sinks",
+    "analyze_source": "run",
+    "open_pipeline": "run",
+    "open_source": "sources",
+    "process": "pipeline",
+    "record_columns": "pipeline",
+}
 
 __all__ = [
     "AnnotatedVideoWriter",
@@ -36,13 +72,26 @@ __all__ = [
     "FrameResult",
     "FrameSource",
     "ImageSource",
+    "PipelineOptions",
     "RecordWriter",
     "RunStats",
     "SourceInfo",
+    "SourceRun",
     "StageTimes",
     "Track",
     "VideoOutputs",
+    "analyze_source",
+    "open_pipeline",
     "open_source",
     "process",
     "record_columns",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -26,6 +26,7 @@ from emotrace.errors import ConfigError
 from emotrace.faces.types import Detection
 from emotrace.results import FaceEmotions
 from emotrace.runtime.recognizer import EmotionRecognizer
+from emotrace.video import options
 from emotrace.video.smoothing import EmotionSmoother
 from emotrace.video.sources import FrameSource, SourceSpec, open_source
 from emotrace.video.tracking import FaceTracker
@@ -35,7 +36,8 @@ MIN_BOX_SIDE = 4
 #: Run the face detector on every 2nd frame and classify the tracked faces in between: the
 #: detector costs several times the classifier, and at 25-30 fps a face moves a few pixels between
 #: two frames, which the tracker's velocity prediction absorbs. 1 detects on every frame.
-DEFAULT_DETECT_EVERY = 2
+#: (Written once, in ``video.options``.)
+DEFAULT_DETECT_EVERY = options.DEFAULT_DETECT_EVERY
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,7 @@ def process(
     smoother: EmotionSmoother | None = None,
     smooth: bool = True,
     max_frames: int | None = None,
-) -> Iterator[FrameResult]:
+) -> Generator[FrameResult, None, None]:
     """Run the pipeline over ``source``, yielding one :class:`FrameResult` per processed frame.
 
     ``source``: an open :class:`FrameSource`, or anything :func:`open_source` accepts (camera

@@ -17,6 +17,7 @@ import numpy as np
 
 from emotrace.errors import ConfigError
 from emotrace.results import FaceEmotions
+from emotrace.video.options import DEFAULT_HYSTERESIS, DEFAULT_SMOOTH_WINDOW_S
 
 SmoothingMethod = Literal["ema", "window"]
 
@@ -31,8 +32,8 @@ class _TrackState:
 
 #: Default smoothing span in seconds: at 30 fps about the 10-frame span of earlier versions
 #: for ``window``, and an EMA time constant of 0.2 s (a label follows a real change within about
-#: half a second, while sub-second flicker is averaged out).
-DEFAULT_WINDOW_S = 0.4
+#: half a second, while sub-second flicker is averaged out). (Written once, in ``video.options``.)
+DEFAULT_WINDOW_S = DEFAULT_SMOOTH_WINDOW_S
 
 
 class EmotionSmoother:
@@ -55,7 +56,7 @@ class EmotionSmoother:
         self,
         window_s: float = DEFAULT_WINDOW_S,
         method: SmoothingMethod = "ema",
-        margin: float = 0.1,
+        margin: float = DEFAULT_HYSTERESIS,
         max_age_s: float = 2.0,
     ) -> None:
         if not window_s > 0:

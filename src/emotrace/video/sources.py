@@ -19,6 +19,7 @@ Problems opening a source raise :class:`~emotrace.errors.VideoError` with one cl
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,6 +111,15 @@ class ImageSource(FrameSource):
 def _natural_key(path: Path) -> list[int | str]:
     """Sort ``frame2.png`` before ``frame10.png``."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def quiet_opencv() -> None:
+    """Silence OpenCV's and FFmpeg's own stderr chatter: errors reach the user as one line."""
+    # FFmpeg reads its level once, when OpenCV first opens a video; a user's setting wins.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def open_source(

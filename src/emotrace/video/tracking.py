@@ -19,6 +19,7 @@ import numpy as np
 
 from emotrace.errors import ConfigError
 from emotrace.results import FaceEmotions
+from emotrace.video.options import DEFAULT_MAX_AGE_S
 
 #: Predict motion at most this far ahead: beyond it a constant velocity is a worse guess than
 #: standing still (faces stop, turn, or were misdetected).
@@ -89,7 +90,7 @@ class FaceTracker:
         self,
         iou_threshold: float = 0.2,
         max_distance: float = 1.0,
-        max_age_s: float = 1.0,
+        max_age_s: float = DEFAULT_MAX_AGE_S,
         max_gap_s: float = 0.25,
     ) -> None:
         if not 0.0 < iou_threshold <= 1.0:
