@@ -350,7 +350,7 @@ def _manifest(tmp_path: Path, text: str) -> Path:
                        "--session-per-video"], ["patient pseudonym", "'Dr X' is not valid"]),
         (lambda v, t: [v, "--workers", "0"], ["--workers must be at least 1, got 0"]),
         (lambda v, t: [v, "--workers", "two"], ["--workers must be a whole number"]),
-        (lambda v, t: [v, "--every", "0"], ["--every must be at least 1"]),
+        (lambda v, t: [v, "--every", "0"], ["--every", "must be at least 1, got 0"]),
         (lambda v, t: [v, "--engine", "ray", "--address", "127.0.0.1:9"],
          ["--address 127.0.0.1:9", "no Ray cluster reachable"]),
         (lambda v, t: [v, "--engine", "ray", "--address", "nowhere"], ["expected HOST:PORT"]),

@@ -589,20 +589,13 @@ def test_serve_passes_every_detector_setting_to_its_detector() -> None:
 
     def detector_of(*argv: str) -> Any:
         config = config_from(build_parser().parse_args(["serve", *argv]))
-        found = Engine(
-            config.model,
-            config.detector,
-            min_face=config.min_face,
-            **{
-                key: getattr(config, key)
-                for key in ("score_threshold", "nms_threshold", "scale_factor")
-            },
-        ).recognizer.detector
+        found = Engine(config.pipeline, workers=1).recognizer.detector
         return getattr(found, "detector", found)  # the detector inside the downscaling wrapper
 
     yunet = detector_of("--score-threshold", "0.8", "--nms-threshold", "0.45")
     assert (yunet.score_threshold, yunet.nms_threshold) == (0.8, 0.45)
     assert detector_of("--detector", "haar", "--scale-factor", "1.25").scale_factor == 1.25
+    assert detector_of("--max-side", "0").__class__.__name__ == "YuNetFaceDetector"
 
 
 def test_a_pdf_without_chromium_is_a_503_that_names_what_to_install(

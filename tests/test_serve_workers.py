@@ -78,3 +78,19 @@ def test_two_sessions_at_once_on_two_workers_give_what_each_gives_alone(tmp_path
 @pytest.mark.parametrize("value", ["0", "-1", "two"])
 def test_workers_must_be_a_positive_count(value: str, tmp_path: Path) -> None:
     assert_one_line_error(run_emotrace("serve", "--workers", value, "--workspace", tmp_path))
+
+
+def test_the_servers_pipeline_settings_reach_its_sessions(tmp_path: Path) -> None:
+    # `live` falling back to the web page used to drop --smooth-window and --max-age: the server
+    # built its tracker and smoother with their defaults.
+    frames = [jpeg(f) for f in face_frames(3)]
+    args = ("--detect-every", "3", "--max-age", "0.5", "--smooth-window", "0.8", "--workers", "1")
+    with running_server(tmp_path / "ws", *args) as server:
+        sid, _ = _stream(server, frames, "settings")
+        info = httpx.get(
+            f"{server.base}/api/v1/sessions/{sid}", headers=server.auth, timeout=30
+        ).json()
+    settings = info["settings"]
+    assert (settings["detect_every"], settings["max_age_s"]) == (3, 0.5)
+    assert settings["smoothing"] == {"method": "ema", "window_s": 0.8, "hysteresis": 0.1}
+    assert settings["detector"] == "yunet" and settings["max_side"] == 640

@@ -26,7 +26,7 @@ from emotrace.faces import make_detector
 from emotrace.runtime.classifier import EmotionClassifier
 from emotrace.runtime.loading import default_model_path
 from emotrace.runtime.recognizer import EmotionRecognizer
-from emotrace.video import FrameResult, process, record_columns
+from emotrace.video import EmotionSmoother, FaceTracker, FrameResult, process, record_columns
 from video_helpers import (
     head_of_height,
     moving_head_video,
@@ -317,7 +317,7 @@ def _garbage_onnx(tmp_path: Path) -> Path:
         (["analyze", "{clip}", "-o", "{tmp}/out", "--detector-model", "{tmp}/none.onnx"],
          ["no such YuNet model file"]),
         (["analyze", "{clip}", "-o", "{tmp}/out", "--detector", "yunet", "--detector-model",
-          "{garbage_onnx}"], ["not a loadable YuNet ONNX model"]),
+          "{garbage_onnx}"], ["yunet.onnx: not a loadable ONNX model"]),
         (["analyze", "{clip}", "-o", "{tmp}/out", "--detector-model", "{empty_onnx}"],
          ["empty file, not a YuNet ONNX model"]),
         (["analyze", "{clip}", "-o", "{tmp}/out", "--detector-model", "{wrong_onnx}"],
@@ -325,10 +325,10 @@ def _garbage_onnx(tmp_path: Path) -> Path:
         (["analyze", "{clip}", "-o", "{tmp}/out", "--detector", "haar", "--detector-model",
           "{garbage}"], ["not a valid Haar cascade file"]),
         (["analyze", "{clip}", "-o", "{tmp}/out", "--score-threshold", "1.5"],
-         ["score threshold"]),
+         ["--score-threshold must be in (0, 1], got 1.5"]),
         # OpenCV asserts scaleFactor > 1 only when the first frame is searched.
         (["analyze", "{clip}", "-o", "{tmp}/out", "--detector", "haar", "--scale-factor", "1.0"],
-         ["Haar scale factor must be a finite number > 1, got 1.0"]),
+         ["--scale-factor must be a finite number > 1, got 1.0"]),
         (["analyze", "{clip}", "-o", "{tmp}/out", "--timeout", "-1"],
          ["--timeout", "must be a finite number > 0"]),
         (["analyze", "{clip}", "-o", "{tmp}/out", "--reconnects", "-1"],
@@ -534,18 +534,24 @@ def test_video_path_never_imports_torch(tmp_path: Path) -> None:
     assert result.stdout.strip() == "ok"
 
 
-def test_cli_and_api_share_the_detection_default() -> None:
+def test_every_default_of_the_pipeline_has_one_source() -> None:
+    # Defaults live in video.options and faces.settings (which import no OpenCV, so the CLI's
+    # --help reads them); every class and function that has one takes it from there.
     import inspect
 
-    from emotrace.cli import _common, video_cmd
     from emotrace.faces import factory, haar, yunet
-    from emotrace.video import pipeline, smoothing
+    from emotrace.faces.settings import TUNING_DEFAULTS
+    from emotrace.video import options, pipeline, smoothing
 
-    assert video_cmd.DEFAULT_DETECT_EVERY == pipeline.DEFAULT_DETECT_EVERY
-    assert video_cmd.DEFAULT_SMOOTH_WINDOW_S == smoothing.DEFAULT_WINDOW_S
-    assert _common.DEFAULT_SCORE_THRESHOLD == yunet.DEFAULT_SCORE_THRESHOLD
-    assert _common.DEFAULT_NMS_THRESHOLD == yunet.DEFAULT_NMS_THRESHOLD
-    assert _common.DEFAULT_HAAR_SCALE_FACTOR == haar.DEFAULT_SCALE_FACTOR
+    assert pipeline.DEFAULT_DETECT_EVERY == options.DEFAULT_DETECT_EVERY
+    assert inspect.signature(pipeline.process).parameters["detect_every"].default == 2
+    assert smoothing.DEFAULT_WINDOW_S == options.DEFAULT_SMOOTH_WINDOW_S
+    smoother = EmotionSmoother()
+    assert (smoother.window_s, smoother.margin) == (0.4, options.DEFAULT_HYSTERESIS)
+    assert FaceTracker().max_age_s == options.DEFAULT_MAX_AGE_S
+    assert TUNING_DEFAULTS["yunet"]["score_threshold"] == yunet.DEFAULT_SCORE_THRESHOLD
+    assert TUNING_DEFAULTS["yunet"]["nms_threshold"] == yunet.DEFAULT_NMS_THRESHOLD
+    assert TUNING_DEFAULTS["haar"]["scale_factor"] == haar.DEFAULT_SCALE_FACTOR
     factory_defaults = inspect.signature(factory.make_detector).parameters
     assert factory_defaults["scale_factor"].default == haar.DEFAULT_SCALE_FACTOR
 

@@ -9,7 +9,6 @@ videos being analysed at that moment.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import multiprocessing
 import queue
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 
 from emotrace.batch.worker import VideoAnalyzer, VideoJob, VideoResult, describe
 from emotrace.errors import ConfigError, MissingDependencyError
+from emotrace.video.options import PipelineOptions
 
 ENGINES = ("local", "ray")
 
@@ -54,7 +54,7 @@ _ANALYZER: VideoAnalyzer | None = None
 _PROGRESS: Any = None
 
 
-def _init_local(options: argparse.Namespace, progress: Any) -> None:
+def _init_local(options: PipelineOptions, progress: Any) -> None:
     """Pool initializer: load the model once per process."""
     global _ANALYZER, _PROGRESS
     # Ctrl+C in a terminal reaches the whole process group; the driver alone handles it and
@@ -72,7 +72,7 @@ class LocalEngine:
     """``workers`` processes (started with ``spawn``: OpenCV and onnxruntime threads do not
     survive a fork) on this machine, each with its own model."""
 
-    def __init__(self, options: argparse.Namespace, workers: int) -> None:
+    def __init__(self, options: PipelineOptions, workers: int) -> None:
         self.workers = workers
         context = multiprocessing.get_context("spawn")
         self._context = context
@@ -196,7 +196,7 @@ def init_ray(address: str | None, num_cpus: int | None) -> tuple[Any, bool]:
 class _RayWorker:
     """The actor: a :class:`VideoAnalyzer` plus a queue for frame progress."""
 
-    def __init__(self, options: argparse.Namespace, progress: Any) -> None:
+    def __init__(self, options: PipelineOptions, progress: Any) -> None:
         self.analyzer = VideoAnalyzer(options)
         self.progress = progress
 
@@ -211,7 +211,7 @@ class RayEngine:
 
     def __init__(
         self,
-        options: argparse.Namespace,
+        options: PipelineOptions,
         workers: int | None,
         threads: int,
         address: str | None = None,

@@ -11,7 +11,6 @@ indexed and a rerun continues with the rest.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from collections import deque
@@ -26,31 +25,27 @@ from emotrace.batch.index import COMPLETE, BatchIndex, IndexRow
 from emotrace.batch.inputs import VideoEntry, output_folders
 from emotrace.batch.worker import VideoJob, VideoResult
 from emotrace.errors import ConfigError, SessionError
+from emotrace.video.options import PipelineOptions
 
 #: ``progress(kind, total_or_n)``: ``("videos", total)``/``("frames", total)`` set up the bars
 #: (``None``: unknown), then ``("video", 1)`` and ``("frame", n)`` advance them.
 Progress = Callable[[str, int | None], None]
 
 
-def pipeline_options(**overrides: Any) -> argparse.Namespace:
-    """The pipeline options of ``emotrace analyze`` with their defaults, and ``overrides``.
+def pipeline_options(**overrides: Any) -> PipelineOptions:
+    """The pipeline options of ``emotrace analyze`` with their defaults, and ``overrides`` (the
+    fields of :class:`~emotrace.video.PipelineOptions`: ``model``, ``threads`` (per worker),
+    ``detector``, ``detect_every``, ``max_age``, ``smooth``, ``smooth_window``,
+    ``smooth_method``, ``hysteresis``, ``every``, ``max_frames``); an unknown name is a
+    :class:`ConfigError`."""
+    return PipelineOptions.from_dict(overrides)
 
-    Keys: ``model``, ``threads``, ``detector``, ``detector_model``, ``min_face``,
-    ``scale_factor``, ``max_side``, ``detect_every``, ``max_age``, ``no_smooth``,
-    ``smooth_window``, ``smooth_method``, ``hysteresis``, ``max_frames``, ``every``, ...
-    """
-    from emotrace.cli.video_cmd import _add_pipeline_options
 
-    parser = argparse.ArgumentParser()
-    _add_pipeline_options(parser)
-    options = parser.parse_args([])
-    options.every = 1
-    unknown = sorted(set(overrides).difference(vars(options)))
-    if unknown:
-        raise ConfigError(f"unknown pipeline option(s): {', '.join(unknown)}")
-    for key, value in overrides.items():
-        setattr(options, key, value)
-    return options
+def threads_per_worker(engine: str, workers: int | None) -> int:
+    """OpenCV and onnxruntime threads for each worker when none are asked for: Ray gives each
+    actor one CPU; locally the cores are split among the workers, so that workers x threads
+    never oversubscribes them."""
+    return 1 if engine == "ray" else max(1, default_workers(1) // (workers or 1))
 
 
 def default_workers(threads: int) -> int:
@@ -156,7 +151,7 @@ def _frame_total(jobs: Sequence[VideoJob], every: int) -> int | None:
 def run_batch(
     entries: Sequence[VideoEntry | Path],
     out_dir: Path,
-    options: argparse.Namespace,
+    options: PipelineOptions,
     *,
     engine: str = "local",
     workers: int | None = None,
@@ -167,8 +162,8 @@ def run_batch(
 ) -> BatchReport:
     """Analyse every video not already complete in ``out_dir/index.csv``.
 
-    ``options``: :func:`pipeline_options` (``threads`` per worker; ``None`` splits the cores
-    among the workers). ``engine``: ``local`` or ``ray`` (``address`` joins a cluster).
+    ``options``: :func:`pipeline_options` (``threads`` per worker; see
+    :func:`threads_per_worker`). ``engine``: ``local`` or ``ray`` (``address`` joins a cluster).
     ``sessions``: :func:`plan_sessions` to record one session per video. Failed videos are
     indexed with their error and never stop the others; Ctrl+C raises ``KeyboardInterrupt``
     after stopping the workers, with every finished video indexed.
@@ -202,16 +197,12 @@ def run_batch(
     if not todo:
         return report
 
-    from emotrace.cli import video_cmd
+    from emotrace.video.sources import quiet_opencv
 
-    if options.threads is None:
-        # Ray gives each actor one CPU; locally the cores are split among the workers, so that
-        # workers x (OpenCV + onnxruntime threads) never oversubscribes them.
-        options.threads = 1 if engine == "ray" else max(1, default_workers(1) // (workers or 1))
     # The model and detector load once here first, so a bad --model fails in one line before
     # any worker starts (and sessions get the model's identity).
-    video_cmd._quiet_opencv()
-    recognizer = video_cmd._recognizer(options)
+    quiet_opencv()
+    recognizer = options.recognizer()
     if sessions is not None:
         from emotrace.sessions.types import ModelInfo
 

@@ -1,25 +1,28 @@
 """One worker's side of a batch: load the model once, then analyse videos one after another.
 
 A worker runs in a pool process (``local``) or a Ray actor (``ray``). It writes each video's
-records into that video's own folder with the same code as ``emotrace analyze`` (the pipeline
-options, recognizer, sinks and ``summary.json`` are those of :mod:`emotrace.cli.video_cmd`, so
-the two commands never drift apart), and returns a small :class:`VideoResult`. It never touches
+records into that video's own folder through :func:`emotrace.video.analyze_source` with the
+same :class:`~emotrace.video.PipelineOptions` as ``emotrace analyze`` (so the two commands never
+drift apart), and returns a small :class:`VideoResult`. It never touches
 the session workspace: with sessions, the result carries the raw per-frame faces and the driver,
 the workspace's one writer, records them.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from emotrace.results import FaceEmotions
+from emotrace.video.options import PipelineOptions
+
+if TYPE_CHECKING:
+    from emotrace.video.pipeline import FrameResult
 
 #: A worker reports frame progress at most this often (each report is a message to the driver).
 PROGRESS_INTERVAL_S = 0.5
@@ -121,77 +124,75 @@ def describe(exc: BaseException) -> str:
 class VideoAnalyzer:
     """A model loaded once, analysing one video per :meth:`analyze` call.
 
-    ``options``: the pipeline options of ``emotrace analyze`` (see
-    :func:`emotrace.batch.pipeline_options`), with ``threads`` the OpenCV and onnxruntime
-    threads of this worker.
+    ``options``: the pipeline options of ``emotrace analyze``, with ``threads`` the OpenCV and
+    onnxruntime threads of this worker.
     """
 
-    def __init__(self, options: argparse.Namespace) -> None:
-        from emotrace.cli import video_cmd
+    def __init__(self, options: PipelineOptions) -> None:
+        from emotrace.video.sources import quiet_opencv
 
-        video_cmd._quiet_opencv()
+        quiet_opencv()
         self.options = options
-        self.recognizer = video_cmd._recognizer(options)
-        self.settings = video_cmd._settings(options, self.recognizer)
+        self.recognizer = options.recognizer()
+        self.settings = options.record(self.recognizer)
 
     def analyze(self, job: VideoJob, progress: Callable[[int], None] | None = None) -> VideoResult:
         """Analyse ``job.video`` into ``job.folder``; never raises for a bad video (the result
         says ``failed`` and why). ``progress(n)`` is told about processed frames now and then."""
-        from emotrace.cli import video_cmd
-        from emotrace.video import VideoOutputs, open_source
+        from emotrace.video import VideoOutputs, analyze_source, open_source
 
         started = time.perf_counter()
         result = VideoResult(job.video, job.folder, "failed")
         classes = self.recognizer.classifier.classes
         raw = RawFaces(classes) if job.keep_faces else None
-        source = outputs = None
-        error: BaseException | None = None
-        reported, last_report = 0, time.monotonic()
+        done = reported = 0
+        last_report = time.monotonic()
+
+        def on_frame(frame: FrameResult, overlay: Any) -> None:
+            nonlocal done, reported, last_report
+            done += 1
+            if raw is not None:
+                raw.add(frame.index, frame.time_s, frame.raw)
+            if progress is not None and time.monotonic() - last_report > PROGRESS_INTERVAL_S:
+                progress(done - reported)
+                reported, last_report = done, time.monotonic()
+
         try:
             source = open_source(job.video, every=self.options.every)
             info = source.info
-            outputs = VideoOutputs(
-                Path(job.folder),
-                classes,
-                info,
-                fps=info.fps / self.options.every if info.fps else None,
-                settings=self.settings,
-            )
-            # A fresh tracker and smoother per video: track ids and smoothing restart with it.
-            tracking = video_cmd._tracking(self.options)
-            results = video_cmd._run(self.options, self.recognizer, source, tracking)
             try:
-                for frame in results:
-                    outputs.write(frame)
-                    if raw is not None:
-                        raw.add(frame.index, frame.time_s, frame.raw)
-                    if progress is not None and time.monotonic() - last_report > (
-                        PROGRESS_INTERVAL_S
-                    ):
-                        progress(outputs.stats.frames - reported)
-                        reported, last_report = outputs.stats.frames, time.monotonic()
-            finally:
-                results.close()
-        except BaseException as exc:
-            error = exc
-            result.error = describe(exc)
-            if not isinstance(exc, Exception):
-                raise  # Ctrl+C, exit: the summary says so; a bad video never stops the batch
-        finally:
-            if outputs is not None and source is not None:
-                summary = video_cmd._finish(outputs, source, source.stop_reason, error)
-                result.summary = summary
-                result.frames = int(summary["frames"])
-                result.faces_found = int(summary["faces"])
-                result.processed_fps = float(summary["processed_fps"])
-            elif source is not None:
+                outputs = VideoOutputs(
+                    Path(job.folder),
+                    classes,
+                    info,
+                    fps=info.fps / self.options.every if info.fps else None,
+                    settings=self.settings,
+                )
+            except BaseException:
                 source.close()
+                raise
+            # A bad video never stops the batch: its error is returned, indexed, and the next
+            # video goes on (Ctrl+C still ends the worker; the summary says so).
+            run = analyze_source(
+                source, self.options, self.recognizer, outputs=outputs, on_frame=on_frame,
+                errors="return",
+            )  # fmt: skip
+        except Exception as exc:  # the video could not be opened, or its folder written
+            result.error = describe(exc)
+        else:
+            summary = run.summary or {}
+            result.summary = summary
+            result.frames = int(summary["frames"])
+            result.faces_found = int(summary["faces"])
+            result.processed_fps = float(summary["processed_fps"])
+            if run.error is not None:
+                result.error = describe(run.error)
+            else:
+                result.status = "complete"
+                if raw is not None:
+                    raw.pack()
+                    result.faces = raw
         if progress is not None and result.frames > reported:
             progress(result.frames - reported)
-        if error is None:
-            result.status = "complete"
-            if raw is not None:
-                raw.pack()
-                result.faces = raw
         result.seconds = round(time.perf_counter() - started, 3)
         return result

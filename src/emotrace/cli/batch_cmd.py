@@ -10,15 +10,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from emotrace.cli._common import add_workspace_option, console, progress_factory
+from emotrace.cli._common import add_workspace_option, console, positive_int, progress_factory
+from emotrace.cli._pipeline import add_pipeline_options, add_source_options, pipeline_options_from
 
 EXIT_SOME_FAILED = 1
 
 
 def add_parser(sub: Any) -> None:
     """Register ``batch``."""
-    from emotrace.cli.video_cmd import _add_pipeline_options
-
     p = sub.add_parser(
         "batch",
         help="analyse many videos (files, folders, globs or a manifest) locally or on Ray",
@@ -52,7 +51,7 @@ def add_parser(sub: Any) -> None:
         "cluster's CPUs / --threads)",
     )
     p.add_argument(
-        "--every", type=int, default=1, metavar="N", help="process one frame in N (default 1)"
+        "--every", type=positive_int, default=1, metavar="N", help="process one frame in N"
     )
     rec = p.add_argument_group("sessions (one recorded session per video)")
     rec.add_argument(
@@ -66,9 +65,10 @@ def add_parser(sub: Any) -> None:
         help="the patient pseudonym: this regex's group 'patient' (or first group) in the path",
     )
     add_workspace_option(rec)
-    _add_pipeline_options(p)
-    # Per worker; unset, the cores are split among the workers (see run_batch).
-    p.set_defaults(handler=run, threads=None)
+    # --threads is per worker; unset, the cores are split among the workers.
+    add_pipeline_options(p, threads_default=None)
+    add_source_options(p)
+    p.set_defaults(handler=run)
 
 
 def _workers(text: str | None) -> int | None:
@@ -121,11 +121,12 @@ def _entries(args: argparse.Namespace) -> tuple[list[Any], Any]:
 def run(args: argparse.Namespace) -> int:
     """Analyse the videos; exit code 1 when some failed."""
     from emotrace.batch import BatchIndex, run_batch
+    from emotrace.batch.runner import threads_per_worker
     from emotrace.errors import ConfigError
 
     workers = _workers(args.workers)
-    if args.every < 1:
-        raise ConfigError(f"--every must be at least 1, got {args.every}")
+    threads = args.threads or threads_per_worker(args.engine, workers)
+    options = pipeline_options_from(args, threads=threads)
     if args.address is not None and args.engine != "ray":
         raise ConfigError("--address needs --engine ray")
     entries, plan = _entries(args)
@@ -142,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
             report = run_batch(
                 entries,
                 args.output,
-                args,
+                options,
                 engine=args.engine,
                 workers=workers,
                 address=args.address,

@@ -8,12 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from emotrace.cli._common import (
-    add_detector_options,
-    console,
-    detector_from_args,
-    positive_int,
-)
+from emotrace.cli._common import console, positive_int
+from emotrace.cli._pipeline import add_detector_options, detector_settings_from
 
 
 def add_parser(sub: Any) -> None:
@@ -48,9 +44,8 @@ def run(args: argparse.Namespace) -> int:
     images = _expand_folders(args.images, args.annotate)
     if args.annotate is not None:
         _make_annotate_folder(args.annotate)
-    recognizer = EmotionRecognizer(
-        model=args.model, detector=detector_from_args(args), threads=args.threads
-    )
+    detector = detector_settings_from(args).build()
+    recognizer = EmotionRecognizer(model=args.model, detector=detector, threads=args.threads)
     results: list[dict[str, Any]] = []
     readable = 0
     annotated_names: set[str] = set()

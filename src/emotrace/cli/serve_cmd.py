@@ -5,13 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from emotrace.cli._common import (
-    add_detector_options,
-    add_workspace_option,
-    detector_tuning,
-    positive_float,
-    positive_int,
-)
+from emotrace.cli._common import add_workspace_option, positive_float, positive_int
+from emotrace.cli._pipeline import add_pipeline_options, pipeline_options_from
 
 DEFAULT_PORT = 8765
 
@@ -53,22 +48,13 @@ def add_parser(sub: Any) -> None:
     add_server_options(p)
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
     p.add_argument(
-        "--model", default="default", help="default, default-int8, an .onnx file or a run folder"
-    )
-    p.add_argument(
-        "--threads",
-        type=positive_int,
-        default=1,
-        help="onnxruntime/OpenCV threads inside each inference worker (default 1)",
-    )
-    p.add_argument(
         "--workers",
         type=positive_int,
         default=None,
         help="inference worker threads, each with its own face detector "
         "(default: one per core, at most 4)",
     )
-    add_detector_options(p.add_argument_group("face detection"), max_side=False)
+    add_pipeline_options(p)
     add_workspace_option(p)
     p.set_defaults(handler=run)
 
@@ -81,22 +67,16 @@ def config_from(args: argparse.Namespace) -> Any:
     require("uvicorn", "serve")
     from emotrace.server.app import ServerConfig
 
-    tuning = detector_tuning(args)
+    # `live` opening the page has no --workers; and its --max-frames, --every belong to files.
+    pipeline = pipeline_options_from(args, every=1, max_frames=None)
     return ServerConfig(
         host=args.host,
         port=args.port,
         workspace=args.workspace,
-        model=args.model,
-        detector=args.detector,
-        detector_model=args.detector_model,
-        min_face=args.min_face,
-        threads=args.threads,
-        workers=getattr(args, "workers", None),  # `live` opening the page has no --workers
+        pipeline=pipeline,
+        workers=getattr(args, "workers", None),
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         allow_remote=args.allow_remote,
-        score_threshold=tuning["score_threshold"],
-        nms_threshold=tuning["nms_threshold"],
-        scale_factor=tuning["scale_factor"],
     )
 
 

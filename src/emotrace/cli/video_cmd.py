@@ -11,25 +11,11 @@ import math
 import os
 import re
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emotrace._interrupts import acknowledge_interrupt, hold_interrupt, raise_if_interrupted
-from emotrace.cli._common import (
-    add_detector_options,
-    console,
-    detector_from_args,
-    detector_name,
-    detector_tuning,
-    err_console,
-    fraction_below_one,
-    non_negative_float,
-    non_negative_int,
-    positive_float,
-    positive_int,
-    progress_factory,
-)
+from emotrace.cli._common import console, err_console, positive_int, progress_factory
+from emotrace.cli._pipeline import add_pipeline_options, add_source_options, pipeline_options_from
 from emotrace.cli.serve_cmd import add_server_options
 from emotrace.cli.session_recording import (
     add_recording_options,
@@ -40,68 +26,10 @@ from emotrace.cli.session_recording import (
 from emotrace.errors import EmotraceError
 
 if TYPE_CHECKING:
-    from emotrace.runtime.recognizer import EmotionRecognizer
-    from emotrace.video import EmotionSmoother, FaceTracker, FrameSource, VideoOutputs
+    from emotrace.video import FrameResult, FrameSource, PipelineOptions
 
 WINDOW = "emotrace live (q or Esc to stop)"
-#: emotrace.video.pipeline.DEFAULT_DETECT_EVERY, repeated so that building the parser imports no
-#: OpenCV (``emotrace --help`` stays instant); a test checks that they agree.
-DEFAULT_DETECT_EVERY = 2
-#: emotrace.video.smoothing.DEFAULT_WINDOW_S, repeated for the same reason.
-DEFAULT_SMOOTH_WINDOW_S = 0.4
 KEY_ESC = 27
-
-
-def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--model", default="default", help="default, default-int8, an .onnx file or a run folder"
-    )
-    p.add_argument("--threads", type=positive_int, default=1, help="inference/OpenCV threads")
-    det = p.add_argument_group("face detection")
-    add_detector_options(det)
-    det.add_argument(
-        "--detect-every",
-        type=positive_int,
-        default=DEFAULT_DETECT_EVERY,
-        metavar="N",
-        help="run the detector on every N-th frame, track faces in between (default 2; 1: all)",
-    )
-    det.add_argument(
-        "--max-age",
-        type=non_negative_float,
-        default=1.0,
-        metavar="S",
-        help="a face unseen this long gets a new id",
-    )
-    smo = p.add_argument_group("smoothing")
-    smo.add_argument("--no-smooth", action="store_true", help="show raw per-frame predictions")
-    smo.add_argument(
-        "--smooth-window",
-        type=positive_float,
-        default=DEFAULT_SMOOTH_WINDOW_S,
-        metavar="S",
-        help=f"seconds averaged (default {DEFAULT_SMOOTH_WINDOW_S}; same at any frame rate)",
-    )
-    smo.add_argument("--smooth-method", choices=("ema", "window"), default="ema")
-    smo.add_argument(
-        "--hysteresis",
-        type=fraction_below_one,
-        default=0.1,
-        metavar="P",
-        help="lead another class needs before the shown label changes",
-    )
-    src = p.add_argument_group("source")
-    src.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
-    src.add_argument(
-        "--timeout", type=positive_float, default=10.0, metavar="S", help="stream open/read timeout"
-    )
-    src.add_argument(
-        "--reconnects",
-        type=non_negative_int,
-        default=3,
-        metavar="N",
-        help="reopen a stalled stream or camera this many times, then stop",
-    )
 
 
 def add_parser(sub: Any) -> None:
@@ -127,7 +55,8 @@ def add_parser(sub: Any) -> None:
     live.add_argument(
         "--no-window", action="store_true", help="no window (needs --record); Ctrl+C stops"
     )
-    _add_pipeline_options(live)
+    add_pipeline_options(live)
+    add_source_options(live)
     add_recording_options(live)
     add_server_options(live)
     live.set_defaults(handler=run_live)
@@ -147,18 +76,10 @@ def add_parser(sub: Any) -> None:
     analyze.add_argument(
         "--every", type=positive_int, default=1, metavar="N", help="process one frame in N"
     )
-    _add_pipeline_options(analyze)
+    add_pipeline_options(analyze)
+    add_source_options(analyze)
     add_recording_options(analyze)
     analyze.set_defaults(handler=run_analyze)
-
-
-def _quiet_opencv() -> None:
-    """Silence OpenCV's and FFmpeg's own stderr chatter: errors reach the user as one line."""
-    # FFmpeg reads its level once, when OpenCV first opens a video; a user's setting wins.
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
-    import cv2
-
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def _require_window() -> None:
@@ -180,38 +101,6 @@ def _require_window() -> None:
         raise VideoError("no display to open a window on: use --no-window --record OUT_DIR")
 
 
-def _recognizer(args: argparse.Namespace) -> EmotionRecognizer:
-    import cv2
-
-    from emotrace.runtime.recognizer import EmotionRecognizer
-
-    cv2.setNumThreads(args.threads)
-    detector = detector_from_args(args)
-    return EmotionRecognizer(model=args.model, detector=detector, threads=args.threads)
-
-
-def _settings(args: argparse.Namespace, recognizer: EmotionRecognizer) -> dict[str, Any]:
-    spec = recognizer.classifier.spec
-    smoothing = None
-    if not args.no_smooth:
-        smoothing = {
-            "method": args.smooth_method,
-            "window_s": args.smooth_window,
-            "hysteresis": args.hysteresis,
-        }
-    return {
-        "model": spec.summary(),
-        "detector": detector_name(args),
-        "detector_tuning": detector_tuning(args, used_only=True),
-        "min_face": args.min_face,
-        "max_side": args.max_side or None,
-        "detect_every": args.detect_every,
-        "every": getattr(args, "every", 1),
-        "max_age_s": args.max_age,
-        "smoothing": smoothing,
-    }
-
-
 def _note_earlier_video(folder: Path, annotated: bool) -> None:
     """Say so when the folder keeps an annotated video this run does not replace: the records
     beside it are new, the video is not (emotrace deletes no video it was once asked for)."""
@@ -222,52 +111,6 @@ def _note_earlier_video(folder: Path, annotated: bool) -> None:
             f"emotrace: note: {folder / VIDEO_NAME} is from an earlier run and does not match "
             "the new records (rerun with --annotated to replace it, or delete it)"
         )
-
-
-def _tracking(args: argparse.Namespace) -> tuple[FaceTracker, EmotionSmoother | None]:
-    """The tracker and smoother for these options, built (and so checked) before any output
-    folder or session is opened: a bad setting must not cost earlier records."""
-    from emotrace.video import EmotionSmoother, FaceTracker
-
-    smoother = None
-    if not args.no_smooth:
-        smoother = EmotionSmoother(args.smooth_window, args.smooth_method, args.hysteresis)
-    return FaceTracker(max_age_s=args.max_age), smoother
-
-
-def _run(
-    args: argparse.Namespace,
-    recognizer: EmotionRecognizer,
-    source: FrameSource,
-    tracking: tuple[FaceTracker, EmotionSmoother | None],
-) -> Any:
-    """The pipeline generator for these options."""
-    from emotrace.video import process
-
-    tracker, smoother = tracking
-    return process(
-        source,
-        recognizer,
-        detect_every=args.detect_every,
-        tracker=tracker,
-        smoother=smoother,
-        smooth=not args.no_smooth,
-        max_frames=args.max_frames,
-    )
-
-
-def _finish(
-    outputs: VideoOutputs, source: FrameSource, stop: str, error: BaseException | None
-) -> dict[str, Any]:
-    frames = max(outputs.stats.frames, 1)
-    outputs.extra = {
-        "capture_thread_ms_per_frame": round(1000 * source.capture_seconds / frames, 3),
-        "dropped_frames": source.dropped,
-        "reconnects": source.reconnects,
-        "skipped_images": source.skipped,
-    }
-    outputs.stop_reason = stop
-    return outputs.close(error)
 
 
 def _report(summary: dict[str, Any], folder: Path) -> None:
@@ -289,78 +132,66 @@ def _warn_if_stalled(stop: str, source: FrameSource, attempts: int) -> None:
         )
 
 
+def _options(args: argparse.Namespace) -> PipelineOptions:
+    """The run's options, checked (with OpenCV's own logging silenced) before any output folder
+    or session is opened: a bad setting must not cost earlier records."""
+    from emotrace.video.sources import quiet_opencv
+
+    options = pipeline_options_from(args)
+    quiet_opencv()
+    return options
+
+
 def run_analyze(args: argparse.Namespace) -> int:
     """Process a whole source into records (and an annotated video) and/or a session."""
     from emotrace.errors import ConfigError
+    from emotrace.video import VideoOutputs, analyze_source, open_source
 
     if args.output is None and (args.session is None or args.annotated):
         raise ConfigError("give -o OUT_DIR (records, --annotated) and/or --session NAME")
     check_recording_options(args)
-    _quiet_opencv()
-    tracking = _tracking(args)
-    from emotrace.annotate import draw_overlay
-    from emotrace.video import FpsMeter, VideoOutputs, open_source
-
-    recognizer = _recognizer(args)
+    options = _options(args)
+    recognizer = options.recognizer()
     source = open_source(
-        args.video, every=args.every, timeout_s=args.timeout, reconnects=args.reconnects
+        args.video, every=options.every, timeout_s=args.timeout, reconnects=args.reconnects
     )
     info = source.info
     outputs = None
     try:
-        fps = info.fps / args.every if info.fps else None
+        settings = options.record(recognizer)
         if args.output is not None:
             outputs = VideoOutputs(
                 args.output,
                 recognizer.classifier.classes,
                 info,
                 annotated=args.annotated,
-                fps=fps,
-                settings=_settings(args, recognizer),
+                fps=info.fps / options.every if info.fps else None,
+                settings=settings,
             )
             _note_earlier_video(args.output, args.annotated)
-        recorder = start_recorder(args, recognizer, args.video, _settings(args, recognizer))
+        recorder = start_recorder(args, recognizer, args.video, settings)
     except BaseException:
         source.close()
         raise
-    total = math.ceil(info.frame_count / args.every) if info.frame_count else None
-    if args.max_frames:
-        total = min(total or args.max_frames, args.max_frames)
-    results = _run(args, recognizer, source, tracking)
-    meter, error = FpsMeter(), None
-    try:
-        with progress_factory() as make:
-            advance = make(f"analyzing {Path(info.name).name}", total)
-            for result in results:
-                meter.tick()
-                canvas = None
-                if args.annotated and outputs is not None:
-                    t0 = time.perf_counter()
-                    canvas = draw_overlay(result.image, result.faces, meter.fps)
-                    outputs.stats.add_time("overlay", time.perf_counter() - t0)
-                with hold_interrupt():
-                    if outputs is not None:
-                        outputs.write(result, canvas)
-                    if recorder is not None:
-                        recorder.record(result.index, result.time_s, result.raw)
-                advance(1)
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        results.close()
-        stop = source.stop_reason
-        if recorder is not None:
-            recorder.close("interrupted" if error else "complete")
-        if outputs is not None:
-            if args.max_frames and outputs.stats.frames >= args.max_frames:
-                stop = "max-frames"
-            summary = _finish(outputs, source, stop, error)
-    if outputs is not None:
-        _report(summary, args.output)
+    total = math.ceil(info.frame_count / options.every) if info.frame_count else None
+    if options.max_frames:
+        total = min(total or options.max_frames, options.max_frames)
+    with progress_factory() as make:
+        advance = make(f"analyzing {Path(info.name).name}", total)
+        run = analyze_source(
+            source,
+            options,
+            recognizer,
+            outputs=outputs,
+            recorder=recorder,
+            overlay=args.annotated and outputs is not None,
+            on_frame=lambda result, overlay: advance(1),
+        )
+    if run.summary is not None:
+        _report(run.summary, args.output)
     if recorder is not None:
         print_recorded(recorder)
-    _warn_if_stalled(stop, source, args.reconnects)
+    _warn_if_stalled(run.stop, source, args.reconnects)
     return 0
 
 
@@ -409,7 +240,7 @@ def run_live(args: argparse.Namespace) -> int:
     if args.annotated and args.record is None:
         raise ConfigError("--annotated needs --record OUT_DIR (where annotated.mp4 goes)")
     check_recording_options(args)
-    tracking = _tracking(args)
+    options = _options(args)
     window = not args.no_window
     if window:
         try:
@@ -420,81 +251,58 @@ def run_live(args: argparse.Namespace) -> int:
                     f"{exc}; or pip install 'emotrace[serve]' for the web view"
                 ) from None
             return _run_web_live(args, str(exc))
-    _quiet_opencv()
-    import cv2
+    from emotrace.video import VideoOutputs, analyze_source, open_source
 
-    from emotrace.annotate import draw_overlay
-    from emotrace.video import FpsMeter, VideoOutputs, open_source
-
-    recognizer = _recognizer(args)
+    recognizer = options.recognizer()
     source = open_source(args.camera, timeout_s=args.timeout, reconnects=args.reconnects)
     outputs = None
-    if args.record is not None:
-        try:
+    try:
+        settings = options.record(recognizer)
+        if args.record is not None:
             outputs = VideoOutputs(
                 args.record,
                 recognizer.classifier.classes,
                 source.info,
                 annotated=args.annotated,
-                settings=_settings(args, recognizer),
+                settings=settings,
             )
             _note_earlier_video(args.record, args.annotated)
-        except BaseException:
-            source.close()
-            raise
-    try:
-        recorder = start_recorder(args, recognizer, args.camera, _settings(args, recognizer))
+        recorder = start_recorder(args, recognizer, args.camera, settings)
     except BaseException:
         source.close()
         raise
-    results = _run(args, recognizer, source, tracking)
-    meter, error, stop, frames = FpsMeter(), None, "", 0
     try:
-        for result in results:
-            raise_if_interrupted()
-            meter.tick()
-            frames += 1
-            # The overlay is drawn only where it is shown or kept: a window-less run stores numbers.
-            canvas = (
-                draw_overlay(result.image, result.faces, meter.fps)
-                if window or args.annotated
-                else None
-            )
-            if outputs is not None:
-                with hold_interrupt():
-                    outputs.write(result, canvas)
-            if recorder is not None:
-                recorder.record(result.index, result.time_s, result.raw)
-            if window and canvas is not None:
-                cv2.imshow(WINDOW, canvas)
-                key = cv2.waitKey(1) & 0xFF
-                if (
-                    key in (ord("q"), KEY_ESC)
-                    or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1
-                ):
-                    stop = "key"
-                    break
-    except KeyboardInterrupt:
-        stop = "interrupted"  # Ctrl+C is how a window-less live run ends: not an error
-        acknowledge_interrupt()
-    except BaseException as exc:
-        error = exc
-        raise
+        run = analyze_source(
+            source,
+            options,
+            recognizer,
+            outputs=outputs,
+            recorder=recorder,  # Ctrl+C or q ends a live session normally
+            # The overlay is drawn only where it is shown or kept: a window-less run stores
+            # numbers.
+            overlay=window or args.annotated,
+            on_frame=_show if window else None,
+            interrupt_ends_run=True,  # Ctrl+C is how a window-less live run ends: not an error
+        )
     finally:
-        results.close()
         if window:
+            import cv2
+
             cv2.destroyAllWindows()
-        if not stop:
-            stop = source.stop_reason
-            if args.max_frames and frames >= args.max_frames:
-                stop = "max-frames"
-        if outputs is not None:
-            summary = _finish(outputs, source, stop, error)
-        if recorder is not None:  # Ctrl+C or q ends a live session normally
-            recorder.close("interrupted" if error else "complete")
-    if outputs is not None:
-        _report(summary, args.record)
+    if run.summary is not None:
+        _report(run.summary, args.record)
     if recorder is not None:
         print_recorded(recorder)
-    _warn_if_stalled(stop, source, args.reconnects)
+    _warn_if_stalled(run.stop, source, args.reconnects)
     return 0
+
+
+def _show(result: FrameResult, overlay: Any) -> bool:
+    """Show the annotated frame; ``False`` once the user pressed q or Esc or closed the window."""
+    import cv2
+
+    cv2.imshow(WINDOW, overlay)
+    key = cv2.waitKey(1) & 0xFF
+    return not (
+        key in (ord("q"), KEY_ESC) or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1
+    )

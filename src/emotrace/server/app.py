@@ -19,8 +19,6 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from emotrace import __version__
-from emotrace.faces.haar import DEFAULT_SCALE_FACTOR
-from emotrace.faces.yunet import DEFAULT_NMS_THRESHOLD, DEFAULT_SCORE_THRESHOLD
 from emotrace.server.auth import (
     AuthMiddleware,
     BodyLimitMiddleware,
@@ -31,6 +29,7 @@ from emotrace.server.auth import (
 from emotrace.server.engine import Engine
 from emotrace.server.errors import install_error_handlers
 from emotrace.server.live import LiveRegistry
+from emotrace.video.options import PipelineOptions
 
 if TYPE_CHECKING:
     from emotrace.sessions.store import SessionStore
@@ -48,15 +47,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     workspace: Path | None = None
-    model: str = "default"
-    detector: str | None = None
-    detector_model: Path | None = None
-    min_face: int | None = None
-    score_threshold: float = DEFAULT_SCORE_THRESHOLD
-    nms_threshold: float = DEFAULT_NMS_THRESHOLD
-    scale_factor: float = DEFAULT_SCALE_FACTOR
-    threads: int = 1
-    detect_every: int = 2
+    #: Model, detector, tracking and smoothing: the options of ``emotrace analyze``.
+    pipeline: PipelineOptions = field(default_factory=PipelineOptions)
     #: Inference threads (``None``: one per core, at most 4; see ``server.engine``).
     workers: int | None = None
     token: str = field(default_factory=new_token)
@@ -92,18 +84,7 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
     from emotrace.server import routes, websocket
     from emotrace.sessions.store import SessionStore
 
-    engine = engine or Engine(
-        config.model,
-        config.detector,
-        config.detector_model,
-        min_face=config.min_face,
-        score_threshold=config.score_threshold,
-        nms_threshold=config.nms_threshold,
-        scale_factor=config.scale_factor,
-        threads=config.threads,
-        detect_every=config.detect_every,
-        workers=config.workers,
-    )
+    engine = engine or Engine(config.pipeline, config.workers)
     store = SessionStore(config.workspace, create=True)
     lock = threading.Lock()
 

@@ -23,19 +23,18 @@ import struct
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import numpy as np
 
-from emotrace.faces.haar import DEFAULT_SCALE_FACTOR
 from emotrace.faces.types import FaceDetector
-from emotrace.faces.yunet import DEFAULT_NMS_THRESHOLD, DEFAULT_SCORE_THRESHOLD
 from emotrace.results import FaceEmotions
 from emotrace.runtime.recognizer import EmotionRecognizer
 from emotrace.sessions.types import ModelInfo
-from emotrace.video import EmotionSmoother, FaceTracker, Frame, FrameResult, FrameSource, process
-from emotrace.video.frames import SourceInfo
+from emotrace.video.frames import Frame, FrameSource, SourceInfo
+from emotrace.video.options import PipelineOptions
+from emotrace.video.pipeline import FrameResult
+from emotrace.video.run import open_pipeline
 
 T = TypeVar("T")
 
@@ -125,19 +124,14 @@ class _FrameSlot(FrameSource):
 
 
 class LiveAnalyzer:
-    """Per-session tracker and smoother state around the shared recognizer."""
+    """Per-session tracker and smoother state around the shared recognizer: the pipeline of
+    ``emotrace analyze`` with the same options, fed one frame at a time."""
 
     def __init__(
-        self, recognizer: EmotionRecognizer, name: str = "browser", detect_every: int = 2
+        self, recognizer: EmotionRecognizer, options: PipelineOptions, name: str = "browser"
     ) -> None:
         self._slot = _FrameSlot(name)
-        self._results = process(
-            self._slot,
-            recognizer,
-            detect_every=detect_every,
-            tracker=FaceTracker(),
-            smoother=EmotionSmoother(),
-        )
+        self._results = open_pipeline(self._slot, recognizer, options)
 
     def analyze(self, index: int, time_s: float, image: np.ndarray) -> FrameResult:
         """Run the pipeline on one frame (call from the inference thread only)."""
@@ -185,47 +179,27 @@ class _ThreadRecognizers:
 class Engine:
     """The shared recognizer, its description, and the inference threads.
 
-    ``workers``: inference threads (default: :func:`default_workers`); ``threads``: onnxruntime
-    and OpenCV threads inside each (1 keeps one frame on one core).
+    ``options``: the model, detector, tracking and smoothing, as ``emotrace analyze`` takes them
+    (``options.threads``: onnxruntime and OpenCV threads inside each worker; 1 keeps one frame
+    on one core); ``workers``: inference threads (default: :func:`default_workers`).
     """
 
-    def __init__(
-        self,
-        model: str | Path = "default",
-        detector: str | None = None,
-        detector_model: Path | None = None,
-        min_face: int | None = None,
-        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
-        nms_threshold: float = DEFAULT_NMS_THRESHOLD,
-        scale_factor: float = DEFAULT_SCALE_FACTOR,
-        threads: int = 1,
-        detect_every: int = 2,
-        workers: int | None = None,
-    ) -> None:
+    def __init__(self, options: PipelineOptions | None = None, workers: int | None = None) -> None:
         import cv2
 
         from emotrace.errors import ConfigError
-        from emotrace.faces.factory import detector_kind, make_detector
 
+        options = options or PipelineOptions()
         if workers is not None and not 1 <= workers <= 64:
             raise ConfigError(f"workers must be between 1 and 64, got {workers}")
-        cv2.setNumThreads(threads)
-        self.detector_name = detector_kind(detector, detector_model)
-        build_detector = functools.partial(
-            make_detector,
-            self.detector_name,
-            detector_model,
-            min_size=min_face,
-            score_threshold=score_threshold,
-            nms_threshold=nms_threshold,
-            scale_factor=scale_factor,
-        )
+        self.options = options
         # Built here (not lazily) so a bad model or detector fails at start-up, not mid-session.
-        self.recognizer = EmotionRecognizer(model=model, detector=build_detector(), threads=threads)
-        self._recognizers = _ThreadRecognizers(self.recognizer.classifier, build_detector)
+        self.recognizer = options.recognizer()
+        cv2.setNumThreads(options.threads)
+        self._recognizers = _ThreadRecognizers(self.recognizer.classifier, options.detector.build)
         spec = self.recognizer.classifier.spec
-        self.model_info = ModelInfo.from_model(model, name=spec.name, version=spec.version)
-        self.detect_every = detect_every
+        self.model_info = ModelInfo.from_model(options.model, name=spec.name, version=spec.version)
+        self.detector_name = options.detector.detector
         self.workers = workers or default_workers()
         self._executor = ThreadPoolExecutor(
             max_workers=self.workers, thread_name_prefix="emotrace-infer"
@@ -250,7 +224,7 @@ class Engine:
         """Fresh per-session pipeline state (its frames may run on any inference thread, one at
         a time: each uses that thread's detector)."""
         # Duck-typed: the stand-in answers every attribute with the thread's own recognizer's.
-        return LiveAnalyzer(cast(EmotionRecognizer, self._recognizers), name, self.detect_every)
+        return LiveAnalyzer(cast(EmotionRecognizer, self._recognizers), self.options, name)
 
     def close(self) -> None:
         """Stop the inference threads after the queued work."""

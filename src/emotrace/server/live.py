@@ -134,9 +134,7 @@ class LiveRegistry:
 
     def _settings(self, source: str) -> dict[str, Any]:
         return {
-            "model": self.engine.recognizer.classifier.spec.summary(),
-            "detector": self.engine.detector_name,
-            "detect_every": self.engine.detect_every,
+            **self.engine.options.record(self.engine.recognizer),
             "source": source,
             "via": "emotrace serve",
         }
