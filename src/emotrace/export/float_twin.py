@@ -20,6 +20,7 @@ import numpy as np
 
 from emotrace._atomic import staged_file
 from emotrace.errors import ModelError
+from emotrace.export.onnx_file import save_replacing, store_weights_fp16, write_metadata
 
 
 def write_float_twin(int8_path: Path, output: Path, fp16_weights: bool = False) -> dict[str, Any]:
@@ -102,9 +103,7 @@ def _write_staged(
 ) -> dict[str, Any]:
     """Write the twin's graph, (fp16) weights and metadata to ``staged``; return its
     ``float_twin`` entry."""
-    from emotrace.export.onnx_export import _save_replacing, store_weights_fp16, write_metadata
-
-    _save_replacing(proto, staged)
+    save_replacing(proto, staged)
     if fp16_weights:
         store_weights_fp16(staged)
     twin = {

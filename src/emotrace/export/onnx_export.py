@@ -7,7 +7,6 @@ metrics) is stored in the file's ``metadata_props`` under the key ``emotrace``, 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import warnings
@@ -18,9 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from emotrace import __version__
-from emotrace._atomic import staged_file
 from emotrace.errors import ModelError, require
-from emotrace.runtime.onnx_backend import METADATA_KEY
+from emotrace.export.onnx_file import store_weights_fp16, write_metadata
 
 if TYPE_CHECKING:
     from emotrace.export.qat import QatSettings
@@ -92,60 +90,6 @@ def _torch_export(model: Any, channels: int, size: int, path: Path) -> None:
     if program is None:
         raise ModelError("torch.onnx.export returned no program")
     program.save(str(path))
-
-
-def write_metadata(path: Path, metadata: dict[str, Any]) -> None:
-    """Set the emotrace metadata_props entry of an ONNX file in place."""
-    import onnx
-
-    proto = onnx.load(str(path))
-    kept = [p for p in proto.metadata_props if p.key != METADATA_KEY]
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(kept)
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
-    _save_replacing(proto, path)
-
-
-def _save_replacing(proto: Any, path: Path) -> None:
-    """Write an ONNX proto over ``path`` atomically (a crash never leaves half a model)."""
-    import onnx
-
-    with staged_file(path) as staged:
-        onnx.save(proto, str(staged))
-
-
-def store_weights_fp16(path: Path) -> None:
-    """Store an ONNX file's float32 weights as float16 followed by a Cast back to float32.
-
-    Halves the file; compute stays float32 because onnxruntime folds each Cast into a float32
-    weight when the session is created.
-    """
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    proto = onnx.load(str(path))
-    graph = proto.graph
-    kept, casts = [], []
-    for init in graph.initializer:
-        if init.data_type != TensorProto.FLOAT:
-            kept.append(init)
-            continue
-        half = numpy_helper.from_array(
-            numpy_helper.to_array(init).astype(np.float16), init.name + "__fp16"
-        )
-        kept.append(half)
-        casts.append(
-            helper.make_node(
-                "Cast", [half.name], [init.name], to=TensorProto.FLOAT, name=init.name + "__cast"
-            )
-        )
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    nodes = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(casts + nodes)
-    _save_replacing(proto, path)
 
 
 def parity(model: Any, path: Path, channels: int, size: int, batch: int = 8) -> float:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from emotrace._atomic import staged_file
-from emotrace.export.onnx_export import write_metadata
+from emotrace.export.onnx_file import write_metadata
 from emotrace.runtime.model_info import ModelSpec
 
 
