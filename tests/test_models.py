@@ -16,7 +16,14 @@ import torch
 from torch import nn
 
 from emotrace.errors import ModelError
-from emotrace.models import build, list_models, model_info
+from emotrace.models import (
+    _registry,
+    build,
+    deprecated_models,
+    list_models,
+    model_info,
+    register_model_deprecations,
+)
 from emotrace.models import pretrained as pretrained_mod
 from emotrace.models._common import InvertedResidual
 from emotrace.models.mobilenet_v2 import NUM_BLOCKS, MobileNetV2
@@ -128,6 +135,31 @@ def test_unknown_model_name_lists_the_valid_ones() -> None:
         build("resnet9000")
     for name in ("cnn", "mobilenet_v2", "mobilevit_xxs", "mobilevit_xs", "mobilevit_s"):
         assert name in str(info.value)
+
+
+def test_retired_name_still_builds_with_a_warning_naming_its_successor() -> None:
+    # A checkpoint records its architecture's name: one trained as emonet_wide (0.1.0) must load.
+    assert "emonet_wide" not in list_models()
+    assert "emonet_wide" in list_models("emonet*", include_deprecated=True)
+    assert deprecated_models() == {"emonet_wide": "emonet_deep"}
+    with pytest.warns(FutureWarning, match="'emonet_wide' is deprecated.*use 'emonet_deep'"):
+        model = build("emonet_wide", num_classes=7)
+    assert model(torch.randn(2, 1, 48, 48)).shape == (2, 7)
+    assert sum(p.numel() for p in model.parameters()) > sum(
+        p.numel() for p in build("emonet_deep").parameters()
+    )
+
+
+def test_retired_name_without_a_builder_builds_its_successor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # timm's shim: a renamed model keeps working under its old name.
+    monkeypatch.setitem(_registry._DEPRECATED, "emonet_old", "emonet")
+    with pytest.warns(FutureWarning, match="use 'emonet'"):
+        model = build("emonet_old", num_classes=3)
+    assert type(model) is type(build("emonet")) and model(torch.randn(1, 1, 48, 48)).shape == (1, 3)
+    with pytest.raises(ValueError, match="unregistered 'resnet9000'"):
+        register_model_deprecations({"emonet_older": "resnet9000"})
 
 
 def test_unknown_model_option_is_a_model_error_listing_the_options() -> None:

@@ -4,6 +4,22 @@
 >>> model = build("emonet", num_classes=7)
 """
 
-from emotrace.models._registry import ModelInfo, build, list_models, model_info, register
+from emotrace.models._registry import (
+    ModelInfo,
+    build,
+    deprecated_models,
+    list_models,
+    model_info,
+    register,
+    register_model_deprecations,
+)
 
-__all__ = ["ModelInfo", "build", "list_models", "model_info", "register"]
+__all__ = [
+    "ModelInfo",
+    "build",
+    "deprecated_models",
+    "list_models",
+    "model_info",
+    "register",
+    "register_model_deprecations",
+]

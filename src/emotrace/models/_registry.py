@@ -2,13 +2,18 @@
 
 Each architecture file registers its builders with :func:`register`. Builders take
 ``num_classes``, ``in_channels``, ``input_size`` and ``pretrained`` plus their own keyword options.
+
+Names are retired with :func:`register_model_deprecations` (after timm's): a retired name keeps
+building, with a warning that names its successor, so checkpoints that record it still load; it
+is no longer listed.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import inspect
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +36,8 @@ class ModelInfo:
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
+#: Retired name -> the name to use instead (see :func:`register_model_deprecations`).
+_DEPRECATED: dict[str, str] = {}
 #: Builder arguments the training data and config decide, not ``model_options``.
 _GEOMETRY_AND_WEIGHTS = ("num_classes", "in_channels", "input_size", "pretrained")
 
@@ -49,22 +56,52 @@ def register(
     return wrap
 
 
+def register_model_deprecations(deprecations: Mapping[str, str]) -> None:
+    """Retire model names: each maps to the registered name that replaces it.
+
+    A retired name that still has its own builder keeps building that architecture (a checkpoint
+    records its architecture's name, so one trained under the old name must still load); a name
+    without one builds its successor, as timm's deprecation shims do. Either way :func:`build`
+    warns with a :class:`FutureWarning` naming the successor, and :func:`list_models` leaves the
+    name out unless asked.
+    """
+    for old, new in deprecations.items():
+        if new not in _REGISTRY:
+            raise ValueError(f"model {old!r} is retired in favour of unregistered {new!r}")
+        if old in _DEPRECATED:
+            raise ValueError(f"model {old!r} retired twice")
+        _DEPRECATED[old] = new
+
+
 def _ensure_loaded() -> None:
     # Importing the architecture modules runs their @register decorators.
     from emotrace.models import cnn, emonet, mobilenet_v2, mobilevit  # noqa: F401
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Registered model names matching a shell-style ``pattern``, sorted."""
+def list_models(pattern: str = "*", include_deprecated: bool = False) -> list[str]:
+    """Registered model names matching a shell-style ``pattern``, sorted; retired names only
+    with ``include_deprecated``."""
     _ensure_loaded()
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+    names = (
+        set(_REGISTRY) | set(_DEPRECATED) if include_deprecated else _REGISTRY.keys() - _DEPRECATED
+    )
+    return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
+
+
+def deprecated_models() -> dict[str, str]:
+    """Retired model names, each with the name that replaces it."""
+    _ensure_loaded()
+    return dict(_DEPRECATED)
 
 
 def model_info(name: str) -> ModelInfo:
-    """Registry entry for ``name``; unknown names raise :class:`ModelError` listing valid ones."""
+    """Registry entry for ``name`` (a retired name without a builder of its own gives its
+    successor's); unknown names raise :class:`ModelError` listing valid ones."""
     _ensure_loaded()
+    if name not in _REGISTRY and name in _DEPRECATED:
+        name = _DEPRECATED[name]
     if name not in _REGISTRY:
-        raise ModelError(f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+        raise ModelError(f"unknown model {name!r}; available: {', '.join(list_models())}")
     return _REGISTRY[name]
 
 
@@ -76,8 +113,17 @@ def build(
     pretrained: bool = False,
     **options: Any,
 ) -> nn.Module:
-    """Build a registered model. ``None`` options fall back to the model's own defaults."""
+    """Build a registered model. ``None`` options fall back to the model's own defaults.
+
+    A retired name warns (:class:`FutureWarning`) and names its successor."""
     info = model_info(name)
+    if name in _DEPRECATED:
+        # stacklevel 2: the warning points at the caller that asked for the retired name.
+        warnings.warn(
+            f"model {name!r} is deprecated and will be removed; use {_DEPRECATED[name]!r}",
+            FutureWarning,
+            stacklevel=2,
+        )
     kwargs = {k: v for k, v in options.items() if v is not None}
     accepted = [
         p for p in inspect.signature(info.builder).parameters if p not in _GEOMETRY_AND_WEIGHTS

@@ -1,6 +1,10 @@
 """EmoNet: emotrace's own architecture, built for real-time CPU inference on 48-64 px faces.
 
-``emonet_deep`` (depths 1-2-3-2) is the bundled default model; ``emonet`` is the fast variant.
+``emonet`` is the fast variant (depths 1-2-2-1) and ``emonet_deep`` (depths 1-2-3-2) the deeper
+one: emotrace 0.1.0's default and, on aligned crops, the next one. Both are now recipes
+(``configs/emonet_*.yaml``) and the teachers of the bundled default, a distilled MobileNetV2
+(``docs/model_card.md``). ``emonet_wide`` is retired (no recipe or result ever used it): it still
+builds, with a warning, so checkpoints trained under that name load.
 
 Why this shape:
 
@@ -22,7 +26,7 @@ import torch
 from torch import nn
 
 from emotrace.models._common import ClassifierHead, conv_bn_act
-from emotrace.models._registry import register
+from emotrace.models._registry import register, register_model_deprecations
 
 
 class BasicBlock(nn.Module):
@@ -96,7 +100,7 @@ def emonet(
     return EmoNet(num_classes=num_classes, in_channels=in_channels, dropout=dropout)
 
 
-@register("emonet_wide", input_size=48, channels=1, summary="EmoNet with 1.5x channels")
+@register("emonet_wide", input_size=48, channels=1, summary="retired: EmoNet with 1.5x channels")
 def emonet_wide(
     num_classes: int = 7,
     in_channels: int = 1,
@@ -104,7 +108,7 @@ def emonet_wide(
     pretrained: bool = False,
     dropout: float = 0.3,
 ) -> nn.Module:
-    """EmoNet with widths 48-96-192-384: ~2x compute, for when accuracy matters more than speed."""
+    """EmoNet with widths 48-96-192-384 (~2x compute); retired in favour of ``emonet_deep``."""
     del input_size, pretrained
     return EmoNet(
         num_classes, in_channels, widths=(48, 96, 192, 384), stem_channels=24, dropout=dropout
@@ -127,3 +131,8 @@ def emonet_deep(
     """EmoNet with depths 1-2-3-2: ~1.2x the compute of ``emonet``, more capacity at 6x6 and 3x3."""
     del input_size, pretrained
     return EmoNet(num_classes, in_channels, depths=(1, 2, 3, 2), dropout=dropout)
+
+
+# emonet_wide (0.1.0) has no recipe or result: emonet_deep is the larger EmoNet with results, at
+# 0.6x its multiply-adds. Its builder stays so a checkpoint that records the name still loads.
+register_model_deprecations({"emonet_wide": "emonet_deep"})
