@@ -12,6 +12,7 @@ import pytest
 import emotrace.data
 from conftest import face_like, make_class_folders, write_image
 from emotrace.data.readers import FORMATS, detect_format, open_dataset
+from emotrace.data.readers._csv import data_rows
 from emotrace.data.types import DatasetIndex
 from emotrace.errors import DatasetError, UnknownLabelError
 
@@ -523,6 +524,21 @@ BAD_FER_ROWS: list[tuple[str, Callable[[str], tuple[str, str, str]], str]] = [
         r"row 3: Usage 'Holdout', expected Training, PublicTest or PrivateTest",
     ),
 ]
+
+
+def test_csv_data_rows_skip_blank_rows_and_refuse_short_ones(tmp_path: Path) -> None:
+    # The one row walk of the FER2013, FER+, AffectNet and Roboflow CSV readers.
+    path = tmp_path / "labels.csv"
+    path.write_text("name,code\na.jpg,1\n\n , \nb.jpg\n")
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        rows = data_rows(reader, path, header)
+        assert next(rows) == (2, ["a.jpg", "1"])
+        with pytest.raises(
+            DatasetError, match=r"labels\.csv row 5: 1 cells, expected 2 \(name,code\)"
+        ):
+            next(rows)
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,14 @@
-"""What the CSV-based readers share: reading a header to recognise a file, and finding files."""
+"""What the CSV-based readers share: reading a header to recognise a file, finding files, and
+walking the data rows."""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+from emotrace.errors import DatasetError
 
 
 def csv_header(path: Path) -> list[str]:
@@ -29,3 +33,20 @@ def find_csvs(folder: Path, depth: int, matches: Callable[[Path], bool]) -> list
         if found:
             return found
     return []
+
+
+def data_rows(reader: Any, path: Path, header: list[str]) -> Iterator[tuple[int, list[str]]]:
+    """The rows a ``csv.reader`` gives after ``header``, each with its line number in the file.
+
+    Blank rows (trailing newlines, a spreadsheet's empty lines) are skipped; a row with fewer
+    cells than the header is a :class:`DatasetError` naming the file, the line and the columns.
+    """
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        line: int = reader.line_num
+        if len(row) < len(header):
+            raise DatasetError(
+                f"{path} row {line}: {len(row)} cells, expected {len(header)} ({','.join(header)})"
+            )
+        yield line, row

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from emotrace.data.imageio import read_image
-from emotrace.data.readers._csv import csv_header, find_csvs
+from emotrace.data.readers._csv import csv_header, data_rows, find_csvs
 from emotrace.data.readers.folder import read_class_folders
 from emotrace.data.types import SPLIT_ALIASES, Box, DatasetIndex, Entry, Skipped
 from emotrace.errors import DatasetError
@@ -108,14 +108,7 @@ def _read_rows(csv_path: Path) -> list[_Row]:
         path_col, code_col = header.index(PATH_COLUMN), header.index("expression")
         box_cols = [header.index(c) for c in BOX_COLUMNS]
         rows: list[_Row] = []
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            line = reader.line_num
-            if len(row) < len(header):
-                raise DatasetError(
-                    f"{csv_path} row {line}: {len(row)} cells, expected {len(header)}"
-                )
+        for line, row in data_rows(reader, csv_path, header):
             # Windows-made copies of the lists use backslashes in subDirectory_filePath.
             rel = row[path_col].strip().replace("\\", "/")
             code = _int(row[code_col], csv_path, line, "expression")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emotrace.data.readers._csv import csv_header, find_csvs
+from emotrace.data.readers._csv import csv_header, data_rows, find_csvs
 from emotrace.data.types import SPLIT_ALIASES, DatasetIndex, Entry
 from emotrace.errors import DatasetError
 from emotrace.labels import FER2013_ORDER
@@ -83,15 +83,7 @@ def read_fer2013_csv(path: Path | str) -> DatasetIndex:
         with warnings.catch_warnings():
             # Older numpy only warns when fromstring stops at a bad token; make it fail fast.
             warnings.simplefilter("error", DeprecationWarning)
-            for row in reader:
-                if not any(cell.strip() for cell in row):
-                    continue
-                line = reader.line_num
-                if len(row) < len(header):
-                    raise DatasetError(
-                        f"{path} row {line}: {len(row)} columns, expected {len(header)} "
-                        f"({','.join(header)})"
-                    )
+            for line, row in data_rows(reader, path, header):
                 labels.append(_emotion(row[emotion_col], path, line))
                 splits.append("all" if usage_col is None else _usage(row[usage_col], path, line))
                 pixels.append(_pixels(row[pixels_col], path, line))

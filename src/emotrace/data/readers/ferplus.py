@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from emotrace.data.readers._csv import csv_header, find_csvs
+from emotrace.data.readers._csv import csv_header, data_rows, find_csvs
 from emotrace.data.readers.fer2013_csv import find_fer2013_csv, read_fer2013_csv
 from emotrace.data.types import DatasetIndex, Entry, Skipped
 from emotrace.errors import DatasetError
@@ -132,12 +132,7 @@ def _read_votes(path: Path) -> list[tuple[int, str, dict[str, int]]]:
         name_col = header.index("image name")
         vote_cols = [header.index(c) for c in VOTE_COLUMNS]
         rows = []
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            line = reader.line_num
-            if len(row) < len(header):
-                raise DatasetError(f"{path} row {line}: {len(row)} cells, expected {len(header)}")
+        for line, row in data_rows(reader, path, header):
             votes = {}
             for column, index in zip(VOTE_COLUMNS, vote_cols, strict=True):
                 cell = row[index].strip()

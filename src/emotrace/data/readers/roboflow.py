@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 
 from emotrace.data.imageio import is_image_name, read_image
+from emotrace.data.readers._csv import data_rows
 from emotrace.data.types import SPLIT_ALIASES, DatasetIndex, Entry, Skipped
 from emotrace.errors import DatasetError, UnknownLabelError
 from emotrace.labels import canonical
@@ -98,14 +99,7 @@ def _read_split(
                 raise UnknownLabelError(f"{csv_path}: {exc}") from None
         if not class_cols:
             raise DatasetError(f"{csv_path}: no class columns after 'filename'")
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            line = reader.line_num
-            if len(row) < len(header):
-                raise DatasetError(
-                    f"{csv_path} row {line}: {len(row)} cells, expected {len(header)}"
-                )
+        for line, row in data_rows(reader, csv_path, header):
             name = row[name_col].strip()
             listed.add(name)
             image = csv_path.parent / name
