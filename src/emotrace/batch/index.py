@@ -19,13 +19,16 @@ COMPLETE = "complete"
 FAILED = "failed"
 
 
-@dataclass(frozen=True)
+@dataclass
 class IndexRow:
     """How one video ended. ``video``: its resolved path; ``folder``: its records under OUT_DIR;
     ``status``: ``complete`` or ``failed``; ``frames``/``faces``: processed frames and faces
     found in them; ``processed_fps``: frames per second of its worker; ``seconds``: its wall
     time; ``session``: the recorded session's name (empty without sessions); ``error``: why it
-    failed (empty when complete)."""
+    failed (empty when complete).
+
+    A worker's :class:`~emotrace.batch.worker.VideoResult` is this row plus what the worker sends
+    with it, so the two never drift apart; the fields' order is the file's column order."""
 
     video: str
     folder: str
@@ -36,6 +39,11 @@ class IndexRow:
     seconds: float = 0.0
     session: str = ""
     error: str = ""
+
+    def as_row(self, **changes: str) -> IndexRow:
+        """The index row alone (a worker's result carries more), with ``changes`` applied."""
+        values = {f.name: getattr(self, f.name) for f in fields(IndexRow)}
+        return IndexRow(**{**values, **changes})
 
 
 COLUMNS = [f.name for f in fields(IndexRow)]

@@ -21,7 +21,7 @@ from typing import Any
 
 from emotrace._interrupts import hold_interrupt, raise_if_interrupted
 from emotrace.batch.engines import ENGINES, Engine, LocalEngine, RayEngine
-from emotrace.batch.index import COMPLETE, BatchIndex, IndexRow
+from emotrace.batch.index import COMPLETE, BatchIndex
 from emotrace.batch.inputs import VideoEntry, output_folders
 from emotrace.batch.worker import VideoJob, VideoResult
 from emotrace.errors import ConfigError, SessionError
@@ -119,19 +119,19 @@ class BatchReport:
 def _record_session(result: VideoResult, plan: SessionPlan, model: Any) -> None:
     from emotrace.sessions.recorder import SessionRecorder
 
-    assert result.faces is not None and result.summary is not None
+    assert result.raw_faces is not None and result.summary is not None
     video = Path(result.video)
     recorder = SessionRecorder(
         plan.names[video],
         plan.patients[video],
-        result.faces.classes,
+        result.raw_faces.classes,
         workspace=plan.workspace,
         source=result.video,
         model=model,
         settings=result.summary["settings"],
     )
     with recorder:
-        for index, time_s, faces in result.faces.frames():
+        for index, time_s, faces in result.raw_faces.frames():
             recorder.record(index, time_s, faces)
 
 
@@ -265,19 +265,7 @@ def _finish_video(
             from emotrace.batch.worker import describe
 
             result.status, result.error = "failed", f"session not recorded: {describe(exc)}"
-    index.record(
-        IndexRow(
-            video=result.video,
-            folder=os.path.relpath(result.folder, out_dir),
-            status=result.status,
-            frames=result.frames,
-            faces=result.faces_found,
-            processed_fps=result.processed_fps,
-            seconds=result.seconds,
-            session=session,
-            error=result.error,
-        )
-    )
+    index.record(result.as_row(folder=os.path.relpath(result.folder, out_dir), session=session))
     (report.complete if result.status == COMPLETE else report.failed).append(result.video)
 
 
@@ -285,7 +273,7 @@ def _line(result: VideoResult, done: int, total: int) -> str:
     name = Path(result.video).name
     if result.status == COMPLETE:
         return (
-            f"[{done}/{total}] {name}: {result.frames} frames, {result.faces_found} faces "
+            f"[{done}/{total}] {name}: {result.frames} frames, {result.faces} faces "
             f"({result.processed_fps:.1f} frames/s)"
         )
     return f"[{done}/{total}] {name}: failed: {result.error}"

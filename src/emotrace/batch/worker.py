@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from emotrace.batch.index import IndexRow
 from emotrace.results import FaceEmotions
 from emotrace.video.options import PipelineOptions
 
@@ -95,20 +96,14 @@ class RawFaces:
 
 
 @dataclass
-class VideoResult:
-    """How one video went. ``status``: ``complete`` or ``failed``; ``summary``: the video's
-    ``summary.json`` (when its records were opened); ``faces``: raw faces for its session."""
+class VideoResult(IndexRow):
+    """How one video went: its index row (``status``: ``complete`` or ``failed``; ``faces``:
+    how many were found; the driver fills in ``session``), plus ``summary``: the video's
+    ``summary.json`` (when its records were opened) and ``raw_faces``: raw faces for its
+    session."""
 
-    video: str
-    folder: str
-    status: str
-    frames: int = 0
-    faces_found: int = 0
-    processed_fps: float = 0.0
-    seconds: float = 0.0
-    error: str = ""
     summary: dict[str, Any] | None = None
-    faces: RawFaces | None = None
+    raw_faces: RawFaces | None = None
 
 
 def describe(exc: BaseException) -> str:
@@ -183,7 +178,7 @@ class VideoAnalyzer:
             summary = run.summary or {}
             result.summary = summary
             result.frames = int(summary["frames"])
-            result.faces_found = int(summary["faces"])
+            result.faces = int(summary["faces"])
             result.processed_fps = float(summary["processed_fps"])
             if run.error is not None:
                 result.error = describe(run.error)
@@ -191,7 +186,7 @@ class VideoAnalyzer:
                 result.status = "complete"
                 if raw is not None:
                     raw.pack()
-                    result.faces = raw
+                    result.raw_faces = raw
         if progress is not None and result.frames > reported:
             progress(result.frames - reported)
         result.seconds = round(time.perf_counter() - started, 3)
