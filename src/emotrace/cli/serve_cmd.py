@@ -65,7 +65,7 @@ def config_from(args: argparse.Namespace) -> Any:
 
     require("fastapi", "serve")
     require("uvicorn", "serve")
-    from emotrace.server.app import ServerConfig
+    from emotrace.server.state import ServerConfig
 
     # `live` opening the page has no --workers; and its --max-frames, --every belong to files.
     pipeline = pipeline_options_from(args, every=1, max_frames=None)

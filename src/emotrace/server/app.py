@@ -9,12 +9,11 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -23,52 +22,19 @@ from emotrace.server.auth import (
     AuthMiddleware,
     BodyLimitMiddleware,
     SecurityHeadersMiddleware,
-    new_token,
     quiet_refused_handshakes,
 )
 from emotrace.server.engine import Engine
 from emotrace.server.errors import install_error_handlers
 from emotrace.server.live import LiveRegistry
-from emotrace.video.options import PipelineOptions
+from emotrace.server.state import ServerConfig, ServerState
 
 if TYPE_CHECKING:
-    from emotrace.sessions.store import SessionStore
     from emotrace.sessions.types import SessionInfo
 
-DEFAULT_PORT = 8765
-DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
+__all__ = ["STATIC", "ServerConfig", "ServerState", "create_app"]
+
 STATIC = Path(str(resources.files("emotrace.server") / "static"))
-
-
-@dataclass
-class ServerConfig:
-    """What ``emotrace serve`` was asked for."""
-
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
-    workspace: Path | None = None
-    #: Model, detector, tracking and smoothing: the options of ``emotrace analyze``.
-    pipeline: PipelineOptions = field(default_factory=PipelineOptions)
-    #: Inference threads (``None``: one per core, at most 4; see ``server.engine``).
-    workers: int | None = None
-    token: str = field(default_factory=new_token)
-    #: Largest request body (uploads, JSON) and WebSocket message, in bytes.
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD
-    allow_remote: bool = False
-
-
-@dataclass
-class ServerState:
-    """Everything the handlers share: one engine, one workspace connection, live sessions."""
-
-    config: ServerConfig
-    engine: Engine
-    store: SessionStore
-    live: LiveRegistry
-    #: The workspace connection serves one request at a time.
-    store_lock: threading.Lock = field(default_factory=threading.Lock)
-    #: The socket streaming into each live session.
-    sockets: dict[int, WebSocket] = field(default_factory=dict)
 
 
 def _limit_multipart_spool(limit: int) -> None:

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from emotrace.server.engine import Engine, ImageRejected, LiveAnalyzer, decode_image, face_records
+from emotrace.server.engine import Engine, LiveAnalyzer
+from emotrace.server.images import ImageRejected, decode_image, face_records
 from emotrace.sessions.circumplex import RUSSELL_1980
 from emotrace.sessions.recorder import MAX_TIME_S, SessionRecorder
 from emotrace.sessions.types import COMPLETE, INTERRUPTED, SessionInfo

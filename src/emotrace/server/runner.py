@@ -14,8 +14,9 @@ import webbrowser
 from pathlib import Path
 
 from emotrace.errors import ConfigError
-from emotrace.server.app import ServerConfig, create_app
+from emotrace.server.app import create_app
 from emotrace.server.auth import is_loopback
+from emotrace.server.state import ServerConfig
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -31,10 +31,10 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from emotrace.errors import EmotraceError, SessionError
 from emotrace.server.auth import note_refused_handshake
 from emotrace.server.errors import error_response
+from emotrace.server.state import ServerState, state
 from emotrace.sessions.types import COMPLETE, INTERRUPTED
 
 if TYPE_CHECKING:
-    from emotrace.server.app import ServerState
     from emotrace.server.live import LiveSession
     from emotrace.sessions.types import SessionInfo
 
@@ -87,7 +87,7 @@ async def _attach(s: ServerState, session_id: int) -> tuple[LiveSession | None, 
 @router.websocket("/api/v1/sessions/{session_id}/live")
 async def live_socket(websocket: WebSocket, session_id: int) -> None:
     """Stream frames into a session (see the module docstring)."""
-    s: ServerState = websocket.app.state.emotrace
+    s = state(websocket)
     live, note, status = await _attach(s, session_id)
     if live is None:
         await _refuse(websocket, status, "not found" if status == 404 else "conflict", note)
