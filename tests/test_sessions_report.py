@@ -181,7 +181,7 @@ def test_analyze_a_generated_video_into_a_session_and_report_it(tmp_path: Path) 
         emotrace(
             "sessions",
             "mark",
-            "video-1",
+            "video-2",
             "looks away",
             "--at",
             "2",
@@ -197,8 +197,9 @@ def test_analyze_a_generated_video_into_a_session_and_report_it(tmp_path: Path) 
     assert len(data) == 60 and not data.visible[20:35].any() and data.visible.sum() >= 40
     assert data.info.model.sha256 and data.info.consent and data.info.source.endswith("call.avi")
 
+    # The trend of a report is the patient's earlier sessions: video-2's report shows video-1.
     reported = emotrace(
-        "report", "video-1", "--trend", "-o", "r.html", "--workspace", ws, cwd=tmp_path
+        "report", "video-2", "--trend", "-o", "r.html", "--workspace", ws, cwd=tmp_path
     )
     assert reported.returncode == 0, reported.stderr
     log = RequestLog()

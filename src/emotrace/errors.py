@@ -57,6 +57,14 @@ class SessionError(EmotraceError, ValueError):
     """A session that does not exist, a bad session name or pseudonym, or an invalid record."""
 
 
+class SessionExists(SessionError):
+    """A new session's name is taken in its workspace."""
+
+
+class SessionBusy(SessionError):
+    """A session being recorded (by this process or another) cannot be changed this way."""
+
+
 class StoreError(EmotraceError, OSError):
     """A session workspace that is not emotrace's, is newer than this version, or is corrupted."""
 

@@ -65,11 +65,10 @@ def check_recording_options(args: argparse.Namespace) -> None:
     check_name(args.session, "session name")
     check_name(args.patient, "patient pseudonym")
     if resolve_workspace(args.workspace).exists():
+        from emotrace.sessions.rules import ensure_name_free
+
         with SessionStore(args.workspace, readonly=True) as store:
-            if any(info.name == args.session for info in store.sessions()):
-                raise SessionError(
-                    f"session {args.session!r} already exists in {store.path}; choose another name"
-                )
+            ensure_name_free(store, args.session)
 
 
 def start_recorder(

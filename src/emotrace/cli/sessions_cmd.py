@@ -121,7 +121,10 @@ def add_parser(sub: Any) -> None:
         help="other sessions of the same patient, for the trend section",
     )
     p.add_argument(
-        "--trend", action="store_true", help="compare with every other session of the same patient"
+        "--trend",
+        action="store_true",
+        help="compare with every earlier session of the same patient (sessions recorded later "
+        "never change a report)",
     )
     p.add_argument(
         "-o",
@@ -307,21 +310,12 @@ def run_edit(args: argparse.Namespace) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     """Write the HTML (and PDF) report of a session."""
-    from emotrace.errors import SessionError
     from emotrace.sessions.report import write_report
+    from emotrace.sessions.rules import report_summaries
 
-    config = _config(args)
     with _store(args) as store:
-        summary = _summary(store, args.session, config)
-        refs = [store.get(ref).id for ref in args.compare]
-        if args.trend:
-            refs += [i.id for i in store.sessions(summary.info.patient)]
-        refs = sorted(set(refs) - {summary.info.id})
-        compare = [_summary(store, str(ref), config) for ref in refs]
-    others = sorted({c.info.patient for c in compare} - {summary.info.patient})
-    if others:
-        raise SessionError(
-            f"--compare sessions must be patient {summary.info.patient}'s, not {', '.join(others)}"
+        summary, compare = report_summaries(
+            store, args.session, trend=args.trend, compare=args.compare, config=_config(args)
         )
     path = args.output or Path(f"{summary.info.file_stem}_report.html")
     pdf = path.with_suffix(".pdf") if args.pdf else None

@@ -9,8 +9,6 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -21,9 +19,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPBearer
 
 from emotrace import __version__
-from emotrace.errors import SessionError
-from emotrace.server.engine import ImageRejected, face_records
+from emotrace.errors import SessionBusy, SessionError, SessionExists
 from emotrace.server.errors import ApiError, responses
+from emotrace.server.images import ImageRejected, face_records
 from emotrace.server.schemas import (
     MAX_ID,
     AnalyzeResult,
@@ -39,11 +37,12 @@ from emotrace.server.schemas import (
     SessionDetail,
     SessionUpdate,
 )
+from emotrace.server.state import ServerState, state, workspace
+from emotrace.sessions import rules
 from emotrace.sessions.store import PURGE_PENDING
 from emotrace.sessions.types import COMPLETE, RECORDING, SessionInfo
 
 if TYPE_CHECKING:
-    from emotrace.server.app import ServerState
     from emotrace.sessions.store import SessionStore
 
 # The middleware checks the token; this only documents it in the OpenAPI schema.
@@ -85,20 +84,6 @@ MARKER_LINKS = {
 }
 #: Sessions one server records at once; beyond, creating another is a 409.
 MAX_LIVE = 32
-
-
-def state(request: Request) -> ServerState:
-    """The server's shared state."""
-    found: ServerState = request.app.state.emotrace
-    return found
-
-
-@contextmanager
-def workspace(request: Request) -> Iterator[SessionStore]:
-    """The server's workspace connection, one user at a time."""
-    s = state(request)
-    with s.store_lock:
-        yield s.store
 
 
 def _session(s: ServerState, info: SessionInfo) -> dict[str, Any]:
@@ -222,13 +207,6 @@ async def create_session(request: Request, body: SessionCreate) -> dict[str, Any
     if len(s.live.sessions) >= MAX_LIVE:
         raise ApiError(409, "conflict", f"{MAX_LIVE} sessions are being recorded; stop one first")
     name = body.name or f"{body.patient}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-    def taken() -> bool:
-        with workspace(request) as store:
-            return any(i.name == name for i in store.sessions())
-
-    if await run_in_threadpool(taken):
-        raise ApiError(409, "conflict", f"session {name!r} already exists; choose another name")
     try:
         live = await s.engine.call(
             s.live.start,
@@ -239,10 +217,9 @@ async def create_session(request: Request, body: SessionCreate) -> dict[str, Any
             source=body.source,
             track_id=body.patient_track,
         )
-    except SessionError as exc:
-        if "already exists" in str(exc):  # created meanwhile by another client
-            raise ApiError(409, "conflict", str(exc)) from None
-        raise
+    except SessionExists:  # the name is taken (perhaps by another client a moment ago)
+        message = f"session {name!r} already exists; choose another name"
+        raise ApiError(409, "conflict", message) from None
     return await run_in_threadpool(_load_session, request, live.session_id)
 
 
@@ -305,12 +282,10 @@ async def finish_session(request: Request, session_id: SessionId) -> dict[str, A
 
     def finish() -> dict[str, Any]:
         with workspace(request) as store:
-            info = _get(store, session_id)
-            if info.status == RECORDING:
-                raise ApiError(409, "conflict", f"session {info.name!r} is recorded elsewhere")
-            if info.status != COMPLETE:
-                store.finish(info.id, COMPLETE)
-            return _session(s, store.get(info.id))
+            try:
+                return _session(s, rules.finish(store, _get(store, session_id).id))
+            except SessionBusy as exc:
+                raise ApiError(409, "conflict", str(exc)) from None
 
     return await run_in_threadpool(finish)
 
@@ -451,13 +426,12 @@ def records(
     from emotrace.sessions.export import columns
 
     with workspace(request) as store:
-        data = store.load(_get(store, session_id).id)
-    table = columns(data)
+        info = _get(store, session_id)
+        page = store.load(info.id, offset=offset, limit=limit)  # only this page is read
+    table = columns(page)
     names = list(table)
-    total = len(data)
-    end = min(total, offset + limit)
-    rows = [{n: table[n][i] for n in names} for i in range(min(offset, total), end)]
-    return {"total": total, "offset": offset, "limit": limit, "records": rows}
+    rows = [{n: table[n][i] for n in names} for i in range(len(page))]
+    return {"total": info.frames, "offset": offset, "limit": limit, "records": rows}
 
 
 @api.get(
@@ -496,19 +470,12 @@ def export(
 
 
 def _report_html(request: Request, session_id: int, compare: bool) -> tuple[SessionInfo, str]:
-    from emotrace.sessions import render_report, summarize
+    from emotrace.sessions import render_report
 
     with workspace(request) as store:
         info = _get(store, session_id)
-        data = store.load(info.id)
-        earlier = []
-        if compare:
-            earlier = [
-                store.load(i.id)
-                for i in store.sessions(info.patient)
-                if i.id != info.id and i.started_at <= info.started_at
-            ][-5:]
-    return info, render_report(summarize(data), [summarize(d) for d in earlier])
+        summary, earlier = rules.report_summaries(store, info.id, trend=compare)
+    return info, render_report(summary, earlier)
 
 
 #: The report is framed by the page, so it may be embedded by this origin (and nothing else).
@@ -532,7 +499,8 @@ def report(
 ) -> HTMLResponse:
     """The clinician's report (``emotrace report``) as one self-contained HTML page.
 
-    ``compare``: add the trend over up to five earlier sessions of the same pseudonym.
+    ``compare``: add the trend over the earlier sessions of the same pseudonym (as
+    ``emotrace report --trend``).
     """
     info, html = _report_html(request, session_id, compare)
     headers = {"content-security-policy": REPORT_CSP}

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from emotrace.errors import SessionError, StoreError
+from emotrace.errors import SessionError, SessionExists, StoreError
 from emotrace.sessions._schema import SCHEMA_VERSION
 from emotrace.sessions.types import (
     COMPLETE,
@@ -233,6 +233,12 @@ class SessionStore:
                 )
             return [self._info(row) for row in rows.fetchall()]
 
+    def has_name(self, name: str) -> bool:
+        """Whether a session is called ``name`` (exactly; ids are not names)."""
+        with sql_errors(self.path):
+            row = self.conn.execute("SELECT 1 FROM sessions WHERE name = ?", (name,)).fetchone()
+        return row is not None
+
     def get(self, ref: str | int) -> SessionInfo:
         """A session by name, or by id (a number that is not also a name)."""
         with sql_errors(self.path):
@@ -260,14 +266,17 @@ class SessionStore:
             ).fetchall()
         return [Marker(*row) for row in rows]
 
-    def load(self, ref: str | int) -> SessionData:
-        """Metadata, per-frame arrays and markers of one session."""
+    def load(self, ref: str | int, *, offset: int = 0, limit: int | None = None) -> SessionData:
+        """Metadata, per-frame arrays and markers of one session; with ``offset``/``limit``,
+        only those frames (in frame order) are read, for paging through a long session."""
+        if offset < 0 or (limit is not None and limit < 0):
+            raise SessionError(f"offset and limit must not be negative, got {offset}, {limit}")
         info = self.get(ref)
         with sql_errors(self.path):
             rows = self.conn.execute(
                 "SELECT frame, time_s, face, track_id, x, y, w, h, score, probs FROM frames"
-                " WHERE session_id = ? ORDER BY frame",
-                (info.id,),
+                " WHERE session_id = ? ORDER BY frame LIMIT ? OFFSET ?",
+                (info.id, -1 if limit is None else limit, offset),
             ).fetchall()
         k, n = len(info.classes), len(rows)
         missing = bytes(np.full(k, np.nan, "<f4").tobytes())
@@ -332,7 +341,7 @@ class SessionStore:
                     ),
                 )
         except sqlite3.IntegrityError:
-            raise SessionError(
+            raise SessionExists(
                 f"session {name!r} already exists in {self.path}; choose another name"
             ) from None
         return int(cursor.lastrowid or 0)
