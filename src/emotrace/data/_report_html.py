@@ -1,4 +1,5 @@
-"""HTML for the dataset report: one self-contained page (inline CSS and SVG, base64 PNGs).
+"""HTML for the dataset report: one self-contained page (inline CSS and SVG, base64 PNGs) in the
+reports' shared shell (:mod:`emotrace._html`).
 
 Nothing here loads anything from the network, so the report opens offline and can be attached to an
 issue or an e-mail as a single file. Every string that comes from the dataset is escaped.
@@ -9,6 +10,8 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path, PurePath
 from typing import Any
+
+from emotrace._html import page
 
 #: Class colours (colour-blind friendly Okabe-Ito order, then grays for taxonomies beyond it).
 PALETTE = (
@@ -32,16 +35,15 @@ SECTIONS = (
     ("skipped", "Skipped files"),
 )
 
+#: This report's own rules (a sticky section menu over a full-width page, cards, charts,
+#: thumbnails); the rest is the shared shell's.
 _CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;
-background:#fafafa}
+body{margin:0;max-width:none;padding:0;background:#fafafa}
 main{max-width:1100px;margin:0 auto;padding:16px 24px 48px}
-h1{font-size:22px;margin:16px 0 4px}h2{font-size:18px;margin:32px 0 8px;border-bottom:1px solid
-#ddd;padding-bottom:4px}h3{font-size:15px;margin:16px 0 6px}
+h2{font-size:18px;margin:32px 0 8px}
 nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #ddd;padding:8px 24px;z-index:1}
 nav a{margin-right:14px;color:#0060a0;text-decoration:none}
-table{border-collapse:collapse;margin:6px 0 12px;background:#fff}
-th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}
+table{background:#fff}th{background:none}th,td{text-align:right}
 th:first-child,td:first-child,td.l{text-align:left}
 td.path{text-align:left;font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}
 .muted{color:#777}.warn{color:#b34700;font-weight:600}.ok{color:#2d7d2d;font-weight:600}
@@ -71,13 +73,8 @@ def render_report(summary: dict[str, Any], thumbs: dict[str, list[dict[str, str]
         ]
     )
     nav = "".join(f'<a href="#{key}">{title}</a>' for key, title in SECTIONS)
-    title = f"Dataset report: {escape(PurePath(root).name or root)}"
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{title}</title><style>{_CSS}</style></head>"
-        f"<body><nav>{nav}</nav><main><h1>{title}</h1>{body}</main></body></html>\n"
-    )
+    title = f"Dataset report: {PurePath(root).name or root}"
+    return page(title, f"<nav>{nav}</nav><main><h1>{escape(title)}</h1>{body}</main>", _CSS)
 
 
 # --- sections ----------------------------------------------------------------------------------

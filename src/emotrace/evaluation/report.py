@@ -1,4 +1,5 @@
-"""The evaluation report: PNG plots and one self-contained HTML file (images inline)."""
+"""The evaluation report: PNG plots and one self-contained HTML file (images inline), in the
+reports' shared shell (:mod:`emotrace._html`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from emotrace._html import page
+
+#: This report's own rules: figures right-aligned under left-aligned row labels.
+_CSS = "th,td{text-align:right}th{text-align:left}img{margin:0.5rem 0}"
 
 
 def _plots(metrics: dict[str, Any], out: Path) -> dict[str, Path]:
@@ -148,16 +154,7 @@ def write_report(metrics: dict[str, Any], out: Path) -> Path:
             "</p>"
         )
     images = "".join(_img(p) for p in plots.values())
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>emotrace evaluation: {e(metrics["model_name"])}</title>
-<style>
-body{{font-family:system-ui,sans-serif;margin:2rem;max-width:1100px;color:#222}}
-table{{border-collapse:collapse;margin:0.5rem 0 1.5rem}}
-th,td{{border:1px solid #ccc;padding:4px 10px;text-align:right}}
-th{{text-align:left;background:#f5f5f5}}
-img{{max-width:100%;margin:0.5rem 0}}
-</style></head><body>
+    body = f"""
 <h1>Evaluation of {e(metrics["model_name"])}</h1>
 <p>Model <code>{e(metrics["model"])}</code> on <code>{e(metrics["dataset"])}</code>,
 split <strong>{e(metrics["split"])}</strong>.</p>
@@ -167,8 +164,7 @@ split <strong>{e(metrics["split"])}</strong>.</p>
 {per_class}</table>
 {tta}{cross}
 <h2>Confusion matrix and calibration</h2>{images}
-</body></html>
 """
     path = out / "report.html"
-    path.write_text(page, "utf-8")
+    path.write_text(page(f"emotrace evaluation: {metrics['model_name']}", body, _CSS), "utf-8")
     return path

@@ -1,8 +1,9 @@
 """The clinician's session report: one self-contained HTML file, optionally printed to PDF.
 
 Charts are inline SVG; there are no scripts, fonts, images or links to fetch, and a
-Content-Security-Policy (``default-src 'none'``) makes the browser refuse any request should one
-slip in, so the report opens offline and never contacts a server. A session without any face of
+Content-Security-Policy (``default-src 'none'``, from the reports' shared shell,
+:mod:`emotrace._html`) makes the browser refuse any request should one slip in, so the report
+opens offline and never contacts a server. A session without any face of
 the patient says so instead of drawing empty charts.
 
 PDF: ``write_report(..., pdf=path)`` prints the same HTML with headless Chromium
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from emotrace import __version__
+from emotrace._html import page
 from emotrace.errors import MissingDependencyError, StoreError
 from emotrace.sessions import _svg
 from emotrace.sessions._private import open_private
@@ -41,17 +43,14 @@ CAUTION = (
     "visible face are shown as missing, not estimated. Read them together with what was said "
     "in the session and with your clinical judgement."
 )
+#: This report's own rules (a narrower page that prints well, the caution box, the legend);
+#: the rest is the shared shell's.
 _CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;margin:24px auto;
-max-width:960px;color:#222;line-height:1.4}
-h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;border-bottom:1px solid #ccc;
-padding-bottom:2px;margin-top:28px}table{border-collapse:collapse;font-size:13px;margin:6px 0}
-td,th{border:1px solid #ddd;padding:3px 7px;text-align:left}th{background:#f4f4f4}
+body{max-width:960px}table{font-size:13px}td,th{text-align:left}
 .caution{background:#fff4e5;border-left:4px solid #E69F00;padding:8px 12px;font-size:14px}
-.muted{color:#666;font-size:12px}.legend span{display:inline-block;margin-right:12px;
+.muted{font-size:12px}.legend span{display:inline-block;margin-right:12px;
 font-size:12px}.legend i{display:inline-block;width:11px;height:11px;margin-right:4px;
 vertical-align:middle}.num{text-align:right}section{page-break-inside:avoid}
-@media print{body{margin:0}}
 """
 
 
@@ -309,14 +308,7 @@ def render_report(summary: SessionSummary, compare: Sequence[SessionSummary] = (
     if s.info.notes:
         parts.append(f'<section id="notes"><h2>Notes</h2><p>{_e(s.info.notes)}</p></section>')
     parts.append(_method(s))
-    csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>emotrace session report {_e(s.info.patient)}</title><style>{_CSS}</style>"
-        f"</head><body>{''.join(parts)}</body></html>"
-    )
+    return page(f"emotrace session report {s.info.patient}", "".join(parts), _CSS)
 
 
 def find_chromium() -> str | None:
