@@ -359,6 +359,35 @@ def hub_checkpoints() -> Path:
     return folder
 
 
+def test_mobilenet_v2_pretrained_from_a_given_file(tmp_path: Path, hub_checkpoints: Path) -> None:
+    # A machine without network is given the backbone by hand (scripts/gpu/): the file is used as
+    # it is, no torch hub lookup or download (the empty hub folder would make one fail).
+    torch.manual_seed(1)
+    source = build("mobilenet_v2")
+    state = {k: v.half().float() for k, v in source.state_dict().items()}  # an fp16-rounded copy
+    torch.save(state, tmp_path / "backbone.pth")
+    for given in (tmp_path / "backbone.pth", str(tmp_path / "backbone.pth")):
+        model = build("mobilenet_v2", pretrained=given)
+        loaded = model.state_dict()
+        assert all(torch.equal(loaded[k], v) for k, v in state.items() if k.startswith("features."))
+        assert model.backbone_lr_mult == 0.1  # pretrained: the backbone's lower rate
+    assert not list(hub_checkpoints.iterdir())
+    with pytest.raises(ModelError, match="cannot read weights file"):
+        build("mobilenet_v2", pretrained=tmp_path / "missing.pth")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"pretrained_weights": "backbone.pth"}, {"pretrained": True, "pretrained_weights": ""}],
+)
+def test_pretrained_weights_needs_pretrained_and_a_file(options: dict[str, object]) -> None:
+    from emotrace.errors import ConfigError
+    from emotrace.training.config import TrainConfig
+
+    with pytest.raises(ConfigError, match="pretrained_weights is a weights file"):
+        TrainConfig(**options)  # type: ignore[arg-type]
+
+
 @pytest.mark.needs_shared
 def test_mobilenet_v2_loads_imagenet_checkpoint(shared_dir: Path, hub_checkpoints: Path) -> None:
     source = shared_dir / "weights" / WEIGHTS

@@ -2,6 +2,8 @@
 
 Each architecture file registers its builders with :func:`register`. Builders take
 ``num_classes``, ``in_channels``, ``input_size`` and ``pretrained`` plus their own keyword options.
+``pretrained`` is ``True`` for the architecture's own pretrained weights, or the path of a weights
+file of the same layout to use in their place; a builder without pretrained weights refuses both.
 
 Names are retired with :func:`register_model_deprecations` (after timm's): a retired name keeps
 building, with a warning that names its successor, so checkpoints that record it still load; it
@@ -15,6 +17,7 @@ import inspect
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -110,7 +113,7 @@ def build(
     num_classes: int = 7,
     in_channels: int | None = None,
     input_size: int | None = None,
-    pretrained: bool = False,
+    pretrained: bool | str | Path = False,
     **options: Any,
 ) -> nn.Module:
     """Build a registered model. ``None`` options fall back to the model's own defaults.

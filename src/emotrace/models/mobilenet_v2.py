@@ -219,7 +219,7 @@ def mobilenet_v2(
     num_classes: int = 7,
     in_channels: int = 3,
     input_size: int = 96,
-    pretrained: bool = False,
+    pretrained: bool | str | Path = False,
     mode: str = "finetune",
     unfreeze_blocks: int | None = None,
     backbone_lr_mult: float | None = None,
@@ -227,7 +227,9 @@ def mobilenet_v2(
     dropout: float = 0.2,
     drop_path: float = 0.0,
 ) -> nn.Module:
-    """Build MobileNetV2; ``pretrained=True`` loads ImageNet weights (torch hub cache or download).
+    """Build MobileNetV2; ``pretrained=True`` loads ImageNet weights (torch hub cache or download,
+    checked against their hash); a path loads that torchvision ``mobilenet_v2`` state dict instead,
+    unchecked but for its keys and shapes (a machine without network, given the backbone by hand).
 
     ``backbone_lr_mult`` defaults to 0.1 with pretrained weights and 1.0 without: a lower rate
     protects pretrained features, but would only slow down a randomly initialised backbone.
@@ -239,7 +241,10 @@ def mobilenet_v2(
         backbone_lr_mult = 0.1 if pretrained else 1.0
     # Checked here too so that a bad option fails before a 14 MB download.
     _check_options(in_channels, mode, unfreeze_blocks, backbone_lr_mult, gray_mode, drop_path)
-    weights = find_or_fetch_weights() if pretrained else None
+    if isinstance(pretrained, str | Path):
+        weights: Path | None = Path(pretrained)
+    else:
+        weights = find_or_fetch_weights() if pretrained else None
     return MobileNetV2(
         num_classes,
         in_channels,

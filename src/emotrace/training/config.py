@@ -29,6 +29,10 @@ class TrainConfig:
     model: str = "emonet"
     model_options: dict[str, Any] = field(default_factory=dict)
     pretrained: bool = False
+    #: With ``pretrained``: a weights file to start from in place of the architecture's own (for
+    #: mobilenet_v2, a torchvision state dict instead of torch hub's verified ImageNet file), for
+    #: a machine without network given the backbone by hand (scripts/gpu/).
+    pretrained_weights: str | None = None
     data: str | None = None
     train_split: str = "train"
     val_split: str = "valid"
@@ -142,6 +146,13 @@ class TrainConfig:
         ):
             raise ConfigError(
                 f"distill_teacher must be a model or a list of models, got {teachers!r}"
+            )
+        if self.pretrained_weights is not None and not (
+            isinstance(self.pretrained_weights, str) and self.pretrained_weights and self.pretrained
+        ):
+            raise ConfigError(
+                "pretrained_weights is a weights file for pretrained: true, got "
+                f"{self.pretrained_weights!r} with pretrained: {self.pretrained}"
             )
         if self.init_from is not None and not (isinstance(self.init_from, str) and self.init_from):
             raise ConfigError(
