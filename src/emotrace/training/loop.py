@@ -240,13 +240,16 @@ def fit(
     if config.model_options.get("mode") == "frozen" and not config.pretrained:
         # Loading a checkpoint builds frozen models without weights too, so the warning lives here.
         log("warning: mode=frozen without pretrained: true trains a head on a random backbone")
+    # Weights from init_from replace ImageNet's, so they are not fetched for nothing.
+    pretrained: bool | str = config.pretrained and config.init_from is None
+    if pretrained and config.pretrained_weights:
+        pretrained = config.pretrained_weights
     model = build(
         config.model,
         num_classes=num_classes,
         in_channels=data.preprocess.channels,
         input_size=data.preprocess.size,
-        # Weights from init_from replace ImageNet's, so they are not fetched for nothing.
-        pretrained=config.pretrained and config.init_from is None,
+        pretrained=pretrained,
         **config.model_options,
     )
     if config.init_from is not None and not resume:
