@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # How the bundled default model is built, start to finish (see docs/model_card.md).
-# Usage: docs/results/build_default_model.sh PATH/TO/fer2013 [RUN_DIR]
+# Usage: scripts/build_default_model.sh PATH/TO/fer2013 [RUN_DIR]   (from the repository root)
 # Fits on YuNet-aligned train crops, chooses the epoch and fits the temperature on aligned valid;
 # nothing else sees valid. The teachers for distillation are the two previous defaults (0.1.0's
 # EmoNet-deep on FER2013's own crops, commit 2690ec4; EmoNet-deep on aligned crops, commit

@@ -1,8 +1,8 @@
 """Record what a trained recipe costs and reaches, for ``docs/results/<recipe>/``, and print the
 README table of every recorded recipe.
 
-    python docs/results/record_recipe.py record RUN_DIR EVAL_DIR MODEL.onnx docs/results/RECIPE
-    python docs/results/record_recipe.py table docs/results
+    python scripts/record_recipe.py record RUN_DIR EVAL_DIR MODEL.onnx docs/results/RECIPE
+    python scripts/record_recipe.py table docs/results
 
 ``record`` copies the run's ``history.csv`` and curves and the evaluation's ``metrics.json`` and
 confusion matrix, and writes ``run.json``: parameters and multiply-adds of the architecture at the
@@ -28,8 +28,11 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from _common import describe, machine
+
+#: Where the recorded recipes live: docs/results/<recipe>/.
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
 
 def onnx_latency_ms(paths: list[Path], calls: int = 400, rounds: int = 40) -> list[float]:
@@ -178,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the machine that trained the run, when not this one (shown in the table)",
     )
     t = sub.add_parser("table", help="print the README table")
-    t.add_argument("results", type=Path, nargs="?", default=Path(__file__).parent)
+    t.add_argument("results", type=Path, nargs="?", default=RESULTS)
     args = parser.parse_args(argv)
     if args.command == "record":
         for path in (args.run / "model.json", args.evaluation / "metrics.json", args.onnx):

@@ -4,7 +4,7 @@
 # an interruption (or in the next session) and each run continues from its last finished epoch; a
 # recipe whose evaluation exists is skipped. The same script runs on a CPU or a GPU (device=auto).
 #
-# Usage: docs/results/train_seed_recipes.sh PATH/TO/fer2013 RUNS_DIR [RECIPE ...]
+# Usage: scripts/train_seed_recipes.sh PATH/TO/fer2013 RUNS_DIR [RECIPE ...]
 #   RECIPE defaults to all five, cheapest first. Environment: PRECISION (default bf16: about 1.8x
 #   faster on CPUs with AVX512-BF16 or AMX and on GPUs; use fp32 elsewhere), EMOTRACE (the CLI).
 # The MobileNetV2 recipes need mobilenet_v2-b0353104.pth in torch hub's checkpoint folder
@@ -19,7 +19,8 @@ if [ ${#recipes[@]} -eq 0 ]; then
              cnn_fer2013 mobilevit_xs_fer2013)
 fi
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
+repo=$(cd "$here/.." && pwd)
+results=$repo/docs/results
 emotrace=${EMOTRACE:-emotrace}
 python=${PYTHON:-python}
 precision=${PRECISION:-bf16}
@@ -38,6 +39,6 @@ for name in "${recipes[@]}"; do
     fi
     "$emotrace" export "$run" -o "$run/model.onnx"
     "$emotrace" evaluate --model "$run/model.onnx" --data "$data" --split valid -o "$run/eval"
-    "$python" "$here/record_recipe.py" record "$run" "$run/eval" "$run/model.onnx" "$here/$name"
+    "$python" "$here/record_recipe.py" record "$run" "$run/eval" "$run/model.onnx" "$results/$name"
 done
-"$python" "$here/record_recipe.py" table "$here"
+"$python" "$here/record_recipe.py" table "$results"

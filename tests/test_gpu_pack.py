@@ -1,4 +1,4 @@
-"""docs/results/gpu/pack_data.py: FER2013 and the ImageNet backbone packed for a GPU lease come
+"""scripts/gpu/pack_data.py: FER2013 and the ImageNet backbone packed for a GPU lease come
 back byte for byte (images) and as a loadable backbone (weights), run as the script it is."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from emotrace.data.readers import open_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "docs" / "results" / "gpu" / "pack_data.py"
+SCRIPT = ROOT / "scripts" / "gpu" / "pack_data.py"
 torch = pytest.importorskip("torch", reason="torch (the train extra) not installed")
 
 
@@ -75,3 +75,18 @@ def test_wrong_arguments_print_the_usage() -> None:
     result = _run("pack", "only-one-path")
     assert result.returncode == 2
     assert "Usage:" in result.stderr
+
+
+def test_session_script_parses_and_its_overrides_are_valid_config(tmp_path: Path) -> None:
+    # The GPU session cannot run here; its shell must parse, and the backbone must travel as a
+    # training option (no monkeypatched weights lookup).
+    session = SCRIPT.with_name("session.sh")
+    subprocess.run(["bash", "-n", str(session)], check=True, timeout=30)
+    assert "pretrained_weights=$weights" in session.read_text()
+    from emotrace.training import load_config
+
+    config = load_config(
+        ROOT / "configs" / "mobilenet_v2_distilled_aligned_fer2013.yaml",
+        [f"pretrained_weights={tmp_path / 'imagenet.pth'}"],
+    )
+    assert config.pretrained and config.pretrained_weights == str(tmp_path / "imagenet.pth")

@@ -4,13 +4,18 @@
 # launch-bound, so one GPU holds several), then everything packed under OUT_DIR.
 #
 # Usage, from the repository root on the GPU machine (PYTHONPATH=src, no install, no network):
-#   docs/results/gpu/session.sh PACK_DIR OUT_DIR [SECONDS]
+#   scripts/gpu/session.sh PACK_DIR OUT_DIR [SECONDS]
 # PACK_DIR is what `pack_data.py pack` wrote; SECONDS (default 540) is when unfinished runs are
 # stopped (Ctrl+C: each keeps its last finished epoch, resumable) and packing starts. EXTRA adds
 # overrides to every run (a quick CPU check: EXTRA='device=cpu epochs=1 limit_train=256').
 # The CPU path to the same runs is the same `emotrace train` commands (see RUNS below) with
-# --data PATH/TO/fer2013; only the data and weights' transport is special here.
+# --data PATH/TO/fer2013; only the data and weights' transport is special here: the MobileNetV2
+# runs name the unpacked backbone with pretrained_weights= (torch hub's file cannot be fetched).
 set -uo pipefail
+# Job control: background runs get their own process groups and keep Ctrl+C (SIGINT) handled, so
+# the deadline below can stop each after its last finished epoch (without it, bash starts
+# background commands with SIGINT ignored).
+set -m
 pack=${1:?usage: $0 PACK_DIR OUT_DIR [SECONDS]}
 out=${2:?usage: $0 PACK_DIR OUT_DIR [SECONDS]}
 deadline=${3:-540}
@@ -18,9 +23,9 @@ repo=$(pwd)
 work=/tmp/emotrace-gpu
 mkdir -p "$work/logs" "$work/runs" "$out"
 export PYTHONPATH=$repo/src PYTHONUNBUFFERED=1 EMOTRACE_CACHE=$work/cache
-export EMOTRACE_IMAGENET_WEIGHTS=$work/imagenet_mobilenet_v2.pth
+weights=$work/imagenet_mobilenet_v2.pth
 py=${PYTHON:-python3}
-emotrace() { "$py" "$repo/docs/results/gpu/launch.py" "$@"; }
+emotrace=("$py" -m emotrace)  # the CLI from the repository: nothing is installed there
 log() { echo "[$(printf '%4d' "$SECONDS")s] $*" | tee -a "$out/session.log"; }
 
 {
@@ -30,15 +35,14 @@ torch.cuda.is_available(), 'onnxruntime', onnxruntime.__version__, 'opencv', cv2
     nproc
 } > "$out/machine.txt" 2>&1
 cat "$out/machine.txt"
-"$py" "$repo/docs/results/gpu/pack_data.py" unpack "$pack" "$work/fer2013" \
-    "$EMOTRACE_IMAGENET_WEIGHTS" || exit 1
+"$py" "$repo/scripts/gpu/pack_data.py" unpack "$pack" "$work/fer2013" "$weights" || exit 1
 data=$work/fer2013
 log "data unpacked"
 
 train() {  # train NAME CONFIG [OVERRIDES...]: one background run, its log in $work/logs
     local name=$1 config=$2
     shift 2
-    emotrace train --config "$config" --data "$data" --out "$work/runs/$name" --no-progress \
+    "${emotrace[@]}" train --config "$config" --data "$data" --out "$work/runs/$name" --no-progress \
         threads=2 "$@" ${EXTRA:-} > "$work/logs/$name.log" 2>&1 &
     echo "$name $!" >> "$work/pids"
     log "started $name: $config $*"
@@ -55,14 +59,14 @@ config = load_config("configs/mobilenet_v2_distilled_aligned_fer2013.yaml", [])
 load_prepared("$data", Preprocess.from_dict(config.preprocess))
 PY
 log "aligned crops prepared"
-student=configs/mobilenet_v2_distilled_aligned_fer2013.yaml
+student=(configs/mobilenet_v2_distilled_aligned_fer2013.yaml "pretrained_weights=$weights")
 mixing=(mixup=0.2 cutmix=1.0 mix_prob=0.5 model_options.drop_path=0.1)
 # Students of the bundled default (born-again distillation): a longer schedule alone, and with
 # mixing + stochastic depth. Teachers without distillation (seeds 1 and 2), regularised alike.
-train student_long "$student" "distill_teacher=[default]" epochs=40
-train student_mix "$student" "distill_teacher=[default]" epochs=40 "${mixing[@]}"
-train teacher_mix_s1 "$student" epochs=40 seed=1 "${mixing[@]}"
-train teacher_mix_s2 "$student" epochs=40 seed=2 "${mixing[@]}"
+train student_long "${student[@]}" "distill_teacher=[default]" epochs=40
+train student_mix "${student[@]}" "distill_teacher=[default]" epochs=40 "${mixing[@]}"
+train teacher_mix_s1 "${student[@]}" epochs=40 seed=1 "${mixing[@]}"
+train teacher_mix_s2 "${student[@]}" epochs=40 seed=2 "${mixing[@]}"
 
 running() { jobs -rp | wc -l; }
 while [ "$(running)" -gt 0 ] && [ "$SECONDS" -lt "$deadline" ]; do
@@ -73,7 +77,7 @@ while [ "$(running)" -gt 0 ] && [ "$SECONDS" -lt "$deadline" ]; do
 done
 if [ "$(running)" -gt 0 ]; then
     log "deadline: stopping $(running) unfinished run(s); each keeps its last finished epoch"
-    pkill -INT -f "launch.py train" || true
+    while read -r name pid; do kill -INT "$pid" 2>/dev/null || true; done < "$work/pids"
     wait
 fi
 log "packing"
