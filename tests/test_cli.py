@@ -212,6 +212,7 @@ def test_bad_training_config_lists_valid_keys(tmp_path: Path) -> None:
     assert_one_line_error(unknown_model, "epochz")
 
 
+@pytest.mark.slow  # profiles three models
 def test_models_lists_the_matching_architectures_with_their_cost() -> None:
     from emotrace.models import list_models
     from emotrace.models.profile import profile

@@ -406,6 +406,7 @@ def test_transfer_cut_halfway_resumes_with_range_in_the_same_run(
     assert second["If-Range"] == services.fake.blobs["fer2013.zip"].etag
 
 
+@pytest.mark.slow  # two runs of four retries, with their pauses
 def test_transfer_that_keeps_breaking_resumes_on_the_next_run(
     services: FakeServices, tmp_path: Path, fer_zip: bytes
 ) -> None:
@@ -422,6 +423,7 @@ def test_transfer_that_keeps_breaking_resumes_on_the_next_run(
     assert (out / MARKER).is_file()
 
 
+@pytest.mark.slow  # a run of four retries, with their pauses
 def test_changed_file_is_fetched_anew_instead_of_spliced(
     services: FakeServices, tmp_path: Path, fer_zip: bytes
 ) -> None:

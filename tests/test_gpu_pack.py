@@ -27,6 +27,7 @@ def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_pack_then_unpack_rebuilds_every_file_and_the_backbone(tmp_path: Path) -> None:
     dataset = tmp_path / "fer"
     rng = np.random.default_rng(0)

@@ -246,6 +246,7 @@ def test_a_generated_video_of_a_real_face_is_recorded_with_its_gap(tmp_path: Pat
     assert np.isnan(summary.series.valence[15:25]).all()  # missing, not interpolated
 
 
+@pytest.mark.slow
 def test_a_workspace_locked_past_the_busy_timeout_loses_no_frame(tmp_path: Path) -> None:
     # Another process holding the write lock for more than SQLite's 5 s busy timeout (a delete's
     # vacuum of a big workspace, a backup) used to kill the writer thread: the frames queued

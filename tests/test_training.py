@@ -445,6 +445,7 @@ def test_bf16_training_keeps_float32_weights(tmp_path: Path) -> None:
 )
 # torch's own compile machinery triggers this deprecation inside torch.
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+@pytest.mark.slow  # torch.compile: about a minute on a fresh machine, before its cache is warm
 def test_compiled_training_saves_plain_weights_and_resumes(tmp_path: Path) -> None:
     eager, compiled = tmp_path / "eager", tmp_path / "compiled"
     train(config(epochs=1), eager)
@@ -1132,6 +1133,7 @@ def checkpoint_probabilities(run: Path, scaled: torch.Tensor) -> np.ndarray:
     return torch.softmax(logits, 1).numpy()
 
 
+@pytest.mark.slow
 def test_a_consistent_teacher_answers_on_the_augmented_mixed_batch(tmp_path: Path) -> None:
     from emotrace.data.augment import AugmentConfig, BatchAugment
     from emotrace.export import export_onnx
@@ -1188,6 +1190,7 @@ def test_a_consistent_teacher_answers_on_the_augmented_mixed_batch(tmp_path: Pat
     np.testing.assert_allclose(mixed_targets.sum(1).numpy(), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_teacher_answers_where_the_batch_is_as_its_onnx_export_does(
     tmp_path: Path,
 ) -> None:
@@ -1253,6 +1256,7 @@ def test_a_consistent_teacher_of_another_size_gets_the_batch_resized(tmp_path: P
     np.testing.assert_allclose(targets.numpy(), own_resize, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_consistent_mode_keeps_fixed_targets_for_a_teacher_framed_otherwise(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -473,6 +473,7 @@ def test_ctrl_c_stops_cleanly_with_every_record_on_disk(tmp_path: Path) -> None:
     assert summary["stop_reason"] == "interrupted" and not summary["completed"]
 
 
+@pytest.mark.slow
 def test_stalled_stream_stops_cleanly_after_bounded_reconnects(tmp_path: Path) -> None:
     frames = render(8, (320, 240), lambda i: [(head_of_height(150), 80, 45)])
     out = tmp_path / "out"

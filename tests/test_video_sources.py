@@ -137,6 +137,7 @@ def stalling_mjpeg_stream() -> Iterator[str]:
         yield url
 
 
+@pytest.mark.slow
 def test_stalled_live_stream_reconnects_a_bounded_number_of_times_then_stops(
     stalling_mjpeg_stream: str,
 ) -> None:
