@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import locale
 import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -114,11 +117,12 @@ def run_emotrace_in_process(
     stdin, stdout or stderr (rich and argparse then use 80 columns unless ``COLUMNS`` says
     otherwise), Python's default warning filters with warnings printed to stderr, and a
     traceback on stderr with exit code 1 for an uncaught exception; all of it, and torch's thread
-    count, is restored afterwards. Use ``run_emotrace`` for what needs a real process: signals,
-    exit codes after Ctrl+C, variables read at import, ``python -m emotrace`` itself. ``timeout``
-    is accepted for symmetry and not enforced.
+    count, is restored afterwards. What native code writes to file descriptors 1 and 2 (OpenCV's
+    and onnxruntime's own messages) is captured too, after what Python printed. Use
+    ``run_emotrace`` for what needs a real process: signals, exit codes after Ctrl+C, variables
+    read at import, ``python -m emotrace`` itself. ``timeout`` is accepted for symmetry and not
+    enforced.
     """
-    import contextlib
     import traceback
     import warnings
     from unittest import mock
@@ -159,6 +163,8 @@ def run_emotrace_in_process(
         contextlib.redirect_stdout(stdout),
         contextlib.redirect_stderr(stderr),
         mock.patch.object(os, "get_terminal_size", no_terminal),
+        _fd_output(1) as native_stdout,
+        _fd_output(2) as native_stderr,
         warnings.catch_warnings(),
     ):
         # A fresh interpreter's filters; each one added goes in front of those before it.
@@ -186,14 +192,41 @@ def run_emotrace_in_process(
         stderr.write(code + "\n")
         code = 1
     return subprocess.CompletedProcess(
-        ["emotrace", *map(str, args)], code or 0, _read_back(stdout), _read_back(stderr)
+        ["emotrace", *map(str, args)],
+        code or 0,
+        _read_back(stdout, *native_stdout),
+        _read_back(stderr, *native_stderr),
     )
 
 
-def _read_back(stream: io.TextIOWrapper) -> str:
-    """What ``subprocess.run(..., text=True)`` makes of the bytes written to ``stream``."""
+@contextlib.contextmanager
+def _fd_output(fd: int) -> Iterator[list[bytes]]:
+    """Send what is written to file descriptor ``fd`` to a file meanwhile; yields a list that
+    holds those bytes once the block is left and ``fd`` is restored."""
+    written: list[bytes] = []
+    for stream in (sys.__stdout__, sys.__stderr__):
+        if stream is not None:
+            stream.flush()
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(fd)
+        os.dup2(sink.fileno(), fd)
+        try:
+            yield written
+        finally:
+            for stream in (sys.__stdout__, sys.__stderr__):
+                if stream is not None:
+                    stream.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            sink.seek(0)
+            written.append(sink.read())
+
+
+def _read_back(stream: io.TextIOWrapper, native: bytes = b"") -> str:
+    """What ``subprocess.run(..., text=True)`` makes of the bytes written to ``stream`` and then
+    of the bytes ``native`` (written to the file descriptor by native code)."""
     stream.flush()
-    raw = stream.buffer.getvalue()  # type: ignore[attr-defined]
+    raw = stream.buffer.getvalue() + native  # type: ignore[attr-defined]
     text = raw.decode(locale.getpreferredencoding(False))
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
