@@ -49,17 +49,19 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
     """The application for ``config``; loads the model (or uses ``engine``) and the workspace."""
     from emotrace.server import routes, websocket
     from emotrace.sessions.store import SessionStore
+    from emotrace.sessions.writer import WorkspaceWriter
 
     engine = engine or Engine(config.pipeline, config.workers)
-    store = SessionStore(config.workspace, create=True)
+    writer = WorkspaceWriter(config.workspace).start()  # creates the workspace when needed
+    store = SessionStore(config.workspace)
     lock = threading.Lock()
 
     def lookup(session_id: int) -> SessionInfo:
         with lock:
             return store.get(session_id)
 
-    live = LiveRegistry(engine, config.workspace, lookup)
-    state = ServerState(config, engine, store, live, store_lock=lock)
+    live = LiveRegistry(engine, writer, lookup)
+    state = ServerState(config, engine, store, writer, live, store_lock=lock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -67,6 +69,7 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
         # Shutdown (Ctrl+C): live sessions end as interrupted and can be resumed later.
         await engine.call(state.live.stop_all)
         engine.close()
+        writer.close()  # after the sessions' last rows; tries a pending purge a last time
         store.close()
 
     _limit_multipart_spool(config.max_upload_bytes)

@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ from emotrace.server.images import ImageRejected, decode_image, face_records
 from emotrace.sessions.circumplex import RUSSELL_1980
 from emotrace.sessions.recorder import MAX_TIME_S, SessionRecorder
 from emotrace.sessions.types import COMPLETE, INTERRUPTED, SessionInfo
+from emotrace.sessions.writer import WorkspaceWriter
 
 #: Frame messages start with the frame's time as a little-endian float64: seconds in the
 #: source (a video file's position) or NaN for "now" (cameras, screens: the server's clock).
@@ -123,10 +123,11 @@ class LiveRegistry:
     """The sessions this server records now, by id."""
 
     def __init__(
-        self, engine: Engine, workspace: Path | None, lookup: Callable[[int], SessionInfo]
+        self, engine: Engine, writer: WorkspaceWriter, lookup: Callable[[int], SessionInfo]
     ) -> None:
         self.engine = engine
-        self.workspace = workspace
+        #: The workspace's one writer, shared by every session's recorder.
+        self.writer = writer
         #: Reads a session through the server's own workspace connection.
         self.lookup = lookup
         self.sessions: dict[int, LiveSession] = {}
@@ -156,7 +157,8 @@ class LiveRegistry:
             name,
             patient,
             self.engine.classes,
-            workspace=self.workspace,
+            workspace=self.writer.path,
+            writer=self.writer,
             source=f"browser:{source}",
             model=self.engine.model_info,
             settings=self._settings(source),

@@ -37,7 +37,7 @@ from emotrace.server.schemas import (
     SessionDetail,
     SessionUpdate,
 )
-from emotrace.server.state import ServerState, state, workspace
+from emotrace.server.state import ServerState, state, workspace, write
 from emotrace.sessions import rules
 from emotrace.sessions.store import PURGE_PENDING
 from emotrace.sessions.types import COMPLETE, RECORDING, SessionInfo
@@ -256,10 +256,12 @@ def get_session(request: Request, session_id: SessionId) -> dict[str, Any]:
 )
 def update_session(request: Request, session_id: SessionId, body: SessionUpdate) -> dict[str, Any]:
     """Change the session's notes and/or consent."""
-    with workspace(request) as store:
+
+    def change(store: SessionStore) -> SessionInfo:
         _get(store, session_id)
-        info = store.update(session_id, notes=body.notes, consent=body.consent)
-    return _session(state(request), info)
+        return store.update(session_id, notes=body.notes, consent=body.consent)
+
+    return _session(state(request), write(request, change))
 
 
 @api.post(
@@ -280,14 +282,13 @@ async def finish_session(request: Request, session_id: SessionId) -> dict[str, A
         await notify_finished(s, session_id, session)
         return session
 
-    def finish() -> dict[str, Any]:
-        with workspace(request) as store:
-            try:
-                return _session(s, rules.finish(store, _get(store, session_id).id))
-            except SessionBusy as exc:
-                raise ApiError(409, "conflict", str(exc)) from None
+    def finish(store: SessionStore) -> SessionInfo:
+        try:
+            return rules.finish(store, _get(store, session_id).id)
+        except SessionBusy as exc:
+            raise ApiError(409, "conflict", str(exc)) from None
 
-    return await run_in_threadpool(finish)
+    return _session(s, await run_in_threadpool(write, request, finish))
 
 
 @api.delete(
@@ -309,19 +310,17 @@ async def delete_session(request: Request, session_id: SessionId) -> Response:
     if session_id in s.live.sessions:
         raise ApiError(409, "conflict", "the session is being recorded; stop it first")
 
-    def delete() -> bool:
-        # In a worker thread: SQLite may wait (briefly) for locks, and the event loop must not.
-        with workspace(request) as store:
-            info = _get(store, session_id)
-            if info.status == RECORDING:
-                raise ApiError(409, "conflict", f"session {info.name!r} is being recorded")
-            purged = store.delete([info.id])
-            if not purged:
-                store.retry_purge(s.store_lock)
-            return purged
+    def delete(store: SessionStore) -> bool:
+        # On the writer thread, waited for from a worker thread: SQLite may wait (briefly) for
+        # locks, and the event loop must not.
+        info = _get(store, session_id)
+        if info.status == RECORDING:
+            raise ApiError(409, "conflict", f"session {info.name!r} is being recorded")
+        return store.delete([info.id])
 
-    if await run_in_threadpool(delete):
+    if await run_in_threadpool(write, request, delete):
         return Response(status_code=204)
+    s.writer.finish_purge_later()
     print(f"emotrace: warning: session {session_id} deleted; {PURGE_PENDING}", file=sys.stderr)
     detail = f"{PURGE_PENDING}; the server completes it as soon as the reader finishes"
     return JSONResponse({"id": session_id, "purged": False, "detail": detail}, status_code=202)
@@ -361,11 +360,14 @@ def add_marker(request: Request, session_id: SessionId, body: MarkerCreate) -> d
     live = s.live.sessions.get(session_id)
     if time_s is None and live is not None:
         time_s = max(0.0, live.now())
-    with workspace(request) as store:
+
+    def add(store: SessionStore) -> dict[str, Any]:
         info = _get(store, session_id)
         if time_s is None:
             raise ApiError(422, "invalid request", "the session is not live: give time_s")
         return vars(store.add_marker(info.id, body.label, time_s))
+
+    return write(request, add)
 
 
 @api.patch(
@@ -379,13 +381,16 @@ def edit_marker(
     request: Request, session_id: SessionId, marker_id: MarkerId, body: MarkerUpdate
 ) -> dict[str, Any]:
     """Change a marker's label and/or time."""
-    with workspace(request) as store:
+
+    def edit(store: SessionStore) -> dict[str, Any]:
         info = _get(store, session_id)
         try:
             store.marker(info.id, marker_id)
         except SessionError as exc:
             raise ApiError(404, "not found", str(exc)) from None
         return vars(store.edit_marker(info.id, marker_id, label=body.label, time_s=body.time_s))
+
+    return write(request, edit)
 
 
 @api.delete(
@@ -397,12 +402,15 @@ def edit_marker(
 )
 def delete_marker(request: Request, session_id: SessionId, marker_id: MarkerId) -> Response:
     """Delete a marker."""
-    with workspace(request) as store:
+
+    def remove(store: SessionStore) -> None:
         info = _get(store, session_id)
         try:
             store.delete_marker(info.id, marker_id)
         except SessionError as exc:
             raise ApiError(404, "not found", str(exc)) from None
+
+    write(request, remove)
     return Response(status_code=204)
 
 

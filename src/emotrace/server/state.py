@@ -8,11 +8,11 @@ them, so the server's modules import downwards only: ``app`` -> ``routes``/``web
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from starlette.requests import HTTPConnection
 
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from fastapi import WebSocket
 
     from emotrace.sessions.store import SessionStore
+    from emotrace.sessions.writer import WorkspaceWriter
+
+T = TypeVar("T")
 
 DEFAULT_PORT = 8765
 DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
@@ -49,13 +52,17 @@ class ServerConfig:
 
 @dataclass
 class ServerState:
-    """Everything the handlers share: one engine, one workspace connection, live sessions."""
+    """Everything the handlers share: the engine, the workspace's one writer and a connection
+    to read it, the live sessions."""
 
     config: ServerConfig
     engine: Engine
+    #: Reads (lists, sessions, records, reports); writes go to ``writer``.
     store: SessionStore
+    #: The one thread writing the workspace: live sessions' rows and every change a route makes.
+    writer: WorkspaceWriter
     live: LiveRegistry
-    #: The workspace connection serves one request at a time.
+    #: The reading connection serves one request at a time (it never waits for the writer).
     store_lock: threading.Lock = field(default_factory=threading.Lock)
     #: The socket streaming into each live session.
     sockets: dict[int, WebSocket] = field(default_factory=dict)
@@ -69,7 +76,13 @@ def state(connection: HTTPConnection) -> ServerState:
 
 @contextmanager
 def workspace(connection: HTTPConnection) -> Iterator[SessionStore]:
-    """The server's workspace connection, one user at a time."""
+    """The server's reading connection to the workspace, one user at a time."""
     s = state(connection)
     with s.store_lock:
         yield s.store
+
+
+def write(connection: HTTPConnection, change: Callable[[SessionStore], T]) -> T:
+    """Run ``change(store)`` on the workspace's writer thread and return its result (call from a
+    worker thread: it waits)."""
+    return state(connection).writer.call(change)

@@ -1,10 +1,12 @@
 """Recording a session: pick the patient's face in each frame and store it in small transactions.
 
 The caller's thread only validates a frame, picks the patient and queues one row (microseconds);
-a writer thread owns the SQLite connection and commits whatever is queued at least every
-``commit_interval_s`` (0.5 s), so after ``kill -9`` every frame older than one second is on disk.
-The writer also beats a heartbeat once a second while idle; a recording whose heartbeat stops (or
-whose process is gone) is reported as ``interrupted`` (see ``store.writer_alive``).
+the workspace's writer thread (:class:`~emotrace.sessions.writer.WorkspaceWriter`) commits
+whatever is queued at least every ``commit_interval_s`` (0.5 s), so after ``kill -9`` every frame
+older than one second is on disk, and beats the session's heartbeat once a second while idle; a
+recording whose heartbeat stops (or whose process is gone) is reported as ``interrupted`` (see
+``store.writer_alive``). A server recording many sessions gives them one writer; a recorder
+without one starts its own.
 
 >>> with SessionRecorder("week-3", "P-017", recognizer.classifier.classes,
 ...                      workspace="~/therapy", model=ModelInfo.from_model("default")) as rec:
@@ -16,10 +18,8 @@ whose process is gone) is reported as ``interrupted`` (see ``store.writer_alive`
 from __future__ import annotations
 
 import math
-import queue
-import threading
-import time
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from emotrace.errors import SessionError, StoreError
+from emotrace.errors import EmotraceError, SessionError, StoreError
 from emotrace.results import FaceEmotions
 from emotrace.sessions.store import FrameRow, SessionStore
 from emotrace.sessions.types import (
@@ -38,27 +38,12 @@ from emotrace.sessions.types import (
     check_name,
 )
 from emotrace.sessions.workspace import WorkspaceBusy
+from emotrace.sessions.writer import FINAL_TRIES, WorkspaceWriter
 
-_HEARTBEAT_S = 1.0
-_STOP = object()
 #: Latest frame time a session may have. The analytics work per second and per window, so a
 #: frame at 1e12 s (a client's bogus clock) would make the report allocate terabytes; a day is
 #: far longer than any session.
 MAX_TIME_S = 24 * 3600.0
-#: Tries of the last commit and of ending the session while another process holds the
-#: workspace's lock (each waits the 5 s busy timeout): about half a minute.
-_FINAL_TRIES = 6
-
-
-def _patiently(write: Any, *args: Any) -> None:
-    """``write(*args)``, tried again while the workspace stays locked (``_FINAL_TRIES``)."""
-    for attempt in range(_FINAL_TRIES):
-        try:
-            write(*args)
-            return
-        except WorkspaceBusy:
-            if attempt == _FINAL_TRIES - 1:
-                raise
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -156,6 +141,8 @@ class SessionRecorder:
 
     With ``resume=True`` the recorder continues the interrupted session ``name`` (same patient
     and classes) instead of creating one; frames must then come after the stored ones.
+    ``writer``: the workspace's writer to share (a server's); without one the recorder starts
+    its own for ``workspace`` and stops it when it closes.
     """
 
     def __init__(
@@ -174,6 +161,7 @@ class SessionRecorder:
         commit_interval_s: float = 0.5,
         max_batch: int = 1000,
         resume: bool = False,
+        writer: WorkspaceWriter | None = None,
     ) -> None:
         self.name = check_name(name, "session name")
         self.patient = check_name(patient, "patient pseudonym")
@@ -196,51 +184,47 @@ class SessionRecorder:
         self.resume = resume
         #: Index into the faces of the last recorded frame of the patient's face (None: absent).
         self.last_patient: int | None = None
-        self._store: SessionStore | None = None
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=100_000)
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
+        self._shared_writer = writer
+        self._writer: WorkspaceWriter | None = None
         self._last_frame = -1
         self._last_time = -math.inf
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> SessionRecorder:
-        """Open (or create) the workspace, create the session and start the writer thread."""
-        if self._store is not None or self.info is not None:
+        """Create (or reopen) the session through the workspace's writer."""
+        if self._writer is not None or self.info is not None:
             raise SessionError("a recorder records one session; create another recorder")
-        store = SessionStore(self.workspace, create=True)
-        if self.resume:
-            try:
-                self._reopen(store)
-            except BaseException:
-                store.close()
-                raise
-            self._store = store
-            self._thread = threading.Thread(
-                target=self._write, name="emotrace-session", daemon=True
-            )
-            self._thread.start()
-            return self
+        writer = self._shared_writer
+        if writer is None:
+            writer = WorkspaceWriter(
+                self.workspace, commit_interval_s=self.commit_interval_s, max_batch=self.max_batch
+            ).start()
         try:
-            self.session_id = store.create_session(
-                self.name,
-                self.patient,
-                self.classes,
-                source=self.source,
-                model=self.model,
-                settings=self.settings,
-                consent=self.consent,
-                notes=self.notes,
-            )
+            if self.resume:
+                writer.call(self._reopen)
+            else:
+                self.session_id = writer.call(self._create)
+            assert self.session_id is not None
+            writer.hold(self.session_id)
         except BaseException:
-            store.close()
+            if writer is not self._shared_writer:
+                writer.close()
             raise
-        # From here on only the writer thread uses the connection, until it is joined.
-        self._store = store
-        self._thread = threading.Thread(target=self._write, name="emotrace-session", daemon=True)
-        self._thread.start()
+        self._writer = writer
         return self
+
+    def _create(self, store: SessionStore) -> int:
+        return store.create_session(
+            self.name,
+            self.patient,
+            self.classes,
+            source=self.source,
+            model=self.model,
+            settings=self.settings,
+            consent=self.consent,
+            notes=self.notes,
+        )
 
     def _reopen(self, store: SessionStore) -> None:
         info = store.get(self.name)
@@ -256,21 +240,45 @@ class SessionRecorder:
         self.frames_recorded, self.frames_with_face = info.frames, info.visible_frames
 
     def close(self, status: str = COMPLETE) -> SessionInfo:
-        """Flush, end the session with ``status`` and return its final metadata."""
-        if self._store is None or self.session_id is None:
+        """Store what is queued, end the session with ``status`` and return its final metadata
+        (``interrupted`` whatever ``status`` says when the writer failed: what it holds is all
+        that was stored)."""
+        writer, self._writer = self._writer, None
+        if writer is None or self.session_id is None:
             raise SessionError("the recorder is not running")
-        store, self._store = self._store, None
+        session_id = self.session_id
+        failed: BaseException | None = None
         try:
-            if self._thread is not None:
-                self._queue.put(_STOP)
-                self._thread.join()
-            _patiently(store.finish, self.session_id, INTERRUPTED if self._error else status)
-            self.info = store.get(self.session_id)
+            writer.release(session_id)
+            self.info = writer.call(lambda store: self._finish(store, session_id, status))
+        except StoreError as exc:
+            failed = exc
         finally:
-            store.close()
-        if self._error is not None:
-            raise StoreError(f"recording stopped: {self._error}") from self._error
+            if writer is not self._shared_writer:
+                try:
+                    writer.close()
+                except StoreError as exc:
+                    failed = failed or exc
+        if failed is not None:
+            if self.info is None:  # the writer is gone: end the session on our own, if we can
+                with suppress(EmotraceError), SessionStore(self.workspace) as store:
+                    store.finish(session_id, INTERRUPTED)
+                    self.info = store.get(session_id)
+            raise failed
+        assert self.info is not None
         return self.info
+
+    @staticmethod
+    def _finish(store: SessionStore, session_id: int, status: str) -> SessionInfo:
+        # Ending a session must not be lost to another process holding the lock for a while.
+        for attempt in range(FINAL_TRIES):
+            try:
+                store.finish(session_id, status)
+                break
+            except WorkspaceBusy:
+                if attempt == FINAL_TRIES - 1:
+                    raise
+        return store.get(session_id)
 
     def __enter__(self) -> SessionRecorder:
         return self.start()
@@ -281,7 +289,7 @@ class SessionRecorder:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._store is not None:
+        if self._writer is not None:
             self.close(COMPLETE if exc_type is None else INTERRUPTED)
 
     @property
@@ -298,10 +306,11 @@ class SessionRecorder:
 
     def record(self, frame_index: int, time_s: float, faces: FaceEmotions) -> bool:
         """Queue one frame; returns whether the patient's face was in it."""
-        if self._error is not None:
-            raise StoreError(f"recording stopped: {self._error}")
-        if self._store is None:
+        writer = self._writer
+        if writer is None or self.session_id is None:
             raise SessionError("the recorder is not running (use it as a context manager)")
+        if writer.failed is not None:
+            raise StoreError(f"recording stopped: {writer.failed}")
         frame_index, time_s = int(frame_index), float(time_s)
         if frame_index <= self._last_frame:
             raise SessionError(f"frame {frame_index} after frame {self._last_frame}")
@@ -342,61 +351,17 @@ class SessionRecorder:
             )
             self.frames_with_face += 1
         self.frames_recorded += 1
-        self._queue.put(("frame", row))
+        writer.record(self.session_id, row)
         return index is not None
 
     def mark(self, label: str, time_s: float | None = None) -> None:
         """A marker at ``time_s``, by default the time of the last recorded frame."""
         if not label.strip():
             raise SessionError("a marker needs a label")
+        if self._writer is None or self.session_id is None:
+            raise SessionError("the recorder is not running (use it as a context manager)")
         at = time_s if time_s is not None else max(self._last_time, 0.0)
-        self._queue.put(("marker", (float(at), label.strip())))
-
-    def _write(self) -> None:
-        """Writer thread: commit what is queued every ``commit_interval_s``; beat when idle."""
-        store, session_id = self._store, self.session_id
-        assert store is not None and session_id is not None  # set before the thread starts
-        frames: list[FrameRow] = []
-        markers: list[tuple[float, str]] = []
-        oldest: float | None = None
-        last_commit = time.monotonic()
-        try:
-            while True:
-                now = time.monotonic()
-                if oldest is None:
-                    timeout = max(0.0, last_commit + _HEARTBEAT_S - now)
-                else:
-                    timeout = max(0.0, oldest + self.commit_interval_s - now)
-                try:
-                    item = self._queue.get(timeout=timeout)
-                except queue.Empty:
-                    item = None
-                now = time.monotonic()
-                stop = item is _STOP
-                if item is not None and not stop:
-                    kind, payload = item
-                    (frames if kind == "frame" else markers).append(payload)
-                    oldest = now if oldest is None else oldest
-                due = oldest is not None and (
-                    now - oldest >= self.commit_interval_s or len(frames) >= self.max_batch
-                )
-                if stop or due or now - last_commit >= _HEARTBEAT_S:
-                    if stop:
-                        _patiently(store.append, session_id, frames, markers)
-                    else:
-                        try:
-                            store.append(session_id, frames, markers)
-                        except WorkspaceBusy:
-                            # Another process holds the lock (a long delete's vacuum, a
-                            # backup): keep the rows and commit them at the next try.
-                            last_commit = time.monotonic()
-                            oldest = last_commit if frames or markers else None
-                            continue
-                    frames, markers, oldest, last_commit = [], [], None, now
-                if stop:
-                    return
-        except BaseException as exc:  # reported to the caller's thread by record()/close()
-            self._error = exc
+        self._writer.mark(self.session_id, float(at), label.strip())
 
 
 def record_session(

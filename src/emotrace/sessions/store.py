@@ -13,7 +13,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -353,21 +353,36 @@ class SessionStore:
         markers: Sequence[tuple[float, str]] = (),
     ) -> None:
         """Store frame rows and markers in one transaction, and beat the writer's heartbeat."""
+        self.append_many({session_id: frames}, {session_id: markers}, beat=[session_id])
+
+    def append_many(
+        self,
+        frames: Mapping[int, Sequence[FrameRow]],
+        markers: Mapping[int, Sequence[tuple[float, str]]] | None = None,
+        *,
+        beat: Collection[int] = (),
+    ) -> None:
+        """Store several sessions' frame rows and markers in one transaction, and beat the
+        heartbeat of each of them and of the sessions in ``beat`` (the workspace writer's
+        commit; see :mod:`emotrace.sessions.writer`)."""
+        now = time.time()
         with self.transaction() as conn:
-            if frames:
-                conn.executemany(
-                    f"INSERT INTO frames VALUES ({int(session_id)}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    frames,
-                )
-            if markers:
-                now = time.time()
-                conn.executemany(
-                    "INSERT INTO markers (session_id, time_s, label, created_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    [(session_id, t, label, now) for t, label in markers],
-                )
-            conn.execute(
-                "UPDATE sessions SET heartbeat = ? WHERE id = ?", (time.time(), session_id)
+            for session_id, rows in frames.items():
+                if rows:
+                    conn.executemany(
+                        "INSERT INTO frames VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(session_id, *row) for row in rows],
+                    )
+            for session_id, marks in (markers or {}).items():
+                if marks:
+                    conn.executemany(
+                        "INSERT INTO markers (session_id, time_s, label, created_at)"
+                        " VALUES (?, ?, ?, ?)",
+                        [(session_id, t, label, now) for t, label in marks],
+                    )
+            beating = set(beat) | set(frames) | set(markers or {})
+            conn.executemany(
+                "UPDATE sessions SET heartbeat = ? WHERE id = ?", [(now, i) for i in beating]
             )
 
     def finish(self, session_id: int, status: str = COMPLETE) -> None:
