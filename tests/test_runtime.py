@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, make_class_folders, run_emotrace
+from conftest import assert_one_line_error, make_class_folders
+from conftest import run_emotrace_in_process as emotrace
 from emotrace.cli.main import main as cli_main
 from emotrace.data.cache import PreparedDataset, SplitArrays
 from emotrace.errors import InputError, ModelError
@@ -332,7 +333,7 @@ def test_predict_annotates_same_named_photos_apart_and_refuses_a_bad_folder(
         cv2.imwrite(str(tmp_path / folder / "x.png"), np.full((80, 80, 3), 127, np.uint8))
     photos = [tmp_path / "a" / "x.png", tmp_path / "b" / "x.png"]
     out = tmp_path / "ann"
-    result = run_emotrace("predict", *photos, "--model", onnx_model, "--json", "--annotate", out)
+    result = emotrace("predict", *photos, "--model", onnx_model, "--json", "--annotate", out)
     assert result.returncode == 0, result.stderr
     records = json.loads(result.stdout[: result.stdout.rindex("]") + 1])
     assert [r["annotated"] for r in records] == [
@@ -342,11 +343,9 @@ def test_predict_annotates_same_named_photos_apart_and_refuses_a_bad_folder(
     assert sorted(p.name for p in out.iterdir()) == ["x_2_emotrace.png", "x_emotrace.png"]
 
     a_file = tmp_path / "a" / "x.png"
-    not_a_folder = run_emotrace("predict", *photos, "--model", onnx_model, "--annotate", a_file)
+    not_a_folder = emotrace("predict", *photos, "--model", onnx_model, "--annotate", a_file)
     assert_one_line_error(not_a_folder, f"--annotate {a_file}: exists and is not a folder")
-    below_a_file = run_emotrace(
-        "predict", *photos, "--model", onnx_model, "--annotate", a_file / "sub"
-    )
+    below_a_file = emotrace("predict", *photos, "--model", onnx_model, "--annotate", a_file / "sub")
     assert_one_line_error(below_a_file, "cannot create the folder")
 
 
@@ -361,7 +360,7 @@ def test_predict_takes_folders_and_skips_its_own_annotated_copies(
     (photos / "notes.txt").write_text("not an image")
     out = photos / "annotated"  # inside the folder given: a rerun must not classify its copies
     for _ in range(2):
-        result = run_emotrace("predict", photos, "--model", onnx_model, "--json", "--annotate", out)
+        result = emotrace("predict", photos, "--model", onnx_model, "--json", "--annotate", out)
         assert result.returncode == 0, result.stderr
         records = json.loads(result.stdout[: result.stdout.rindex("]") + 1])
         assert [Path(r["file"]).relative_to(photos).as_posix() for r in records] == [
@@ -379,7 +378,7 @@ def test_predict_takes_folders_and_skips_its_own_annotated_copies(
     empty.mkdir()
     (empty / "readme.md").write_text("no photos here")
     assert_one_line_error(
-        run_emotrace("predict", photos / "a.jpg", empty, "--model", onnx_model),
+        emotrace("predict", photos / "a.jpg", empty, "--model", onnx_model),
         f"{empty}: a folder with no image files",
     )
 
