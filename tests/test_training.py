@@ -294,6 +294,32 @@ def test_resume_without_saved_state_is_a_model_error(tmp_path: Path) -> None:
         train(config(), tmp_path, resume=True)
 
 
+def test_state_pt_keeps_the_layout_older_runs_saved(tmp_path: Path) -> None:
+    """Runs in the wild hold state.pt files of this layout (the loop assembled it by hand before
+    TrainState): a resume must go on reading them, so a change of keys needs a loader for both."""
+    train(config(epochs=1, ema=0.9, scheduler="plateau"), tmp_path)
+    state = torch.load(tmp_path / "state.pt", map_location="cpu", weights_only=True)
+    assert set(state) == {
+        "epoch",
+        "optimizer",
+        "scheduler",
+        "best",
+        "early_stopping",
+        "plateau",
+        "ema",
+    }
+    assert state["epoch"] == 0  # the last finished epoch, counted from 0
+    assert set(state["best"]) == {"monitor", "best", "best_epoch"}
+    assert set(state["early_stopping"]) == {"best", "wait"}
+
+
+def test_a_state_saved_without_ema_or_plateau_resumes_with_them_fresh(tmp_path: Path) -> None:
+    train(config(epochs=1), tmp_path)
+    assert not {"ema", "plateau"} & set(torch.load(tmp_path / "state.pt", weights_only=True))
+    resumed = train(config(epochs=2, ema=0.9, scheduler="plateau"), tmp_path, resume=True)
+    assert resumed.epochs_run == 2 and len(history(tmp_path)) == 2
+
+
 # Time budget and training subset ------------------------------------------------------------------
 
 
@@ -1066,7 +1092,7 @@ def test_a_teacher_framed_differently_sees_the_dataset_prepared_its_own_way(
     """The teacher was trained on equalised faces, the student trains on raw ones: the teacher's
     targets come from the same training images, re-read from the dataset and equalised."""
     from emotrace.data.prepared import load_prepared
-    from emotrace.training.loop import _reprepare
+    from emotrace.training.run import _reprepare
 
     dataset = make_class_folders(tmp_path / "faces", {"angry": 12, "happy": 12, "sad": 12})
     cache = tmp_path / "cache"
@@ -1262,7 +1288,7 @@ def test_consistent_mode_keeps_fixed_targets_for_a_teacher_framed_otherwise(
 ) -> None:
     from emotrace.data.prepared import load_prepared
     from emotrace.training.distill import build_distillation
-    from emotrace.training.loop import _reprepare
+    from emotrace.training.run import _reprepare
 
     dataset = make_class_folders(tmp_path / "faces", {"angry": 12, "happy": 12, "sad": 12})
     cache = tmp_path / "cache"
@@ -1314,12 +1340,12 @@ def test_consistent_mode_keeps_fixed_targets_for_a_teacher_framed_otherwise(
 
 
 def _limit_images(data: PreparedDataset, limit: int) -> np.ndarray:
-    from emotrace.training.loop import _limit
+    from emotrace.training.run import _limit
 
     return _limit(data.split("train"), limit, 0).images
 
 
 def _limit_labels(data: PreparedDataset, limit: int) -> np.ndarray:
-    from emotrace.training.loop import _limit
+    from emotrace.training.run import _limit
 
     return _limit(data.split("train"), limit, 0).labels

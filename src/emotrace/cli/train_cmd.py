@@ -44,7 +44,7 @@ def _train(args: argparse.Namespace) -> int:
     from emotrace.errors import ConfigError
     from emotrace.preprocessing import Preprocess
     from emotrace.training import distributed, fit, load_config
-    from emotrace.training.loop import check_new_run
+    from emotrace.training.run import check_new_run
 
     if args.resume is not None:
         # Both were ignored: the run goes on with its own config.yaml, in its own folder.

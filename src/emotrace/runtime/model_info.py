@@ -54,7 +54,7 @@ class ModelSpec:
 
     @classmethod
     def from_metadata(cls, meta: dict[str, Any], name: str = "") -> ModelSpec:
-        """Read the checkpoint/ONNX metadata layout (see ``training.loop.checkpoint_meta``)."""
+        """Read the checkpoint/ONNX metadata layout (see ``training.run.checkpoint_meta``)."""
         try:
             preprocess = Preprocess.from_dict(dict(meta["preprocess"]))
             norm = meta.get("normalization", {})

@@ -35,6 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from emotrace.errors import ConfigError
+from emotrace.evaluation.metrics import macro_f1
+from emotrace.training.inference import confusion_matrix, predict_logits
 
 if TYPE_CHECKING:
     from emotrace.training.config import TrainConfig
@@ -90,10 +92,8 @@ class Distributed:
         config: TrainConfig,
         num_classes: int,
     ) -> dict[str, float]:
-        """:func:`~emotrace.training.loop.evaluate_arrays` over the whole split, each rank
+        """:func:`~emotrace.training.inference.evaluate_arrays` over the whole split, each rank
         scoring every ``world_size``-th image."""
-        from emotrace.training.loop import macro_f1, predict_logits
-
         mine = torch.arange(self.rank, images.shape[0], self.world_size)
         logits = predict_logits(
             model,
@@ -104,8 +104,7 @@ class Distributed:
             channels_last=config.channels_last,
         )
         truth = labels[mine]
-        confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
-        np.add.at(confusion, (truth.numpy(), logits.argmax(1).numpy()), 1)
+        confusion = confusion_matrix(truth.numpy(), logits.argmax(1).numpy(), num_classes)
         loss = float(F.cross_entropy(logits, truth, reduction="sum")) if len(mine) else 0.0
         totals = self.sum(loss, *confusion.ravel().tolist())
         confusion = np.array(totals[1:], dtype=np.int64).reshape(num_classes, num_classes)
