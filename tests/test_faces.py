@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, run_emotrace, write_image
+from conftest import assert_one_line_error, write_image
+from conftest import run_emotrace_in_process as emotrace
 from emotrace.errors import ConfigError, ModelError
 from emotrace.faces import (
     Detection,
@@ -260,12 +261,12 @@ def test_data_prepare_align_caches_aligned_crops_and_counts_faceless_images(
         write_image(tmp_path / "data" / "happy" / f"{i}.png", cv2.resize(face, (48 + i, 48 + i)))
     write_image(tmp_path / "data" / "sad" / "blank.png", np.full((48, 48), 90, np.uint8))
     write_image(tmp_path / "data" / "sad" / "face.png", cv2.flip(cv2.resize(face, (60, 60)), 1))
-    aligned = run_emotrace(
+    aligned = emotrace(
         "data", "prepare", tmp_path / "data", "--align", "-o", tmp_path / "aligned.npz"
     )
     assert aligned.returncode == 0, aligned.stderr
     assert "no face found (kept whole): 1 of 5" in aligned.stdout
-    plain = run_emotrace("data", "prepare", tmp_path / "data", "-o", tmp_path / "plain.npz")
+    plain = emotrace("data", "prepare", tmp_path / "data", "-o", tmp_path / "plain.npz")
     from emotrace.data.cache import load
 
     a, b = load(tmp_path / "aligned.npz"), load(tmp_path / "plain.npz")
@@ -325,7 +326,7 @@ def test_predict_with_a_bad_detector_model_is_one_line(tmp_path: Path) -> None:
     photo = write_image(tmp_path / "a.png", astronaut())
     empty = tmp_path / "empty.onnx"
     empty.write_bytes(b"")
-    result = run_emotrace("predict", photo, "--detector-model", empty)
+    result = emotrace("predict", photo, "--detector-model", empty)
     assert_one_line_error(result, "empty file")
 
 
@@ -333,7 +334,7 @@ def test_predict_reads_gray_and_four_channel_images(tmp_path: Path) -> None:
     image = astronaut()
     gray = write_image(tmp_path / "gray.png", cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
     bgra = write_image(tmp_path / "bgra.png", cv2.cvtColor(image, cv2.COLOR_BGR2BGRA))
-    result = run_emotrace("predict", gray, bgra, "--json")
+    result = emotrace("predict", gray, bgra, "--json")
     assert result.returncode == 0, result.stderr
     import json
 
@@ -462,7 +463,7 @@ def test_predict_reports_all_25_faces_of_a_1080p_gallery(media: Path, tmp_path: 
 
     path = tmp_path / "gallery.png"
     cv2.imwrite(str(path), _gallery(_real_face_crops(media), 5, 1920, 1080))
-    result = run_emotrace("predict", path, "--json", cwd=tmp_path)
+    result = emotrace("predict", path, "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)[0]["faces"]) == 25
 
