@@ -45,3 +45,51 @@ def test_a_taken_name_is_a_409_and_a_session_recorded_elsewhere_cannot_be_finish
             assert "being recorded elsewhere" in refused.json()["detail"]
     finally:
         elsewhere.close()
+
+
+def test_a_still_group_keeps_its_ids_and_the_chosen_patient_after_a_pause(
+    shared_dir: Path, tmp_path: Path
+) -> None:
+    # The walk-through: a fake camera showing a group photo, a click on face #2, and every track
+    # renumbered (ids 1-5 became 6-10) with "No face" shown: the page had paused 1.5 s.
+    import json
+    import math
+    import struct
+    import time
+
+    import cv2
+
+    ws_client = pytest.importorskip("websockets.sync.client")
+    photo = cv2.imread(str(shared_dir / "media" / "multi_face.jpg"))
+    if photo is None:
+        pytest.skip("needs ../shared/media/multi_face.jpg")
+    scale = 640 / photo.shape[1]
+    frame = cv2.imencode(".jpg", cv2.resize(photo, None, fx=scale, fy=scale))[1].tobytes()
+    message = struct.pack("<d", math.nan) + frame
+    results = []
+    with running_server(tmp_path / "ws", "--workers", "1") as server:
+        session = httpx.post(
+            f"{server.base}/api/v1/sessions",
+            json={"patient": "P-001", "consent": True},
+            headers=server.auth,
+            timeout=60,
+        ).json()
+        with ws_client.connect(
+            f"{server.ws_base}/api/v1/sessions/{session['id']}/live",
+            additional_headers=server.auth,
+        ) as ws:
+            json.loads(ws.recv(timeout=30))
+            for i in range(12):
+                if i == 4:
+                    ws.send(json.dumps({"type": "patient", "track_id": 2}))
+                if i == 8:
+                    time.sleep(1.5)  # longer than a track's 1 s without being seen
+                ws.send(message)
+                reply = json.loads(ws.recv(timeout=60))
+                while reply["type"] != "result":  # the patient message's acknowledgement
+                    reply = json.loads(ws.recv(timeout=60))
+                results.append(reply)
+    ids = [sorted(face["track_id"] for face in r["faces"]) for r in results]
+    assert ids == [[1, 2, 3, 4, 5]] * 12
+    patients = [r["faces"][r["patient"]]["track_id"] for r in results[5:]]
+    assert patients == [2] * 7

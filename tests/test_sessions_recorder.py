@@ -71,8 +71,14 @@ def _returns_with_new_id() -> list[FaceEmotions]:
         # A chosen track is followed, whatever its size.
         ([faces(PATIENT, VISITOR)] * 10, 2, [2] * 5),
         ([faces(PATIENT)] * 10, 2, [None] * 5),
+        # ... also when the tracker gives it a new id where it was (the clinician's choice holds;
+        # it was "No face" with five faces boxed), but not to a new face elsewhere.
+        ([faces(PATIENT, VISITOR)] * 10 + [faces((9, PATIENT[1]), (10, (12, 11, 40, 40)))] * 5,
+         2, [10] * 5),
+        ([faces(PATIENT, VISITOR)] * 10 + [faces((9, PATIENT[1]), (10, (200, 300, 40, 40)))] * 5,
+         2, [None] * 5),
     ],
-)
+)  # fmt: skip
 def test_patient_selection(
     frames: list[FaceEmotions], track_id: int | None, expected_tail: list[int | None]
 ) -> None:

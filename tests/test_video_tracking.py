@@ -56,6 +56,21 @@ def test_tracker_survives_missed_detections_but_not_long_absences() -> None:
     assert tracker.update(faces_at(box), 1.5).track_ids.tolist() == [2]
 
 
+def test_a_pause_between_frames_renumbers_no_one() -> None:
+    # A still group (five faces) streamed by a page that paused 1.5 s (a click, a busy tab):
+    # every id was renewed and the chosen patient lost. Only a processed frame can show a face
+    # missing.
+    tracker = FaceTracker(max_age_s=1.0)
+    group = [(20 + 120 * i, 100, 80, 80) for i in range(5)]
+    for t in (0.0, 0.1, 0.2):
+        assert tracker.update(faces_at(*group), t).track_ids.tolist() == [1, 2, 3, 4, 5]
+    assert tracker.update(faces_at(*group), 1.7).track_ids.tolist() == [1, 2, 3, 4, 5]
+    # Missing from the frame at 1.8 and still missing at 3.0: gone, and a new id after that.
+    assert tracker.update(faces_at(*group[1:]), 1.8).track_ids.tolist() == [2, 3, 4, 5]
+    assert tracker.update(faces_at(*group[1:]), 3.0).track_ids.tolist() == [2, 3, 4, 5]
+    assert tracker.update(faces_at(*group), 3.1).track_ids.tolist() == [6, 2, 3, 4, 5]
+
+
 def test_tracker_centroid_fallback_and_prediction() -> None:
     tracker = FaceTracker()
     tracker.update(faces_at((0, 100, 50, 50)), 0.0)

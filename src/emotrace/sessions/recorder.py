@@ -70,12 +70,13 @@ class _Track:
 class PatientSelector:
     """Which face in a frame is the patient's.
 
-    With ``track_id`` given, that track (missing when absent). Otherwise each track accumulates
-    its box area, decaying with ``half_life_s``: the patient is the track with the largest
-    weight, that is the largest and most persistent face. When that track is absent the frame
-    is missing (a visitor's face is never recorded in its place), unless a new track appears
-    where the patient was (box IoU >= ``reacquire_iou``), which is the tracker re-identifying
-    the patient under a new id. Untracked faces (id -1): the largest face of the frame.
+    With ``track_id`` given (the face the clinician chose), that track, followed when the tracker
+    re-identifies it under a new id where it was (missing when absent). Otherwise each track
+    accumulates its box area, decaying with ``half_life_s``: the patient is the track with the
+    largest weight, that is the largest and most persistent face. When that track is absent the
+    frame is missing (a visitor's face is never recorded in its place), unless a new track appears
+    where the patient was (box IoU >= ``reacquire_iou``), which is the tracker re-identifying the
+    patient under a new id. Untracked faces (id -1): the largest face of the frame.
     """
 
     def __init__(
@@ -93,11 +94,8 @@ class PatientSelector:
     def select(self, time_s: float, faces: FaceEmotions) -> int | None:
         """Index into ``faces`` of the patient's face, or ``None`` when it is not there."""
         ids = faces.track_ids
-        if self.track_id is not None:
-            hits = np.flatnonzero(ids == self.track_id)
-            return int(hits[0]) if len(hits) else None
         if len(faces) and (ids < 0).all():
-            return faces.largest()
+            return faces.largest() if self.track_id is None else None
         for i, track in enumerate(ids.tolist()):
             if track < 0:
                 continue
@@ -113,23 +111,38 @@ class PatientSelector:
         weights = {t: self._weight(t, time_s) for t in self._tracks}
         best = max(weights, key=weights.__getitem__)
         # Forget tracks that no longer matter, so the table stays small over an hour.
-        for track in [t for t, w in weights.items() if w < 1e-3 * weights[best] and t != best]:
+        keep = {best, self.track_id}
+        for track in [t for t, w in weights.items() if w < 1e-3 * weights[best] and t not in keep]:
             del self._tracks[track]
         present = {t: i for i, t in enumerate(ids.tolist()) if t >= 0}
+        if self.track_id is not None:  # the face the clinician chose, wherever its id goes
+            if self.track_id not in present:
+                self.track_id = self._reacquired(self.track_id, present, faces) or self.track_id
+            return present.get(self.track_id)
         if best not in present:
-            lost = self._tracks[best]
-            for track, i in present.items():
-                state = self._tracks[track]
-                if (
-                    state.first_seen > lost.last_seen
-                    and _iou(faces.boxes[i], lost.box) >= self.reacquire_iou
-                ):
-                    state.weight = self._weight(track, time_s) + weights[best]
-                    state.weight_time = time_s
-                    del self._tracks[best]
-                    best = track
-                    break
+            found = self._reacquired(best, present, faces)
+            if found is not None:
+                state = self._tracks[found]
+                state.weight = self._weight(found, time_s) + weights[best]
+                state.weight_time = time_s
+                del self._tracks[best]
+                best = found
         return present.get(best)
+
+    def _reacquired(self, lost_id: int, present: dict[int, int], faces: FaceEmotions) -> int | None:
+        """A track that appeared where ``lost_id`` was last seen, after it was: the tracker
+        re-identifying the same face under a new id."""
+        lost = self._tracks.get(lost_id)
+        if lost is None:
+            return None
+        for track, i in present.items():
+            state = self._tracks[track]
+            if (
+                state.first_seen > lost.last_seen
+                and _iou(faces.boxes[i], lost.box) >= self.reacquire_iou
+            ):
+                return track
+        return None
 
 
 class SessionRecorder:

@@ -1,14 +1,15 @@
 """Stable face identities across frames: IoU association with a centroid fallback.
 
-Faces in a consultation or a webcam feed move slowly and rarely cross, so a greedy matcher is
-enough (no Hungarian solver, no appearance model): each detection goes to the track whose
-predicted box overlaps it most; when nothing overlaps (a fast move, or detection every N frames)
-the nearest track of similar size within ``max_distance`` face sizes is taken instead. A track
-survives missed detections for ``max_age_s`` seconds; a face that is gone longer comes back with a
-new id. A face missed for more than ``max_gap_s`` (longer than a detector's hiccup) is only
-picked up again where it was last seen (by overlap, without velocity or centroid fallback): a
-face that shows up elsewhere after a gap is a new person, not the old one moved. Time, not frame
-count, decides, so the behaviour does not depend on the frame rate.
+Faces in a consultation or a webcam feed move slowly and rarely cross, so a greedy matcher is enough
+(no Hungarian solver, no appearance model): each detection goes to the track whose predicted box
+overlaps it most; when nothing overlaps (a fast move, or detection every N frames) the nearest track
+of similar size within ``max_distance`` face sizes is taken instead. A track survives missed
+detections for ``max_age_s`` seconds; a face that is gone longer comes back with a new id (gone:
+missing from a processed frame; a pause between frames removes no one). A face missed for more than
+``max_gap_s`` (longer than a detector's hiccup) is only picked up again where it was last seen (by
+overlap, without velocity or centroid fallback): a face that shows up elsewhere after a gap is a new
+person, not the old one moved. Time, not frame count, decides, so the behaviour does not depend on
+the frame rate.
 """
 
 from __future__ import annotations
@@ -112,7 +113,15 @@ class FaceTracker:
 
     def update(self, faces: FaceEmotions, time_s: float) -> FaceEmotions:
         """Match this frame's detections to tracks; returns ``faces`` with ``track_ids`` set."""
-        self.tracks = [t for t in self.tracks if time_s - t.last_seen <= self.max_age_s]
+        # Only a face that a processed frame showed missing can be gone: time without frames (a
+        # paused page, a busy machine, a browser tab in the background) proves nothing, so a
+        # track seen in the last frame always gets this frame to be matched in. Before, a
+        # 1.5 s pause between two frames of a still scene renumbered every face.
+        self.tracks = [
+            t
+            for t in self.tracks
+            if t.last_seen == self._last_update or time_s - t.last_seen <= self.max_age_s
+        ]
         boxes = faces.boxes.astype(np.float64)
         points = faces.points
         ids = np.full(len(faces), -1, np.int64)
