@@ -1277,9 +1277,12 @@ def test_a_consistent_teacher_of_another_size_gets_the_batch_resized(tmp_path: P
     assert any(f"resized to {SIZE // 2} px" in line for line in log)
     targets = distillation.targets(torch.arange(len(labels)), (scaled_nchw(images) - 0.5) / 0.5)
     # The runtime shrinks the 32 px faces to 16 px by pixel areas too (only its uint8 rounding
-    # differs), so the answers agree closely.
+    # differs), so the answers agree closely: the same class for every face, and probabilities
+    # within 0.01. (0.001 held for the teacher trained on one CPU and not on another: how much
+    # a half-grey-level rounding moves the output depends on the teacher.)
     own_resize = EmotionClassifier(tmp_path / "t", threads=1).predict(images)
-    np.testing.assert_allclose(targets.numpy(), own_resize, atol=1e-3)
+    np.testing.assert_array_equal(targets.numpy().argmax(1), own_resize.argmax(1))
+    np.testing.assert_allclose(targets.numpy(), own_resize, atol=1e-2)
 
 
 @pytest.mark.slow
