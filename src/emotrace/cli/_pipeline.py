@@ -1,8 +1,8 @@
 """The pipeline options of ``analyze``, ``live``, ``batch`` and ``serve``: one set of flags, read
 into one :class:`~emotrace.video.PipelineOptions`.
 
-The defaults shown in ``--help`` come from :mod:`emotrace.video.options` and
-:mod:`emotrace.faces.settings`, which import no OpenCV, so building the parser stays instant.
+The defaults shown in ``--help`` come from :mod:`emotrace.video.defaults` and
+:mod:`emotrace.faces.defaults`, which import no OpenCV, so building the parser stays instant.
 """
 
 from __future__ import annotations
@@ -19,15 +19,16 @@ from emotrace.cli._common import (
     positive_float,
     positive_int,
 )
-from emotrace.faces.settings import DEFAULT_MAX_SIDE, TUNING_DEFAULTS, DetectorSettings
-from emotrace.video.options import (
+from emotrace.faces.defaults import DEFAULT_MAX_SIDE, TUNING_DEFAULTS
+from emotrace.faces.settings import DetectorSettings
+from emotrace.video.defaults import (
     DEFAULT_DETECT_EVERY,
     DEFAULT_HYSTERESIS,
     DEFAULT_MAX_AGE_S,
     DEFAULT_SMOOTH_WINDOW_S,
     SMOOTH_METHODS,
-    PipelineOptions,
 )
+from emotrace.video.options import PipelineOptions
 
 _YUNET = TUNING_DEFAULTS["yunet"]
 _HAAR = TUNING_DEFAULTS["haar"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emotrace.faces.settings import (
+from emotrace.faces.defaults import (
     DEFAULT_MAX_SIDE,
     DEFAULT_MIN_SIZE,
     DETECTOR_KINDS,

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from emotrace.errors import ConfigError, ModelError
-from emotrace.faces.settings import TUNING_DEFAULTS
+from emotrace.faces.defaults import TUNING_DEFAULTS
 from emotrace.faces.types import Detection
 from emotrace.preprocessing import check_image, to_bgr
 from emotrace.runtime.onnx_check import refuse_external_data

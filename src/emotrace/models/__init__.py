@@ -4,6 +4,10 @@
 >>> model = build("emonet", num_classes=7)
 """
 
+# The architectures register themselves when imported. Any import of emotrace.models.* runs
+# this file first, so the registry is complete before anyone can ask it (and the registry
+# itself never imports the architectures: they import it).
+from emotrace.models import cnn, emonet, mobilenet_v2, mobilevit  # noqa: F401
 from emotrace.models._registry import (
     ModelInfo,
     build,

@@ -76,15 +76,9 @@ def register_model_deprecations(deprecations: Mapping[str, str]) -> None:
         _DEPRECATED[old] = new
 
 
-def _ensure_loaded() -> None:
-    # Importing the architecture modules runs their @register decorators.
-    from emotrace.models import cnn, emonet, mobilenet_v2, mobilevit  # noqa: F401
-
-
 def list_models(pattern: str = "*", include_deprecated: bool = False) -> list[str]:
     """Registered model names matching a shell-style ``pattern``, sorted; retired names only
     with ``include_deprecated``."""
-    _ensure_loaded()
     names = (
         set(_REGISTRY) | set(_DEPRECATED) if include_deprecated else _REGISTRY.keys() - _DEPRECATED
     )
@@ -93,14 +87,12 @@ def list_models(pattern: str = "*", include_deprecated: bool = False) -> list[st
 
 def deprecated_models() -> dict[str, str]:
     """Retired model names, each with the name that replaces it."""
-    _ensure_loaded()
     return dict(_DEPRECATED)
 
 
 def model_info(name: str) -> ModelInfo:
     """Registry entry for ``name`` (a retired name without a builder of its own gives its
     successor's); unknown names raise :class:`ModelError` listing valid ones."""
-    _ensure_loaded()
     if name not in _REGISTRY and name in _DEPRECATED:
         name = _DEPRECATED[name]
     if name not in _REGISTRY:

@@ -18,21 +18,27 @@ from typing import TYPE_CHECKING, Any
 
 from emotrace.errors import ConfigError
 from emotrace.faces.settings import DetectorSettings
+from emotrace.video.defaults import (
+    DEFAULT_DETECT_EVERY,
+    DEFAULT_HYSTERESIS,
+    DEFAULT_MAX_AGE_S,
+    DEFAULT_SMOOTH_WINDOW_S,
+    SMOOTH_METHODS,
+)
+
+__all__ = [
+    "DEFAULT_DETECT_EVERY",
+    "DEFAULT_HYSTERESIS",
+    "DEFAULT_MAX_AGE_S",
+    "DEFAULT_SMOOTH_WINDOW_S",
+    "SMOOTH_METHODS",
+    "PipelineOptions",
+]
 
 if TYPE_CHECKING:
     from emotrace.runtime.recognizer import EmotionRecognizer
     from emotrace.video.smoothing import EmotionSmoother, SmoothingMethod
     from emotrace.video.tracking import FaceTracker
-
-#: Run the detector on every N-th frame and track faces in between (``--detect-every``).
-DEFAULT_DETECT_EVERY = 2
-#: Seconds the smoother averages (``--smooth-window``); the same at any frame rate.
-DEFAULT_SMOOTH_WINDOW_S = 0.4
-#: A face unseen this long gets a new track id (``--max-age``).
-DEFAULT_MAX_AGE_S = 1.0
-#: Lead another class needs before the shown label changes (``--hysteresis``).
-DEFAULT_HYSTERESIS = 0.1
-SMOOTH_METHODS = ("ema", "window")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from emotrace.errors import ConfigError
 from emotrace.faces.types import Detection
 from emotrace.results import FaceEmotions
 from emotrace.runtime.recognizer import EmotionRecognizer
-from emotrace.video import options
+from emotrace.video import defaults
 from emotrace.video.smoothing import EmotionSmoother
 from emotrace.video.sources import FrameSource, SourceSpec, open_source
 from emotrace.video.tracking import FaceTracker
@@ -36,8 +36,8 @@ MIN_BOX_SIDE = 4
 #: Run the face detector on every 2nd frame and classify the tracked faces in between: the
 #: detector costs several times the classifier, and at 25-30 fps a face moves a few pixels between
 #: two frames, which the tracker's velocity prediction absorbs. 1 detects on every frame.
-#: (Written once, in ``video.options``.)
-DEFAULT_DETECT_EVERY = options.DEFAULT_DETECT_EVERY
+#: (Written once, in ``video.defaults``.)
+DEFAULT_DETECT_EVERY = defaults.DEFAULT_DETECT_EVERY
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 
 from emotrace.errors import ConfigError
 from emotrace.results import FaceEmotions
-from emotrace.video.options import DEFAULT_HYSTERESIS, DEFAULT_SMOOTH_WINDOW_S
+from emotrace.video.defaults import DEFAULT_HYSTERESIS, DEFAULT_SMOOTH_WINDOW_S
 
 SmoothingMethod = Literal["ema", "window"]
 
@@ -32,7 +32,7 @@ class _TrackState:
 
 #: Default smoothing span in seconds: at 30 fps about the 10-frame span of earlier versions
 #: for ``window``, and an EMA time constant of 0.2 s (a label follows a real change within about
-#: half a second, while sub-second flicker is averaged out). (Written once, in ``video.options``.)
+#: half a second, while sub-second flicker is averaged out). (Written once, in ``video.defaults``.)
 DEFAULT_WINDOW_S = DEFAULT_SMOOTH_WINDOW_S
 
 

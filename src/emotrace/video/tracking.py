@@ -20,7 +20,7 @@ import numpy as np
 
 from emotrace.errors import ConfigError
 from emotrace.results import FaceEmotions
-from emotrace.video.options import DEFAULT_MAX_AGE_S
+from emotrace.video.defaults import DEFAULT_MAX_AGE_S
 
 #: Predict motion at most this far ahead: beyond it a constant velocity is a worse guess than
 #: standing still (faces stop, turn, or were misdetected).
