@@ -404,7 +404,10 @@ def test_predict_cli_reports_faces_no_faces_and_unreadable_files(
     records = json.loads(result.stdout[: result.stdout.rindex("]") + 1])
     by_name = {Path(r["file"]).name: r for r in records}
     face = by_name["astronaut.png"]["faces"][0]
-    assert set(face) == {"box", "score", "landmarks", "label", "confidence", "probabilities"}
+    assert set(face) == {
+        "box", "score", "landmarks", "yaw", "pitch", "roll", "label", "confidence", "probabilities"
+    }  # fmt: skip
+    assert all(abs(face[angle]) < 30 for angle in ("yaw", "pitch", "roll"))  # she faces us
     box = face["box"]
     assert 150 < box["x"] + box["w"] / 2 < 280
     assert 0.7 <= face["score"] <= 1.0, "YuNet, the default detector, scores its faces"

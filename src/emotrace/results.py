@@ -11,6 +11,9 @@ import numpy as np
 
 from emotrace.errors import InputError
 
+#: Head orientation fields of a record, in degrees (see :mod:`emotrace.faces.pose`).
+POSE_NAMES = ("yaw", "pitch", "roll")
+
 
 @dataclass
 class FaceEmotions:
@@ -111,9 +114,18 @@ class FaceEmotions:
         """A copy with some fields changed (the others shared, as arrays are never mutated)."""
         return dataclasses.replace(self, **changes)
 
+    def head_poses(self) -> np.ndarray:
+        """``(N, 3)`` approximate yaw, pitch, roll in degrees from the landmarks (NaN without
+        them); see :mod:`emotrace.faces.pose` for the conventions and how approximate."""
+        from emotrace.faces.pose import head_poses
+
+        return head_poses(self.points)
+
     def records(self) -> Iterator[dict[str, Any]]:
         """One plain dict per face: box, detector score, landmarks (``[[x, y], ...]`` or
-        ``None``), label, confidence, probabilities, track id."""
+        ``None``), head pose (``yaw``, ``pitch``, ``roll`` in degrees, or ``None``), label,
+        confidence, probabilities, track id."""
+        poses = self.head_poses()
         for i in range(len(self)):
             x, y, w, h = (int(v) for v in self.boxes[i])
             points = self.points[i]
@@ -123,6 +135,10 @@ class FaceEmotions:
                 "landmarks": None
                 if np.isnan(points).any()
                 else [[round(float(px), 1), round(float(py), 1)] for px, py in points],
+                **{
+                    name: None if np.isnan(value) else round(float(value), 1)
+                    for name, value in zip(POSE_NAMES, poses[i], strict=True)
+                },
                 "label": self.classes[int(self.label_ids[i])],
                 "confidence": round(float(self.confidences[i]), 4),
                 "probabilities": {

@@ -24,7 +24,7 @@ import numpy as np
 
 from emotrace.errors import ConfigError
 from emotrace.faces.types import Detection
-from emotrace.results import FaceEmotions
+from emotrace.results import POSE_NAMES, FaceEmotions
 from emotrace.runtime.recognizer import EmotionRecognizer
 from emotrace.video import defaults
 from emotrace.video.smoothing import EmotionSmoother
@@ -75,6 +75,9 @@ def record_columns(classes: tuple[str, ...]) -> list[str]:
         "y",
         "w",
         "h",
+        "yaw",
+        "pitch",
+        "roll",
         "label",
         "confidence",
         *(f"p_{c}" for c in classes),
@@ -115,6 +118,7 @@ class FrameResult:
             return [{**base, **dict.fromkeys(record_columns(self.classes)[2:])}]
         rows = []
         labels, confidences = self.faces.labels, self.faces.confidences
+        poses = self.faces.head_poses()
         for i in range(len(self.faces)):
             x, y, w, h = (int(v) for v in self.faces.boxes[i])
             track = int(self.faces.track_ids[i])
@@ -125,6 +129,10 @@ class FrameResult:
                 "y": y,
                 "w": w,
                 "h": h,
+                **{
+                    name: None if np.isnan(value) else round(float(value), 1)
+                    for name, value in zip(POSE_NAMES, poses[i], strict=True)
+                },
                 "label": labels[i],
                 "confidence": round(float(confidences[i]), decimals),
             }
