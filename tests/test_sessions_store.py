@@ -314,3 +314,31 @@ def test_a_second_store_in_this_process_keeps_its_wal_from_another_process(tmp_p
         assert seen.stdout.strip() == "1", seen.stderr
     with SessionStore(tmp_path, readonly=True) as store:
         assert store.get("live").frames == 1 and store.get("week-1").markers == 1
+
+
+def test_the_patients_head_pose_is_stored_and_exported(tmp_path: Path) -> None:
+    from emotrace.faces.pose import head_pose
+    from emotrace.results import FaceEmotions
+    from emotrace.sessions.export import columns
+
+    # The patient with landmarks, then a frame without landmarks (a Haar face), then none.
+    points = np.array(
+        [[231.7, 242.4], [317.1, 242.3], [265.4, 291.6], [235.2, 327.5], [313.1, 327.7]]
+    )
+    with_landmarks = FaceEmotions(
+        np.array([[190, 150, 180, 250]]), onehot("happy")[None], CLASSES,
+        track_ids=np.array([1]), landmarks=points[None],
+    )  # fmt: skip
+    without = FaceEmotions(
+        np.array([[190, 150, 180, 250]]), onehot("happy")[None], CLASSES, track_ids=np.array([1])
+    )
+    frames = [(0, 0.0, with_landmarks), (1, 0.1, without), (2, 0.2, FaceEmotions.empty(CLASSES))]
+    record_session(frames, "posed", "P-1", CLASSES, workspace=tmp_path)
+    with SessionStore(tmp_path, readonly=True) as store:
+        data = store.load("posed")
+    expected = np.round(head_pose(points) or (0, 0, 0), 1)
+    np.testing.assert_allclose(data.poses[0], expected)
+    assert np.isnan(data.poses[1:]).all()
+    table = columns(data)
+    assert [table["yaw"][0], table["pitch"][0], table["roll"][0]] == expected.tolist()
+    assert table["yaw"][1:] == [None, None]

@@ -58,6 +58,14 @@ ALTER TABLE sessions ADD COLUMN heartbeat REAL;
 CREATE INDEX sessions_by_patient ON sessions (patient, started_at);
 """
 
+# Version 3: the patient's approximate head orientation per frame (degrees; NULL without a face
+# or without landmarks), for looked-away episodes and frames too turned to trust.
+_V3 = """
+ALTER TABLE frames ADD COLUMN yaw REAL;
+ALTER TABLE frames ADD COLUMN pitch REAL;
+ALTER TABLE frames ADD COLUMN roll REAL;
+"""
+
 #: ``MIGRATIONS[i]`` takes the schema from version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -61,6 +61,8 @@ def columns(data: SessionData, circumplex: Circumplex = RUSSELL_1980) -> dict[st
     }
     for i, name in enumerate("xywh"):
         table[name] = [None if v is None else int(v) for v in column(data.boxes[:, i])]
+    for i, name in enumerate(("yaw", "pitch", "roll")):
+        table[name] = column(data.poses[:, i], 1)
     table["score"] = column(data.scores, 4)
     for k, name in enumerate(data.classes):
         table[f"p_{name}"] = column(probs[:, k], 6)

@@ -46,6 +46,17 @@ from emotrace.sessions.writer import FINAL_TRIES, WorkspaceWriter
 MAX_TIME_S = 24 * 3600.0
 
 
+def _pose(faces: FaceEmotions, index: int) -> tuple[float | None, float | None, float | None]:
+    """The chosen face's yaw, pitch, roll rounded to 0.1 degree (``None`` without landmarks)."""
+    from emotrace.faces.pose import head_pose
+
+    pose = head_pose(faces.points[index])
+    if pose is None:
+        return None, None, None
+    yaw, pitch, roll = (round(angle, 1) for angle in pose)
+    return yaw, pitch, roll
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     ax, ay, aw, ah = (float(v) for v in a)
     bx, by, bw, bh = (float(v) for v in b)
@@ -344,7 +355,7 @@ class SessionRecorder:
         self.last_patient = index
         row: FrameRow
         if index is None:
-            row = (frame_index, time_s, 0, None, None, None, None, None, None, None)
+            row = (frame_index, time_s, 0, *[None] * 10)
         else:
             probs = faces.probabilities[index]
             if not np.isfinite(probs).all():
@@ -361,6 +372,7 @@ class SessionRecorder:
                 h,
                 float(faces.scores[index]),
                 probs.astype("<f4").tobytes(),
+                *_pose(faces, index),
             )
             self.frames_with_face += 1
         self.frames_recorded += 1

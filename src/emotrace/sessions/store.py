@@ -48,6 +48,12 @@ from emotrace.sessions.workspace import (
 #: One stored frame: frame, time_s, face, track_id, x, y, w, h, score, probs (float32 bytes);
 #: everything after ``face`` is ``None`` when the patient's face is missing.
 FrameRow = tuple[Any, ...]
+#: The columns of a stored frame, in :data:`FrameRow` order after the session id.
+FRAME_COLUMNS = (
+    "session_id, frame, time_s, face, track_id, x, y, w, h, score, probs, yaw, pitch, roll"
+)
+_PLACEHOLDERS = ", ".join("?" * len(FRAME_COLUMNS.split(",")))
+_ROW_WIDTH = len(FRAME_COLUMNS.split(",")) - 1
 
 
 #: How long a delete waits for other connections' readers before leaving the purge pending.
@@ -274,13 +280,13 @@ class SessionStore:
         info = self.get(ref)
         with sql_errors(self.path):
             rows = self.conn.execute(
-                "SELECT frame, time_s, face, track_id, x, y, w, h, score, probs FROM frames"
-                " WHERE session_id = ? ORDER BY frame LIMIT ? OFFSET ?",
+                "SELECT frame, time_s, face, track_id, x, y, w, h, score, probs, yaw, pitch, roll"
+                " FROM frames WHERE session_id = ? ORDER BY frame LIMIT ? OFFSET ?",
                 (info.id, -1 if limit is None else limit, offset),
             ).fetchall()
         k, n = len(info.classes), len(rows)
         missing = bytes(np.full(k, np.nan, "<f4").tobytes())
-        columns = list(zip(*rows, strict=True)) if rows else [()] * 10
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 13
         visible = np.array(columns[2], dtype=bool).reshape(n)
 
         def numbers(values: Sequence[Any]) -> np.ndarray:
@@ -297,6 +303,7 @@ class SessionStore:
             track_ids=np.array([-1 if t is None else t for t in columns[3]], np.int64).reshape(n),
             scores=numbers(columns[8]),
             markers=self.markers(info.id),
+            poses=np.stack([numbers(columns[i]) for i in range(10, 13)], axis=1).reshape(n, 3),
         )
 
     # -- writing ---------------------------------------------------------------------------
@@ -370,8 +377,9 @@ class SessionStore:
             for session_id, rows in frames.items():
                 if rows:
                     conn.executemany(
-                        "INSERT INTO frames VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [(session_id, *row) for row in rows],
+                        f"INSERT INTO frames ({FRAME_COLUMNS}) VALUES ({_PLACEHOLDERS})",
+                        # A row without the pose columns (an older caller) stores no pose.
+                        [(session_id, *row, *[None] * (_ROW_WIDTH - len(row))) for row in rows],
                     )
             for session_id, marks in (markers or {}).items():
                 if marks:

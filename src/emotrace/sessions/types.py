@@ -147,7 +147,9 @@ class SessionData:
     """A session's per-frame records as arrays; rows without the patient's face hold NaN.
 
     ``probabilities``: ``(N, K)`` float32 in ``info.classes`` order. ``boxes``: ``(N, 4)`` float
-    ``x, y, w, h``. ``track_ids``: -1 where no face. Missing rows are kept, never interpolated.
+    ``x, y, w, h``. ``track_ids``: -1 where no face. ``poses``: ``(N, 3)`` approximate yaw,
+    pitch, roll in degrees (NaN without a face or landmarks; see :mod:`emotrace.faces.pose`).
+    Missing rows are kept, never interpolated.
     """
 
     info: SessionInfo
@@ -159,6 +161,11 @@ class SessionData:
     track_ids: np.ndarray
     scores: np.ndarray
     markers: list[Marker] = field(default_factory=list)
+    poses: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+
+    def __post_init__(self) -> None:
+        if len(self.poses) != len(self.frames):  # made without poses: unknown everywhere
+            self.poses = np.full((len(self.frames), 3), np.nan)
 
     def __len__(self) -> int:
         return len(self.frames)
