@@ -7,11 +7,13 @@
 Each video's records (``frames.csv``, ``frames.jsonl``, ``summary.json``, as ``emotrace
 analyze`` writes them) go into ``out/<video stem>/``; ``out/index.csv`` says which videos are
 complete or failed and why, and a rerun skips the complete ones. Ray is optional
-(``pip install 'emotrace[ray]'``) and imported only by ``engine="ray"``.
+(``pip install 'emotrace[ray]'``) and imported only by ``engine="ray"``; on a cluster the driver
+can send the videos through Ray's object store and write every record itself
+(``transfer="send"``), and videos can be URLs that their workers read.
 """
 
 from emotrace.batch.index import INDEX_NAME, BatchIndex, IndexRow
-from emotrace.batch.inputs import VideoEntry, find_videos, patient_from, read_manifest
+from emotrace.batch.inputs import VideoEntry, VideoURL, find_videos, patient_from, read_manifest
 from emotrace.batch.runner import (
     BatchReport,
     SessionPlan,
@@ -31,6 +33,7 @@ __all__ = [
     "VideoEntry",
     "VideoJob",
     "VideoResult",
+    "VideoURL",
     "find_videos",
     "patient_from",
     "pipeline_options",

@@ -86,7 +86,7 @@ class BatchIndex:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{self.path}: damaged batch index ({exc})") from None
 
-    def is_complete(self, video: Path) -> bool:
+    def is_complete(self, video: Path | str) -> bool:
         """Whether ``video`` finished completely in an earlier run (a rerun skips it)."""
         row = self.rows.get(str(video))
         return row is not None and row.status == COMPLETE

@@ -13,7 +13,8 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 from emotrace.batch.index import INDEX_NAME
 from emotrace.errors import ConfigError
@@ -24,13 +25,55 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
 )
 _GLOB_CHARS = re.compile(r"[*?\[]")
+#: URL schemes a worker reads itself (``http(s)`` directly; the others through pyarrow's
+#: filesystems, which Ray itself uses, where their support is installed).
+URL_SCHEMES = ("http", "https", "s3", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs")
+
+
+def url_scheme(text: str) -> str:
+    """The (lower-case) scheme of a URL that a worker reads itself, else ``""``."""
+    scheme, sep, _ = text.partition("://")
+    return scheme.lower() if sep and scheme.lower() in URL_SCHEMES else ""
+
+
+class VideoURL(str):
+    """A video named by URL: its worker reads it (the driver never does), and it has the
+    ``name``/``stem`` of its URL's path for its output folder and session."""
+
+    __slots__ = ()
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(urlsplit(self).path).name or "video"
+
+    @property
+    def stem(self) -> str:
+        return PurePosixPath(self.name).stem or "video"
+
+    def resolve(self) -> VideoURL:
+        return self
+
+    def as_posix(self) -> str:
+        return str(self)
+
+
+#: Where a video is: a resolved path on the driver's machine, or a URL.
+VideoPath = Path | VideoURL
+
+
+def video_path(text: str | Path) -> VideoPath:
+    """``text`` as a :class:`VideoURL` when it is one, else as a resolved path."""
+    if isinstance(text, str) and url_scheme(text):
+        return VideoURL(text)
+    return Path(text).resolve()
 
 
 @dataclass(frozen=True)
 class VideoEntry:
-    """One video of the batch: its resolved path and, for sessions, patient and session name."""
+    """One video of the batch: its resolved path (or URL) and, for sessions, patient and
+    session name."""
 
-    path: Path
+    path: VideoPath
     patient: str | None = None
     session: str | None = None
 
@@ -41,16 +84,20 @@ def _folder_videos(folder: Path) -> list[Path]:
     )
 
 
-def find_videos(inputs: Sequence[str | Path]) -> list[Path]:
-    """Resolved video paths for INPUT arguments: files, folders (searched recursively) and globs.
+def find_videos(inputs: Sequence[str | Path]) -> list[VideoPath]:
+    """Resolved video paths for INPUT arguments: files, folders (searched recursively), globs
+    and URLs (``https://``, ``s3://``, ... taken as they are: their workers read them).
 
     Order is that of the arguments (each folder and glob sorted); duplicates are dropped. A named
     file or folder that does not exist, and a run that matches nothing, raise
     :class:`ConfigError`.
     """
-    found: list[Path] = []
+    found: list[VideoPath] = []
     for item in inputs:
         text = str(item)
+        if isinstance(item, str) and url_scheme(item):
+            found.append(VideoURL(item))
+            continue
         if _GLOB_CHARS.search(text) and not Path(text).exists():
             found.extend(
                 Path(p) for p in sorted(glob.glob(text, recursive=True)) if Path(p).is_file()
@@ -101,18 +148,21 @@ def read_manifest(path: Path, need_patient: bool) -> list[VideoEntry]:
         row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
         if not row.get("video"):
             raise ConfigError(f"{path}, line {line}: no video")
+        patient = row.get("patient") or None
+        if need_patient and patient is None:
+            raise ConfigError(f"{path}, line {line}: no patient for {row['video']}")
+        if url_scheme(row["video"]):
+            entries.append(VideoEntry(VideoURL(row["video"]), patient, row.get("session") or None))
+            continue
         video = Path(row["video"]).expanduser()
         if not video.is_absolute():
             video = path.parent / video
         if not video.is_file():
             raise ConfigError(f"{path}, line {line}: {row['video']}: no such file")
-        patient = row.get("patient") or None
-        if need_patient and patient is None:
-            raise ConfigError(f"{path}, line {line}: no patient for {row['video']}")
         entries.append(VideoEntry(video.resolve(), patient, row.get("session") or None))
     if not entries:
         raise ConfigError(f"{path}: the manifest lists no videos")
-    seen: dict[Path, int] = {}
+    seen: dict[VideoPath, int] = {}
     for i, entry in enumerate(entries):
         if entry.path in seen:
             raise ConfigError(
@@ -122,7 +172,7 @@ def read_manifest(path: Path, need_patient: bool) -> list[VideoEntry]:
     return entries
 
 
-def patient_from(pattern: str, videos: Iterable[Path]) -> list[VideoEntry]:
+def patient_from(pattern: str, videos: Iterable[VideoPath]) -> list[VideoEntry]:
     """Entries whose patient is the match of ``pattern`` in each video's path.
 
     The named group ``patient`` is used when the pattern has one, else the first group, else the
@@ -148,8 +198,8 @@ def patient_from(pattern: str, videos: Iterable[Path]) -> list[VideoEntry]:
 
 
 def output_folders(
-    videos: Sequence[Path], indexed: Mapping[Path, str] | None = None
-) -> dict[Path, str]:
+    videos: Sequence[VideoPath], indexed: Mapping[VideoPath, str] | None = None
+) -> dict[VideoPath, str]:
     """Each video's folder name under OUT_DIR: its stem, or, when stems collide (``p01/s1.mp4``
     and ``p02/s1.mp4``), the stem plus 8 hex digits of its path's hash, stable across reruns.
 

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from emotrace._interrupts import hold_interrupt, raise_if_interrupted
-from emotrace.batch.engines import ENGINES, Engine, LocalEngine, RayEngine
+from emotrace.batch.engines import ENGINES, TRANSFERS, Engine, LocalEngine, RayEngine
 from emotrace.batch.index import COMPLETE, BatchIndex
-from emotrace.batch.inputs import VideoEntry, output_folders
-from emotrace.batch.worker import VideoJob, VideoResult
-from emotrace.errors import ConfigError, SessionError
+from emotrace.batch.inputs import VideoEntry, VideoPath, output_folders, url_scheme, video_path
+from emotrace.batch.worker import MAX_SEND_MB, VideoJob, VideoResult
+from emotrace.errors import ConfigError, EmotraceError, SessionError
 from emotrace.video.options import PipelineOptions
 
 #: ``progress(kind, total_or_n)``: ``("videos", total)``/``("frames", total)`` set up the bars
@@ -59,8 +59,8 @@ class SessionPlan:
     """Record one session per video into ``workspace`` (names and patients per video)."""
 
     workspace: Path | None
-    names: dict[Path, str]
-    patients: dict[Path, str]
+    names: dict[VideoPath, str]
+    patients: dict[VideoPath, str]
 
 
 def plan_sessions(entries: Sequence[VideoEntry], workspace: Path | None) -> SessionPlan:
@@ -68,9 +68,9 @@ def plan_sessions(entries: Sequence[VideoEntry], workspace: Path | None) -> Sess
     any video is analysed: valid names, none twice, none already in the workspace."""
     from emotrace.sessions.types import check_name
 
-    names: dict[Path, str] = {}
-    patients: dict[Path, str] = {}
-    used: dict[str, Path] = {}
+    names: dict[VideoPath, str] = {}
+    patients: dict[VideoPath, str] = {}
+    used: dict[str, VideoPath] = {}
     for entry in entries:
         if entry.patient is None:
             raise SessionError(f"{entry.path}: no patient pseudonym for its session")
@@ -120,7 +120,7 @@ def _record_session(result: VideoResult, plan: SessionPlan, model: Any) -> None:
     from emotrace.sessions.recorder import SessionRecorder
 
     assert result.raw_faces is not None and result.summary is not None
-    video = Path(result.video)
+    video = video_path(result.video)
     recorder = SessionRecorder(
         plan.names[video],
         plan.patients[video],
@@ -141,6 +141,8 @@ def _frame_total(jobs: Sequence[VideoJob], every: int) -> int | None:
 
     total = 0
     for job in jobs:
+        if url_scheme(job.video):  # read by its worker only
+            continue
         capture = cv2.VideoCapture(job.video)
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
         capture.release()
@@ -149,13 +151,15 @@ def _frame_total(jobs: Sequence[VideoJob], every: int) -> int | None:
 
 
 def run_batch(
-    entries: Sequence[VideoEntry | Path],
+    entries: Sequence[VideoEntry | Path | str],
     out_dir: Path,
     options: PipelineOptions,
     *,
     engine: str = "local",
     workers: int | None = None,
     address: str | None = None,
+    transfer: str | None = None,
+    max_send_mb: int = MAX_SEND_MB,
     sessions: SessionPlan | None = None,
     progress: Progress | None = None,
     log: Callable[[str], None] = print,
@@ -164,6 +168,10 @@ def run_batch(
 
     ``options``: :func:`pipeline_options` (``threads`` per worker; see
     :func:`threads_per_worker`). ``engine``: ``local`` or ``ray`` (``address`` joins a cluster).
+    ``transfer`` (Ray): ``send`` streams each video to its worker through the object store and
+    takes the records back (no shared filesystem; up to ``max_send_mb`` MiB a video),
+    ``shared`` lets workers read and write the driver's paths; default ``send`` when joining a
+    cluster (``address``, ``$RAY_ADDRESS``), ``shared`` on a cluster started here.
     ``sessions``: :func:`plan_sessions` to record one session per video. Failed videos are
     indexed with their error and never stop the others; Ctrl+C raises ``KeyboardInterrupt``
     after stopping the workers, with every finished video indexed.
@@ -172,7 +180,15 @@ def run_batch(
         raise ConfigError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
-    videos = [e if isinstance(e, VideoEntry) else VideoEntry(Path(e).resolve()) for e in entries]
+    if transfer is not None and transfer not in TRANSFERS:
+        raise ConfigError(f"--transfer {transfer!r} is not one of {', '.join(TRANSFERS)}")
+    if transfer is not None and engine != "ray":
+        raise ConfigError("--transfer needs --engine ray (local workers share this filesystem)")
+    if max_send_mb < 1:
+        raise ConfigError(f"--max-send-mb must be at least 1, got {max_send_mb}")
+    if transfer is None:
+        transfer = "send" if address or os.environ.get("RAY_ADDRESS") else "shared"
+    videos = [e if isinstance(e, VideoEntry) else VideoEntry(video_path(e)) for e in entries]
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"{out_dir}: exists and is not a folder")
     try:
@@ -180,7 +196,7 @@ def run_batch(
     except OSError as exc:
         raise ConfigError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from None
     index = BatchIndex(out_dir)
-    indexed = {Path(row.video): row.folder for row in index.rows.values()}
+    indexed = {video_path(row.video): row.folder for row in index.rows.values()}
     folders = output_folders([v.path for v in videos], indexed)
     todo = [v for v in videos if not index.is_complete(v.path)]
     report = BatchReport(out_dir, skipped=len(videos) - len(todo))
@@ -218,13 +234,18 @@ def run_batch(
     started = time.perf_counter()
     runner: Engine
     if engine == "ray":
-        runner = RayEngine(options, workers, options.threads, address)
+        runner = RayEngine(options, workers, options.threads, address, transfer, max_send_mb)
     else:
         runner = LocalEngine(options, workers or default_workers(options.threads))
     aborted = True
     try:
-        while jobs or runner.free < runner.workers:
+        while jobs or runner.busy:
             raise_if_interrupted()
+            if not runner.workers:
+                raise EmotraceError(
+                    f"no Ray worker is left (their nodes left the cluster); {len(jobs)} video(s) "
+                    f"not analysed: rerun the same command when the cluster has CPUs again"
+                )
             while jobs and runner.free:
                 runner.submit(jobs.popleft())
             finished, frames = runner.poll(0.25)
@@ -255,18 +276,37 @@ def _finish_video(
     report: BatchReport,
     out_dir: Path,
 ) -> None:
-    """Record the session (complete videos), then the index row: a complete row implies both."""
+    """Write the records the worker sent (``send``), record the session (complete videos),
+    then the index row: a complete row implies all of them."""
     session = ""
+    if result.files is not None:
+        try:
+            write_records(Path(result.folder), result.files)
+        except OSError as exc:
+            result.status = "failed"
+            result.error = f"{result.folder}: records not written ({exc.strerror or exc})"
     if result.status == COMPLETE and sessions is not None:
         try:
             _record_session(result, sessions, model_info)
-            session = sessions.names[Path(result.video)]
+            session = sessions.names[video_path(result.video)]
         except Exception as exc:
             from emotrace.batch.worker import describe
 
             result.status, result.error = "failed", f"session not recorded: {describe(exc)}"
     index.record(result.as_row(folder=os.path.relpath(result.folder, out_dir), session=session))
     (report.complete if result.status == COMPLETE else report.failed).append(result.video)
+
+
+def write_records(folder: Path, files: dict[str, bytes]) -> None:
+    """Write the record files a worker returned into ``folder``, each one atomically
+    (``summary.json``, written last, says the others are whole)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in sorted(files, key=lambda n: n == "summary.json"):
+        if not name or Path(name).name != name or name.startswith("."):
+            raise OSError(f"a worker returned a record named {name!r}")
+        tmp = folder / f".{name}.tmp"
+        tmp.write_bytes(files[name])
+        os.replace(tmp, folder / name)
 
 
 def _line(result: VideoResult, done: int, total: int) -> str:

@@ -6,12 +6,21 @@ same :class:`~emotrace.video.PipelineOptions` as ``emotrace analyze`` (so the tw
 drift apart), and returns a small :class:`VideoResult`. It never touches
 the session workspace: with sessions, the result carries the raw per-frame faces and the driver,
 the workspace's one writer, records them.
+
+Without a shared filesystem (:meth:`VideoAnalyzer.analyze_sent`, the ``send`` transfer) the
+worker gets the video's bytes (from the driver, in chunks through Ray's object store) or reads it
+from a URL itself, decodes a private copy in a temporary folder of its own, and returns the
+records' bytes in the result: the driver alone writes ``OUT_DIR``.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from emotrace.batch.index import IndexRow
+from emotrace.batch.inputs import url_scheme
 from emotrace.results import FaceEmotions
 from emotrace.video.options import PipelineOptions
 
@@ -27,6 +37,12 @@ if TYPE_CHECKING:
 
 #: A worker reports frame progress at most this often (each report is a message to the driver).
 PROGRESS_INTERVAL_S = 0.5
+#: The ``send`` transfer moves a video in pieces of this size (one object each in Ray's store),
+#: so neither the driver nor a worker ever holds a whole video in memory.
+CHUNK_BYTES = 8 * 2**20
+#: Default largest video the ``send`` transfer moves (``--max-send-mb``): the videos in flight
+#: sit in the object store (by default 30 % of each node's memory) until their worker is done.
+MAX_SEND_MB = 2048
 
 
 @dataclass(frozen=True)
@@ -104,6 +120,8 @@ class VideoResult(IndexRow):
 
     summary: dict[str, Any] | None = None
     raw_faces: RawFaces | None = None
+    #: The ``send`` transfer: the records' bytes by file name, for the driver to write.
+    files: dict[str, bytes] | None = None
 
 
 def describe(exc: BaseException) -> str:
@@ -191,3 +209,90 @@ class VideoAnalyzer:
             progress(result.frames - reported)
         result.seconds = round(time.perf_counter() - started, 3)
         return result
+
+    def analyze_sent(
+        self,
+        job: VideoJob,
+        chunks: Iterable[bytes],
+        progress: Callable[[int], None] | None = None,
+    ) -> VideoResult:
+        """Analyse a video that is not on this machine's filesystem: ``chunks`` are its bytes
+        (sent by the driver, or :func:`read_url`), ``job.video`` only names it. The bytes go to a
+        private file (mode 0600 in a fresh 0700 folder, removed afterwards: videos of patients),
+        the records into that folder, and the result carries the records' bytes in ``files``;
+        nothing is written anywhere else. Never raises for a bad video."""
+        started = time.perf_counter()
+        tmp = Path(tempfile.mkdtemp(prefix="emotrace-batch-"))  # 0700: this user only
+        try:
+            video = tmp / ("video" + Path(job.video.split("?", 1)[0]).suffix[:16])
+            try:
+                _write_private(video, chunks)
+            except Exception as exc:
+                result = VideoResult(job.video, job.folder, "failed")
+                result.error = f"{job.video}: cannot read it ({describe(exc)})"
+            else:
+                records = tmp / "records"
+                result = self.analyze(VideoJob(str(video), str(records), job.keep_faces), progress)
+                result.video, result.folder = job.video, job.folder
+                result.error = result.error.replace(str(video), job.video)
+                if result.summary is not None:
+                    result.summary["source"]["name"] = job.video
+                result.files = _collect(records, job.video)
+            result.seconds = round(time.perf_counter() - started, 3)
+            return result
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_private(path: Path, chunks: Iterable[bytes]) -> None:
+    """Write ``chunks`` into a new file that only this user can read."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+
+
+def _collect(records: Path, video: str) -> dict[str, bytes]:
+    """The bytes of every record file, ``summary.json`` naming ``video`` as its source."""
+    from emotrace.video.sinks import SUMMARY_NAME
+
+    if not records.is_dir():
+        return {}
+    summary = records / SUMMARY_NAME
+    if summary.is_file():
+        data = json.loads(summary.read_text(encoding="utf-8"))
+        data["source"]["name"] = video
+        summary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return {p.name: p.read_bytes() for p in sorted(records.iterdir()) if p.is_file()}
+
+
+def read_url(url: str) -> Iterator[bytes]:
+    """The bytes at ``url`` in chunks: ``http(s)`` with the standard library, object stores
+    (``s3://``, ``gs://``, ``abfs://``, ``hdfs://``) through ``pyarrow.fs`` with the usual
+    credentials of the worker's machine."""
+    scheme = url_scheme(url)
+    if scheme in ("http", "https"):
+        import urllib.request
+
+        with urllib.request.urlopen(url, timeout=60) as response:
+            while chunk := response.read(CHUNK_BYTES):
+                yield chunk
+        return
+    filesystem, path = filesystem_for(url)
+    with filesystem.open_input_stream(path) as stream:
+        while chunk := stream.read(CHUNK_BYTES):
+            yield chunk
+
+
+def filesystem_for(url: str) -> tuple[Any, str]:
+    """pyarrow's filesystem for ``url`` and the path in it (what Ray's own storage uses)."""
+    from emotrace.errors import MissingDependencyError
+
+    try:
+        from pyarrow import fs
+    except ImportError:
+        raise MissingDependencyError(
+            f"{url_scheme(url)}:// URLs are read through pyarrow's filesystems; install pyarrow "
+            "(with its support for the store) on every node"
+        ) from None
+    return fs.FileSystem.from_uri(url)

@@ -14,6 +14,7 @@ from emotrace.cli._common import add_workspace_option, console, positive_int, pr
 from emotrace.cli._pipeline import add_pipeline_options, add_source_options, pipeline_options_from
 
 EXIT_SOME_FAILED = 1
+MAX_SEND_MB = 2048  # emotrace.batch.worker.MAX_SEND_MB, without importing numpy to parse
 
 
 def add_parser(sub: Any) -> None:
@@ -42,7 +43,24 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--address",
         metavar="ADDR",
-        help="Ray cluster to join (HOST:PORT or auto; default: $RAY_ADDRESS, else a local one)",
+        help="Ray cluster to join (HOST:PORT or auto; default: $RAY_ADDRESS, else a local one); "
+        "a cluster with token authentication needs RAY_AUTH_MODE=token and its token "
+        "(RAY_AUTH_TOKEN or ~/.ray/auth_token) here too",
+    )
+    p.add_argument(
+        "--transfer",
+        choices=("send", "shared"),
+        help="ray: send streams each video to its worker through Ray's object store and takes "
+        "the records back (no shared filesystem); shared lets workers read the videos and write "
+        "OUT_DIR themselves (faster, needs both on every node); default: send when joining a "
+        "cluster, shared on one started here",
+    )
+    p.add_argument(
+        "--max-send-mb",
+        type=positive_int,
+        default=MAX_SEND_MB,
+        metavar="MIB",
+        help=f"largest video --transfer send moves (default {MAX_SEND_MB}); larger ones fail",
     )
     p.add_argument(
         "--workers",
@@ -147,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
                 engine=args.engine,
                 workers=workers,
                 address=args.address,
+                transfer=args.transfer,
+                max_send_mb=args.max_send_mb,
                 sessions=plan,
                 progress=progress,
                 log=lambda line: console.print(line, markup=False),
