@@ -203,3 +203,30 @@ def test_smoothing_and_binning_keep_missing_values_missing() -> None:
 def test_invalid_analytics_settings(bad: dict[str, object]) -> None:
     with pytest.raises(SessionError, match="positive"):
         AnalyticsConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_attention_from_head_pose_facing_turned_and_looked_away() -> None:
+    # 12 s at 10 fps: facing, then turned 40 degrees for 3 s, facing, a 1 s turn (too short for
+    # an episode), then a last turn of 2.5 s in which the face is lost for 0.5 s.
+    data = data_from([(12.0, "happy")])
+    yaw = np.zeros(len(data))
+    yaw[40:70] = 40  # 4.0-7.0 s
+    yaw[80:90] = -30  # 8.0-9.0 s
+    yaw[95:120] = 35  # 9.5-12.0 s, the face lost for 0.5 s in the middle
+    data.visible[100:105] = False
+    data.probabilities[100:105] = np.nan
+    data.poses = np.stack([yaw, np.zeros(len(data)), np.zeros(len(data))], axis=1)
+    data.poses[~data.visible] = np.nan
+    summary = summarize(data)
+    visible_s = data.visible.sum() / 10
+    turned_s = 3.0 + 1.0 + 2.0  # the lost half second is not face-visible time
+    assert summary.turned_ratio == pytest.approx(turned_s / visible_s)
+    assert summary.facing_ratio == pytest.approx(1 - turned_s / visible_s)
+    episodes = [(round(g.start_s, 1), round(g.end_s, 1)) for g in summary.looked_away]
+    assert episodes == [(4.0, 7.0), (9.5, 12.0)]
+    attention = summary.to_dict()["attention"]
+    assert [e["duration_s"] for e in attention["looked_away"]] == pytest.approx([3.0, 2.5])
+    # Without poses (Haar, or a session recorded before poses were stored): unknown, not 100%.
+    plain = summarize(data_from([(12.0, "happy")]))
+    assert math.isnan(plain.facing_ratio) and math.isnan(plain.turned_ratio)
+    assert plain.looked_away == [] and plain.to_dict()["attention"]["facing_ratio"] is None

@@ -26,6 +26,11 @@ Conventions, shared by every measure:
   arousal >= ``arousal_peak_threshold`` (0.5), at least ``peak_separation_s`` (10 s) apart.
 * **Markers**: affect in the ``marker_window_s`` (30 s) after each marker minus the session
   baseline (the mean over all visible frames).
+* **Attention** (approximate head pose, see ``emotrace.faces.pose``): the share of the posed,
+  face-visible time facing the camera (|yaw| < ``facing_yaw_deg`` 25, |pitch| <
+  ``facing_pitch_deg`` 20), the share of face-visible time turned beyond it (frames whose
+  expression is least to be trusted), and looked-away episodes of at least ``looked_away_min_s``
+  (2 s).
 * **Trends** across sessions of one patient: each measure per session, in time order, with its
   least-squares slope per session.
 """
@@ -51,6 +56,7 @@ from emotrace.sessions.measures import (
     Window,
     affect_peaks,
     dominant_windows,
+    looked_away,
     marker_stats,
     negative_segments,
     transition_matrix,
@@ -97,6 +103,13 @@ class SessionSummary:
     gaps: list[Gap]
     markers: list[MarkerStat]
     series: Series = field(repr=False)
+    #: Share of the time the face was visible with a head pose in which it faced the camera
+    #: (NaN without poses: Haar, or sessions recorded before emotrace stored them).
+    facing_ratio: float = math.nan
+    #: Share of the face-visible time with the head turned beyond the limits (the frames whose
+    #: expression is least to be trusted).
+    turned_ratio: float = math.nan
+    looked_away: list[Gap] = field(default_factory=list)
 
     @property
     def has_face(self) -> bool:
@@ -141,6 +154,13 @@ class SessionSummary:
                 "peaks": [asdict(p) for p in self.peaks],
                 "gaps": [{**asdict(g), "duration_s": g.duration_s} for g in self.gaps],
                 "markers": [asdict(m) for m in self.markers],
+                "attention": {
+                    "facing_ratio": self.facing_ratio,
+                    "turned_ratio": self.turned_ratio,
+                    "looked_away": [
+                        {**asdict(g), "duration_s": g.duration_s} for g in self.looked_away
+                    ],
+                },
             }
         )
 
@@ -212,7 +232,15 @@ def summarize(
         gaps=visible_gaps(series, config.min_gap_s),
         markers=marker_stats(series, data.markers, classes, config.marker_window_s),
         series=series,
+        facing_ratio=1 - _share(dt, series.turned, series.posed),
+        turned_ratio=_share(dt, series.turned, visible) if series.posed.any() else math.nan,
+        looked_away=looked_away(series, config),
     )
+
+
+def _share(durations: np.ndarray, part: np.ndarray, whole: np.ndarray) -> float:
+    total = float((durations * whole).sum())
+    return float((durations * part).sum()) / total if total else math.nan
 
 
 #: Labels of the measures compared across sessions (keys of ``SessionSummary.measures``).

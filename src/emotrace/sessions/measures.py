@@ -33,9 +33,18 @@ class AnalyticsConfig:
     peak_separation_s: float = 10.0
     max_peaks: int = 10
     marker_window_s: float = 30.0
+    #: Facing the camera: head turned less than this (degrees, approximate: see
+    #: ``emotrace.faces.pose``); beyond, the frame is "turned".
+    facing_yaw_deg: float = 25.0
+    facing_pitch_deg: float = 20.0
+    #: A looked-away episode: turned for at least this long.
+    looked_away_min_s: float = 2.0
 
     def __post_init__(self) -> None:
-        positive = ("transition_window_s", "max_gap_s", "negative_min_s", "marker_window_s")
+        positive = (
+            "transition_window_s", "max_gap_s", "negative_min_s", "marker_window_s",
+            "facing_yaw_deg", "facing_pitch_deg", "looked_away_min_s",
+        )  # fmt: skip
         # Finite too: a NaN window crashed the report, a NaN threshold silently found nothing.
         bad = [n for n in positive if not 0 < getattr(self, n) < math.inf]
         windows = self.windows_s
@@ -120,6 +129,10 @@ class Series:
     times: np.ndarray
     durations: np.ndarray
     visible: np.ndarray
+    #: Visible, with a head pose, and turned beyond the facing limits.
+    turned: np.ndarray
+    #: Visible and with a head pose (the frames the facing figures are about).
+    posed: np.ndarray
     probabilities: np.ndarray
     valence: np.ndarray
     arousal: np.ndarray
@@ -138,10 +151,18 @@ class Series:
         va = circumplex.valence_arousal(probs, data.classes)
         negative = circumplex.negative_affect(probs, data.classes)
         times = data.times.astype(np.float64)
+        visible = data.visible.astype(bool)
+        posed = visible & np.isfinite(data.poses[:, :2]).all(axis=1)
+        with np.errstate(invalid="ignore"):
+            beyond = (np.abs(data.poses[:, 0]) >= config.facing_yaw_deg) | (
+                np.abs(data.poses[:, 1]) >= config.facing_pitch_deg
+            )
         return cls(
             times=times,
             durations=_series.frame_durations(times, config.max_gap_s),
-            visible=data.visible.astype(bool),
+            visible=visible,
+            turned=posed & beyond,
+            posed=posed,
             probabilities=probs,
             valence=va[:, 0],
             arousal=va[:, 1],
@@ -208,6 +229,30 @@ def visible_gaps(series: Series, min_gap_s: float) -> list[Gap]:
     if end - cursor > 1e-6:
         gaps.append(Gap(cursor, end))
     return [g for g in gaps if g.duration_s >= min_gap_s - 1e-6]
+
+
+def looked_away(series: Series, config: AnalyticsConfig) -> list[Gap]:
+    """Stretches of at least ``looked_away_min_s`` in which the patient's face, visible, was
+    turned beyond the facing limits (frames without a face between turned ones, up to
+    ``max_gap_s``, do not break an episode: the detector often loses a face turned away)."""
+    episodes: list[Gap] = []
+    start = end = None
+    for t, dt, turned, visible in zip(
+        series.times.tolist(), series.durations.tolist(), series.turned.tolist(),
+        series.visible.tolist(), strict=True,
+    ):  # fmt: skip
+        if turned:
+            if start is None or end is None or t - end > config.max_gap_s:
+                if start is not None and end is not None:
+                    episodes.append(Gap(start, end))
+                start = t
+            end = t + dt
+        elif visible and start is not None and end is not None:
+            episodes.append(Gap(start, end))
+            start = end = None
+    if start is not None and end is not None:
+        episodes.append(Gap(start, end))
+    return [e for e in episodes if e.duration_s >= config.looked_away_min_s - 1e-6]
 
 
 def dominant_class(probabilities: np.ndarray, classes: Sequence[str]) -> str:
