@@ -237,7 +237,10 @@ def test_session_lifecycle(server: Server, client: httpx.Client, frames: list[by
     sid = session["id"]
     assert session["status"] == "recording" and session["live"] and session["consent"]
     assert_error(
-        client.post("/api/v1/sessions", json={"patient": "P-001", "name": "lifecycle-1"}), 409
+        client.post(
+            "/api/v1/sessions", json={"patient": "P-001", "name": "lifecycle-1", "consent": True}
+        ),
+        409,
     )
     assert_error(client.delete(f"/api/v1/sessions/{sid}"), 409)  # live: stop first
 
@@ -576,7 +579,7 @@ def test_live_without_opencv_window_starts_the_web_app(tmp_path: Path) -> None:
     gui = cv2.getBuildInformation()
     if "GUI:" in gui and "NONE" not in gui.split("GUI:")[1].split("\n")[0].upper():
         pytest.skip("this OpenCV build has window support")
-    args = ("--session", "s1", "--patient", "P-9")
+    args = ("--session", "s1", "--patient", "P-9", "--consent")
     with running_server(tmp_path, *args, command="live") as server:
         assert "#/new?" in "".join(server.output) and "patient=P-9" in "".join(server.output)
         assert httpx.get(server.base + "/api/v1/health").status_code == 200

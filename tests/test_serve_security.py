@@ -48,7 +48,9 @@ def client(server: Server) -> Iterator[httpx.Client]:
 def new_session(client: httpx.Client, name: str) -> int:
     # Names are unique per workspace; the suffix lets a test run again on the module's server.
     unique = f"{name}-{uuid.uuid4().hex[:8]}"
-    response = client.post("/api/v1/sessions", json={"patient": "P-34", "name": unique})
+    response = client.post(
+        "/api/v1/sessions", json={"patient": "P-34", "name": unique, "consent": True}
+    )
     assert response.status_code == 201, response.text
     session_id: int = response.json()["id"]
     return session_id

@@ -172,6 +172,7 @@ def test_analyze_a_generated_video_into_a_session_and_report_it(tmp_path: Path) 
         "video-2",
         "--patient",
         "P-VID",
+        "--consent",
         "--workspace",
         ws,
         cwd=tmp_path,

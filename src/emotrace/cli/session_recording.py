@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def add_recording_options(p: argparse.ArgumentParser) -> None:
-    """``--session NAME --patient PSEUDONYM [--workspace DIR] [--consent] [--patient-track ID]``."""
+    """``--session NAME --patient PSEUDONYM --consent [--workspace DIR] [--patient-track ID]``."""
     g = p.add_argument_group("session recording (telepsychology)")
     g.add_argument("--session", metavar="NAME", help="record the patient's emotions as a session")
     g.add_argument(
@@ -33,7 +33,9 @@ def add_recording_options(p: argparse.ArgumentParser) -> None:
         help="the patient's pseudonym (never a real name); needed with --session",
     )
     g.add_argument(
-        "--consent", action="store_true", help="record that the patient consented to this recording"
+        "--consent",
+        action="store_true",
+        help="the patient consented to this recording; needed with --session",
     )
     g.add_argument(
         "--patient-track",
@@ -69,6 +71,8 @@ def check_recording_options(args: argparse.Namespace) -> None:
 
         with SessionStore(args.workspace, readonly=True) as store:
             ensure_name_free(store, args.session)
+    if not args.consent:  # as the web app: nothing is recorded without the patient's consent
+        raise SessionError("--session needs --consent (the patient's consent to record)")
 
 
 def start_recorder(

@@ -136,6 +136,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--pdf", action="store_true", help="also print it to PDF next to the HTML (needs Chromium)"
     )
+    p.add_argument(
+        "--notes",
+        action="store_true",
+        help="include the session's notes (private: left out of reports and exports by default)",
+    )
     add_workspace_option(p)
     _analytics(p)
     p.set_defaults(handler=run_report)
@@ -319,6 +324,6 @@ def run_report(args: argparse.Namespace) -> int:
         )
     path = args.output or Path(f"{summary.info.file_stem}_report.html")
     pdf = path.with_suffix(".pdf") if args.pdf else None
-    written = write_report(summary, path, compare, pdf)
+    written = write_report(summary, path, compare, pdf, notes=args.notes)
     console.print("wrote " + ", ".join(str(p) for p in written), markup=False)
     return 0

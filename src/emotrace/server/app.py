@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -65,7 +67,11 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        idle = asyncio.create_task(websocket.end_idle_sessions(state))
         yield
+        idle.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await idle
         # Shutdown (Ctrl+C): live sessions end as interrupted and can be resumed later.
         await engine.call(state.live.stop_all)
         engine.close()

@@ -2,8 +2,10 @@
 
 A session is created by ``POST /api/v1/sessions`` (its recorder starts, the session is
 ``recording``) and receives frames over ``/api/v1/sessions/{id}/live``. When the socket drops
-without a ``stop``, everything received is kept and the session ends as ``interrupted``; a new
-socket to the same session resumes it (same session, frames after the stored ones). Only numbers
+without a ``stop``, everything received is kept and the session ends as ``interrupted``; so does a
+session no page streams into (no frame, no message: created and never attached, or a hung page)
+for the server's idle timeout (:attr:`ServerConfig.idle_timeout_s`). A new socket to the same
+session resumes it (same session, frames after the stored ones). Only numbers
 reach the recorder: decoded frames live in memory for the duration of one analysis.
 
 Recorder and pipeline calls run on the engine's inference threads. A session's own calls (its
@@ -46,6 +48,8 @@ class LiveSession:
     paused: bool = False
     frames: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: When a page last showed signs of life (created, attached, any message), monotonic clock.
+    seen: float = field(default_factory=time.monotonic)
     #: Held by every call that touches the recorder or the pipeline of this session.
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -55,6 +59,14 @@ class LiveSession:
         assert self.recorder.session_id is not None  # set by start()
         return self.recorder.session_id
 
+    def touch(self) -> None:
+        """A page is streaming into this session (a frame, a heartbeat, a socket attached)."""
+        self.seen = time.monotonic()
+
+    def idle_s(self) -> float:
+        """Seconds since a page last showed signs of life."""
+        return time.monotonic() - self.seen
+
     def now(self) -> float:
         """Seconds since the session started (the clock of frames and markers)."""
         return time.time() - self.started_at
@@ -62,7 +74,10 @@ class LiveSession:
     def process_frame(self, engine: Engine, message: bytes) -> dict[str, Any]:
         """Decode, analyse and record one frame message; the result for the page."""
         with self.lock:
-            return self._process_frame(engine, message)
+            try:
+                return self._process_frame(engine, message)
+            finally:
+                self.touch()
 
     def _process_frame(self, engine: Engine, message: bytes) -> dict[str, Any]:
         if len(message) <= HEADER:
@@ -177,8 +192,13 @@ class LiveRegistry:
             self.sessions[live.session_id] = live
         return live
 
-    def stop(self, session_id: int, status: str = COMPLETE) -> SessionInfo | None:
-        """End a live session (inference thread); ``None`` when it was not live."""
+    def stop(
+        self, session_id: int, status: str = COMPLETE, *, idle_s: float | None = None
+    ) -> SessionInfo | None:
+        """End a live session (inference thread); ``None`` when it was not live.
+
+        ``idle_s``: only if no page has streamed into it for that long, checked once its frame
+        being analysed (if any) is done; else ``None`` too."""
         with self._lock:
             live = self.sessions.get(session_id)
         if live is None:
@@ -189,11 +209,18 @@ class LiveRegistry:
             with self._lock:
                 if self.sessions.get(session_id) is not live:
                     return None
+            if idle_s is not None and live.idle_s() <= idle_s:
+                return None
             try:
                 return live.close(status)
             finally:
                 with self._lock:
                     del self.sessions[session_id]
+
+    def idle(self, timeout_s: float) -> list[int]:
+        """The live sessions no page has streamed into for ``timeout_s`` seconds."""
+        with self._lock:
+            return [i for i, live in self.sessions.items() if live.idle_s() > timeout_s]
 
     def stop_all(self) -> None:
         """Server shutdown: every live session ends as interrupted (it can be resumed)."""

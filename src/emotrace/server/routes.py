@@ -84,6 +84,8 @@ MARKER_LINKS = {
 }
 #: Sessions one server records at once; beyond, creating another is a 409.
 MAX_LIVE = 32
+#: Why a session without ``consent: true`` is not recorded (422).
+NO_CONSENT = "a session is recorded only with the patient's consent: send consent: true"
 
 
 def _session(s: ServerState, info: SessionInfo) -> dict[str, Any]:
@@ -202,8 +204,14 @@ def list_sessions(
     operation_id="create_session",
 )
 async def create_session(request: Request, body: SessionCreate) -> dict[str, Any]:
-    """Start recording a session; stream frames to ``/api/v1/sessions/{id}/live``."""
+    """Start recording a session; stream frames to ``/api/v1/sessions/{id}/live``.
+
+    Only with the patient's consent (``consent: true``; otherwise 422). A session that no page
+    streams into (no frames, no heartbeat) for the server's idle timeout ends as ``interrupted``.
+    """
     s = state(request)
+    if not body.consent:
+        raise ApiError(422, "invalid request", NO_CONSENT)
     if len(s.live.sessions) >= MAX_LIVE:
         raise ApiError(409, "conflict", f"{MAX_LIVE} sessions are being recorded; stop one first")
     name = body.name or f"{body.patient}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -477,13 +485,21 @@ def export(
     )
 
 
-def _report_html(request: Request, session_id: int, compare: bool) -> tuple[SessionInfo, str]:
+def _report_html(
+    request: Request, session_id: int, compare: bool, notes: bool
+) -> tuple[SessionInfo, str]:
     from emotrace.sessions import render_report
 
     with workspace(request) as store:
         info = _get(store, session_id)
         summary, earlier = rules.report_summaries(store, info.id, trend=compare)
-    return info, render_report(summary, earlier)
+    return info, render_report(summary, earlier, notes=notes)
+
+
+#: ``?notes=true``: the clinician's private notes are left out of a report unless asked for.
+NotesQuery = Annotated[
+    bool, Query(description="include the session's private notes (left out by default)")
+]
 
 
 #: The report is framed by the page, so it may be embedded by this origin (and nothing else).
@@ -504,13 +520,15 @@ def report(
     session_id: SessionId,
     compare: bool = False,
     download: bool = False,
+    notes: NotesQuery = False,
 ) -> HTMLResponse:
     """The clinician's report (``emotrace report``) as one self-contained HTML page.
 
     ``compare``: add the trend over the earlier sessions of the same pseudonym (as
-    ``emotrace report --trend``).
+    ``emotrace report --trend``). ``notes``: include the session's notes (as ``emotrace report
+    --notes``); without it the report has none.
     """
-    info, html = _report_html(request, session_id, compare)
+    info, html = _report_html(request, session_id, compare, notes)
     headers = {"content-security-policy": REPORT_CSP}
     if download:
         headers["content-disposition"] = f'attachment; filename="{info.file_stem}_report.html"'
@@ -527,11 +545,14 @@ def report(
     },
     operation_id="report_pdf",
 )
-def report_pdf(request: Request, session_id: SessionId, compare: bool = False) -> Response:
-    """The report as PDF (printed by a local Chromium; 503 without one)."""
+def report_pdf(
+    request: Request, session_id: SessionId, compare: bool = False, notes: NotesQuery = False
+) -> Response:
+    """The report as PDF (printed by a local Chromium; 503 without one); ``compare`` and
+    ``notes`` as for the HTML report."""
     from emotrace.sessions.report import print_pdf
 
-    info, html = _report_html(request, session_id, compare)
+    info, html = _report_html(request, session_id, compare, notes)
     with tempfile.TemporaryDirectory(prefix="emotrace-report-") as folder:
         page = Path(folder) / "report.html"
         page.write_text(html, encoding="utf-8")

@@ -7,6 +7,7 @@ them, so the server's modules import downwards only: ``app`` -> ``routes``/``web
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +32,28 @@ T = TypeVar("T")
 
 DEFAULT_PORT = 8765
 DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
+#: Seconds a session being recorded may go without a frame or a heartbeat from a page.
+DEFAULT_IDLE_TIMEOUT_S = 120.0
+#: Overrides :data:`DEFAULT_IDLE_TIMEOUT_S` (seconds): for tests, which cannot wait 2 minutes.
+IDLE_TIMEOUT_ENV = "EMOTRACE_SERVE_IDLE_TIMEOUT_S"
+
+
+def idle_timeout_from_env() -> float:
+    """``$EMOTRACE_SERVE_IDLE_TIMEOUT_S`` when set (a number of seconds > 0), else 120 s."""
+    import math
+
+    from emotrace.errors import ConfigError
+
+    value = os.environ.get(IDLE_TIMEOUT_ENV, "").strip()
+    if not value:
+        return DEFAULT_IDLE_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(f"{IDLE_TIMEOUT_ENV}={value}: must be a number of seconds > 0")
+    return seconds
 
 
 @dataclass
@@ -48,6 +71,10 @@ class ServerConfig:
     #: Largest request body (uploads, JSON) and WebSocket message, in bytes.
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
     allow_remote: bool = False
+    #: A session being recorded that no page streams into (no frame, no heartbeat: created and
+    #: never attached, or its page hung) for this long ends as ``interrupted``. Set by
+    #: ``$EMOTRACE_SERVE_IDLE_TIMEOUT_S`` (for tests), default 2 minutes.
+    idle_timeout_s: float = field(default_factory=idle_timeout_from_env)
 
 
 @dataclass

@@ -6,22 +6,28 @@ Protocol (the page in ``static/app.js`` is the reference client):
   screens; the position in seconds for a video file) followed by one JPEG (or PNG) frame. The
   client sends the next frame only when the result of the previous one has arrived, so nothing
   queues and latency stays one round trip whatever the server's speed.
-* server -> client, text JSON: ``{"type": "ready", ...}`` once, then ``{"type": "result",
+* server -> client, text JSON: ``{"type": "ready", "heartbeat_s": s, ...}`` once, then ``{"type": "result",
   "faces": [...], "patient": i, "valence": v, "arousal": a, ...}`` per frame (``"error"`` for a
   bad frame), and ``{"type": "finished", "session": {...}}`` when the session ends.
 * client -> server, text JSON: ``{"type": "stop"}`` (finish the session), ``{"type": "patient",
   "track_id": N|null}`` (the clicked face is the patient), ``{"type": "pause"|"resume"}``
-  (frames sent while paused are answered with an error and not recorded).
+  (frames sent while paused are answered with an error and not recorded), ``{"type":
+  "heartbeat"}`` (no answer: the page is there, paused or not; every ``heartbeat_s`` of
+  ``ready``).
 
 A socket that drops without ``stop`` leaves the session ``interrupted`` with everything received;
-connecting again to an interrupted session resumes it.
+so does a session that gets no message (frame, heartbeat...) for the server's idle timeout
+(``ServerConfig.idle_timeout_s``, 2 minutes), whether a socket is attached or none ever was.
+Connecting again to an interrupted session resumes it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
+import sys
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, WebSocket
@@ -93,6 +99,7 @@ async def live_socket(websocket: WebSocket, session_id: int) -> None:
         await _refuse(websocket, status, "not found" if status == 404 else "conflict", note)
         return
     await websocket.accept()
+    live.touch()
     live.generation += 1
     live.paused = False  # a reloaded page starts unpaused
     generation = live.generation
@@ -107,6 +114,8 @@ async def live_socket(websocket: WebSocket, session_id: int) -> None:
             "resumed": note == "resumed",
             "classes": list(s.engine.classes),
             "time_s": round(live.now(), 3),
+            # How often a page that sends no frame (paused) says it is there.
+            "heartbeat_s": heartbeat_s(s.config.idle_timeout_s),
         }
     )
     finished = False
@@ -123,6 +132,11 @@ async def live_socket(websocket: WebSocket, session_id: int) -> None:
         await _close(websocket)
 
 
+def heartbeat_s(idle_timeout_s: float) -> float:
+    """How often a page sends a heartbeat: well within the idle timeout, at most every 20 s."""
+    return round(min(20.0, idle_timeout_s / 4), 3)
+
+
 async def _serve(s: ServerState, websocket: WebSocket, live: LiveSession, generation: int) -> bool:
     """Answer messages until the socket closes; ``True`` when the client stopped the session."""
     session_id = live.session_id
@@ -130,6 +144,7 @@ async def _serve(s: ServerState, websocket: WebSocket, live: LiveSession, genera
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return False
+        live.touch()
         if s.live.sessions.get(session_id) is not live or live.generation != generation:
             return False  # finished through the API, or taken over by a newer socket
         data = message.get("bytes")
@@ -157,6 +172,8 @@ async def _serve(s: ServerState, websocket: WebSocket, live: LiveSession, genera
                 continue
             await s.engine.call(live.set_patient, track)
             await websocket.send_json({"type": "patient", "track_id": track})
+        elif kind == "heartbeat":
+            continue  # no answer: it would count as the answer to a frame
         elif kind in ("pause", "resume"):
             live.paused = kind == "pause"
             await websocket.send_json({"type": "paused" if live.paused else "resumed"})
@@ -182,3 +199,29 @@ async def notify_finished(s: ServerState, session_id: int, session: dict[str, An
     with contextlib.suppress(Exception):  # the page is gone already; nothing to tell
         await websocket.send_json({"type": "finished", "session": session})
     await _close(websocket)
+
+
+async def end_idle_sessions(s: ServerState) -> None:
+    """Forever (a task of the server's lifespan): end as ``interrupted`` the live sessions that
+    no page has streamed into for ``s.config.idle_timeout_s`` (created and never attached, or a
+    page that hung), and close their sockets; the page offers to resume them."""
+    timeout = s.config.idle_timeout_s
+    while True:
+        await asyncio.sleep(min(5.0, timeout / 4))
+        for session_id in s.live.idle(timeout):
+            try:
+                info = await s.engine.call(s.live.stop, session_id, INTERRUPTED, idle_s=timeout)
+            except Exception:  # a failing recorder must not end the sweep (nor the server)
+                log.exception("ending idle session %s failed", session_id)
+                continue
+            if info is None:
+                continue  # a page streams into it again, or it ended meanwhile
+            print(
+                f"emotrace: session {session_id} got no frame or heartbeat for {timeout:g} s; "
+                "ended as interrupted (it can be resumed)",
+                file=sys.stderr,
+                flush=True,
+            )
+            websocket = s.sockets.pop(session_id, None)
+            if websocket is not None:
+                await _close(websocket)

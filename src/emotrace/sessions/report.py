@@ -290,8 +290,12 @@ def _method(s: SessionSummary) -> str:
     )
 
 
-def render_report(summary: SessionSummary, compare: Sequence[SessionSummary] = ()) -> str:
-    """The report as one HTML string (``compare``: other sessions of the same patient)."""
+def render_report(
+    summary: SessionSummary, compare: Sequence[SessionSummary] = (), *, notes: bool = False
+) -> str:
+    """The report as one HTML string (``compare``: other sessions of the same patient).
+
+    The session's notes are the clinician's own and stay out of a report unless ``notes``."""
     s = summary
     parts = [_header(s), _quality(s)]
     if s.has_face:
@@ -305,7 +309,7 @@ def render_report(summary: SessionSummary, compare: Sequence[SessionSummary] = (
         parts.append(_markers(s))
     if compare:
         parts.append(_trend([s, *compare]))
-    if s.info.notes:
+    if notes and s.info.notes:
         parts.append(f'<section id="notes"><h2>Notes</h2><p>{_e(s.info.notes)}</p></section>')
     parts.append(_method(s))
     return page(f"emotrace session report {s.info.patient}", "".join(parts), _CSS)
@@ -358,11 +362,14 @@ def write_report(
     path: Path,
     compare: Sequence[SessionSummary] = (),
     pdf: Path | None = None,
+    *,
+    notes: bool = False,
 ) -> list[Path]:
-    """Write the HTML report (and a PDF of it); the files written."""
+    """Write the HTML report (and a PDF of it); the files written. ``notes``: include the
+    session's notes (left out by default)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open_private(path, "w", encoding="utf-8") as handle:
-        handle.write(render_report(summary, compare))
+        handle.write(render_report(summary, compare, notes=notes))
     if pdf is None:
         return [path]
     try:
