@@ -199,7 +199,9 @@ def test_camera_session_live_marker_reload_resume_stop_report(page: Any, server:
     assert "topic: family" in labels
     page.fill("#notes", "calm start")
     page.click("#save-notes")
-    page.wait_for_function("() => document.querySelector('#notes-saved').textContent === 'saved'")
+    page.wait_for_function(
+        "() => document.querySelector('#notes-saved').textContent.startsWith('saved to ')"
+    )
 
     page.click("#nav-sessions")
     page.wait_for_selector(f"#sessions-table tr[data-id='{sid}']")

@@ -18,9 +18,17 @@ const PRESETS = [
   ["4", "strong reaction"],
 ];
 const ACTIVE_KEY = "emotrace.active"; // the session this tab streams into, to offer a resume
+// The page tells the server it is there even while paused (every "heartbeat_s" of the server's
+// "ready"): a session that gets no frame and no message for 2 minutes ends as interrupted.
+const HEARTBEAT_S = 20;
+// The fields of the API, as a person reads them in an error.
+const FIELD_NAMES = {
+  time_s: "Time", label: "Label", notes: "Notes", patient: "Pseudonym", name: "Session name",
+  consent: "Consent", source: "Source",
+};
 
 // Tests and curious users can look at the live state here.
-const state = { live: null, lastResult: null, sessions: [] };
+const state = { live: null, lastResult: null, sessions: [], review: null };
 window.emotraceState = state;
 
 // -- helpers ----------------------------------------------------------------------------------
@@ -34,11 +42,26 @@ async function api(method, path, body) {
   const response = await fetch("/api/v1" + path, options);
   if (response.status === 204) return null;
   const data = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail);
-    throw new Error(data.detail ? detail : data.error || response.statusText);
-  }
+  if (!response.ok) throw new Error(describeError(data.detail) || data.error || response.statusText);
   return data;
+}
+
+// The API's error detail as sentences: a message, or one sentence per invalid field
+// ([{"loc": ["body", "time_s"], "msg": "Input should be greater than or equal to 0"}] reads
+// "Time must be greater than or equal to 0.").
+function describeError(detail) {
+  if (typeof detail === "string") return detail;
+  if (!Array.isArray(detail)) return "";
+  return detail.map((item) => {
+    const loc = Array.isArray(item.loc) ? item.loc.filter((part) => part !== "body") : [];
+    const key = loc.length ? String(loc[loc.length - 1]) : "";
+    const field = FIELD_NAMES[key] || (key ? key.replace(/_/g, " ") : "The request");
+    let text = String(item.msg || "is not valid");
+    if (item.type === "string_pattern_mismatch") text = key === "label" ? "must not be blank" : "has characters that are not allowed";
+    text = text.replace(/^Value error, /, "").replace(/^(Input|String|Value) should /, "must ");
+    text = text.charAt(0).toLowerCase() + text.slice(1);
+    return `${field} ${text}${/[.!?]$/.test(text) ? "" : "."}`;
+  }).join(" ");
 }
 
 function el(tag, attrs = {}, ...children) {
@@ -144,7 +167,11 @@ function renderSessions() {
         exports,
         el("td", {}, remove)));
   }
-  $("#sessions-empty").hidden = rows.length > 0;
+  const empty = $("#sessions-empty");
+  empty.textContent = state.sessions.length
+    ? `No sessions match “${$("#filter").value.trim()}”.`
+    : "No sessions yet. Start one with “New session”.";
+  empty.hidden = rows.length > 0;
 }
 
 async function deleteSession(s) {
@@ -168,6 +195,8 @@ function showNew(params) {
     const radio = document.querySelector(`input[name=source][value="${params.get("source")}"]`);
     if (radio) radio.checked = true;
   }
+  // Consent is given for one recording: it is asked again every time, never carried over.
+  $("#consent").checked = false;
   $("#new-error").textContent = "";
 }
 
@@ -217,11 +246,10 @@ function startLive(session, source, media) {
     id: session.id, name: session.name, patient: session.patient, source,
     fileMode: source === "file", stream: media.stream || null, video, ws: null,
     inflight: false, paused: false, stopped: false, sentAt: 0, lastSend: 0,
-    ticks: [], history: [], markers: [], patientTrack: null, objectUrl: null,
+    ticks: [], history: [], markers: [], patientTrack: null, objectUrl: null, heartbeat: null,
   };
   state.live = live;
-  state.lastResult = null;
-  $("#marker-log").replaceChildren();
+  clearLiveView();
   $("#progress").hidden = !live.fileMode;
   if (live.fileMode) {
     live.objectUrl = URL.createObjectURL(media.file);
@@ -240,6 +268,25 @@ function startLive(session, source, media) {
   video.play().catch(() => {});
 }
 
+// A live view shows one session: nothing of the previous one (box, bars, face, frames/s,
+// timeline, markers) until this one's results arrive.
+function clearLiveView() {
+  state.lastResult = null;
+  $("#marker-log").replaceChildren();
+  $("#fps").textContent = "– frames/s";
+  const indicator = $("#face-ind");
+  indicator.textContent = "No face yet";
+  indicator.className = "pill";
+  $("#patient-label").textContent = "";
+  $("#bars").replaceChildren();
+  $("#patient-choice").textContent = "patient: largest face";
+  $("#progress").value = 0;
+  $("#pause").textContent = "Pause";
+  for (const canvas of [$("#overlay"), $("#timeline")]) {
+    canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+  }
+}
+
 function connect(live) {
   setStatus("connecting", "");
   const ws = new WebSocket(`ws://${location.host}/api/v1/sessions/${live.id}/live`);
@@ -247,6 +294,7 @@ function connect(live) {
   live.ws = ws;
   ws.onmessage = (event) => onMessage(live, JSON.parse(event.data));
   ws.onclose = () => {
+    clearInterval(live.heartbeat);
     if (live.ws !== ws || live.stopped) return;
     live.inflight = false;
     setStatus("disconnected", "off");
@@ -264,6 +312,11 @@ function setStatus(text, kind) {
 
 function onMessage(live, message) {
   if (message.type === "ready") {
+    clearInterval(live.heartbeat);
+    const ws = live.ws;
+    live.heartbeat = setInterval(() => {
+      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "heartbeat" }));
+    }, 1000 * (message.heartbeat_s || HEARTBEAT_S));
     setStatus(message.resumed ? "recording (resumed)" : "recording", "on");
     hideBanner();
     if (live.fileMode) seekAndSend(live, 0);
@@ -488,6 +541,7 @@ async function stopLive(leaving) {
 }
 
 function releaseMedia(live) {
+  clearInterval(live.heartbeat);
   if (live.stream) live.stream.getTracks().forEach((t) => t.stop());
   if (live.objectUrl) URL.revokeObjectURL(live.objectUrl);
   live.video.srcObject = null;
@@ -514,6 +568,7 @@ async function showLive(id) {
     return;
   }
   // Not streaming here (a reload, a link): offer to resume into the same session.
+  if (!live) clearLiveView();
   try {
     const s = await api("GET", `/sessions/${id}`);
     $("#live-title").textContent = `${s.patient} · ${s.name}`;
@@ -574,83 +629,142 @@ async function checkInterrupted() {
 
 // -- review -----------------------------------------------------------------------------------
 
+// The review page shows exactly one session, or an error: every field, link and button is
+// cleared when it opens and filled only with the session it names. Answers that arrive after
+// the page moved on (another review, another view) are dropped.
+let reviewVisit = 0;
+
+function clearReview() {
+  state.review = null;
+  $("#review-title").textContent = "Session";
+  $("#review-meta").textContent = "";
+  $("#review-body").hidden = true;
+  $("#review-downloads").hidden = true;
+  for (const link of document.querySelectorAll("#review-downloads a")) link.removeAttribute("href");
+  $("#report").src = "about:blank";
+  $("#notes").value = "";
+  $("#notes-saved").textContent = "";
+  $("#save-notes").textContent = "Save notes";
+  $("#save-notes").onclick = null;
+  $("#review-marker-form").onsubmit = (event) => event.preventDefault();
+  $("#markers-table tbody").replaceChildren();
+  $("#review-error").textContent = "";
+  $("#compare").checked = false;
+  $("#report-notes").checked = false;
+}
+
 async function showReview(id) {
   show("view-review");
-  $("#review-error").textContent = "";
-  let s;
+  const visit = ++reviewVisit;
+  const current = () => visit === reviewVisit && !$("#view-review").hidden;
+  clearReview();
+  let s, others;
   try {
     s = await api("GET", `/sessions/${id}`);
+    others = (await api("GET", `/sessions?patient=${encodeURIComponent(s.patient)}`))
+      .filter((o) => o.id !== s.id && o.started_at <= s.started_at);
   } catch (exc) {
-    $("#review-title").textContent = exc.message;
+    if (current()) $("#review-title").textContent = exc.message;
     return;
   }
-  $("#review-title").textContent = `${s.patient} · ${s.name}`;
+  if (!current()) return;
+  const review = { id: s.id, visit, label: `${s.patient} · ${s.name}` };
+  state.review = review;
+  $("#review-title").textContent = review.label;
   const visible = s.frames ? Math.round((100 * s.visible_frames) / s.frames) : 0;
   $("#review-meta").textContent =
     `${when(s.started_at)} · ${clock(s.duration_s)} · ${s.status} · ${s.frames} frames, face visible ${visible}% · consent: ${s.consent ? "yes" : "no"}`;
-  const base = `/api/v1/sessions/${id}`;
-  $("#dl-html").href = `${base}/report?download=true`;
-  $("#dl-pdf").href = `${base}/report.pdf`;
-  for (const format of ["csv", "jsonl", "parquet"]) $(`#dl-${format}`).href = `${base}/export?format=${format}`;
+  for (const format of ["csv", "jsonl", "parquet"]) $(`#dl-${format}`).href = `/api/v1/sessions/${s.id}/export?format=${format}`;
   $("#notes").value = s.notes;
-  $("#notes-saved").textContent = "";
+  $("#save-notes").textContent = `Save notes to ${s.name}`;
   $("#save-notes").onclick = async () => {
+    const notes = $("#notes").value;
     try {
-      await api("PATCH", `/sessions/${id}`, { notes: $("#notes").value });
-      $("#notes-saved").textContent = "saved";
-      loadReport(id);
+      await api("PATCH", `/sessions/${review.id}`, { notes });
+      if (state.review !== review) return;
+      $("#notes-saved").textContent = `saved to ${review.label}`;
+      loadReport(review);
     } catch (exc) {
-      $("#notes-saved").textContent = exc.message;
+      if (state.review === review) $("#notes-saved").textContent = "Not saved: " + exc.message;
     }
   };
-  const others = (await api("GET", `/sessions?patient=${encodeURIComponent(s.patient)}`))
-    .filter((o) => o.id !== s.id && o.started_at <= s.started_at);
   $("#compare-wrap").hidden = others.length === 0;
   $("#compare-patient").textContent = `${s.patient} (${others.length})`;
-  $("#compare").checked = false;
-  $("#compare").onchange = () => loadReport(id);
-  renderMarkers(id, s.marker_list);
+  $("#compare").onchange = () => loadReport(review);
+  $("#report-notes").onchange = () => loadReport(review);
+  renderMarkers(review, s.marker_list);
   $("#review-marker-form").onsubmit = async (event) => {
     event.preventDefault();
     try {
-      await api("POST", `/sessions/${id}/markers`, {
+      await api("POST", `/sessions/${review.id}/markers`, {
         label: $("#review-marker-label").value, time_s: Number($("#review-marker-time").value),
       });
+      if (state.review !== review) return;
       $("#review-marker-label").value = "";
-      refreshMarkers(id);
+      $("#review-error").textContent = "";
+      refreshMarkers(review);
     } catch (exc) {
-      $("#review-error").textContent = exc.message;
+      if (state.review === review) $("#review-error").textContent = "Marker not added: " + exc.message;
     }
   };
-  loadReport(id);
+  $("#review-body").hidden = false;
+  $("#review-downloads").hidden = false;
+  loadReport(review);
 }
 
-function loadReport(id) {
-  const compare = $("#compare").checked ? "?compare=true" : "";
-  $("#report").src = `/api/v1/sessions/${id}/report${compare}`;
+// The report shown and its downloads: with the comparison and the notes only when ticked.
+function loadReport(review) {
+  if (state.review !== review) return;
+  const query = new URLSearchParams();
+  if ($("#compare").checked) query.set("compare", "true");
+  if ($("#report-notes").checked) query.set("notes", "true");
+  const base = `/api/v1/sessions/${review.id}`;
+  const shown = query.toString();
+  $("#report").src = `${base}/report${shown ? "?" + shown : ""}`;
+  $("#dl-pdf").href = `${base}/report.pdf${shown ? "?" + shown : ""}`;
+  query.set("download", "true");
+  $("#dl-html").href = `${base}/report?${query}`;
 }
 
-async function refreshMarkers(id) {
-  renderMarkers(id, await api("GET", `/sessions/${id}/markers`));
-  loadReport(id);
+async function refreshMarkers(review) {
+  const markers = await api("GET", `/sessions/${review.id}/markers`);
+  if (state.review !== review) return;
+  renderMarkers(review, markers);
+  loadReport(review);
 }
 
-function renderMarkers(id, markers) {
+function renderMarkers(review, markers) {
   const body = $("#markers-table tbody");
   body.replaceChildren();
+  const failed = (what, exc) => {
+    if (state.review === review) $("#review-error").textContent = `${what}: ${exc.message}`;
+  };
   for (const m of markers) {
     const time = el("input", { type: "number", min: "0", step: "0.1", value: m.time_s.toFixed(1) });
     const label = el("input", { value: m.label, maxlength: "200" });
     const save = el("button", { type: "button", class: "secondary", onclick: async () => {
       try {
-        await api("PATCH", `/sessions/${id}/markers/${m.id}`, { label: label.value, time_s: Number(time.value) });
-        refreshMarkers(id);
-      } catch (exc) { $("#review-error").textContent = exc.message; }
+        await api("PATCH", `/sessions/${review.id}/markers/${m.id}`, { label: label.value, time_s: Number(time.value) });
+        if (state.review !== review) return;
+        $("#review-error").textContent = "";
+        refreshMarkers(review);
+      } catch (exc) {
+        // The fields show what is stored, not what was refused.
+        time.value = m.time_s.toFixed(1);
+        label.value = m.label;
+        failed(`Marker “${m.label}” not saved`, exc);
+      }
     } }, "Save");
     const remove = el("button", { type: "button", class: "secondary", onclick: async () => {
       if (!confirm(`Delete marker "${m.label}"?`)) return;
-      await api("DELETE", `/sessions/${id}/markers/${m.id}`);
-      refreshMarkers(id);
+      try {
+        await api("DELETE", `/sessions/${review.id}/markers/${m.id}`);
+        if (state.review !== review) return;
+        $("#review-error").textContent = "";
+        refreshMarkers(review);
+      } catch (exc) {
+        failed(`Marker “${m.label}” not deleted`, exc);
+      }
     } }, "Delete");
     body.append(el("tr", { "data-id": String(m.id) }, el("td", {}, time), el("td", {}, label), el("td", {}, save, remove)));
   }
@@ -678,6 +792,10 @@ function init() {
     event.preventDefault();
     addMarker($("#marker-text").value);
     $("#marker-text").value = "";
+    $("#marker-text").blur(); // back to the page: 1-4, m and space act again
+  });
+  $("#marker-text").addEventListener("keydown", (event) => {
+    if (event.key === "Escape") { event.preventDefault(); event.target.blur(); }
   });
   $("#new-form").addEventListener("submit", startNew);
   $("#filter").addEventListener("input", renderSessions);
