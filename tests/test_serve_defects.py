@@ -44,8 +44,10 @@ def client(server: Server) -> Iterator[httpx.Client]:
         yield c
 
 
-def create(client: httpx.Client, **fields: Any) -> dict[str, Any]:
-    response = client.post("/api/v1/sessions", json={"patient": "P-033", "consent": True, **fields})
+def create(client: httpx.Client, name: str, **fields: Any) -> dict[str, Any]:
+    # Names are unique per workspace; the suffix lets a test run again on the module's server.
+    body = {"patient": "P-033", "name": f"{name}-{time.monotonic_ns()}", "consent": True}
+    response = client.post("/api/v1/sessions", json={**body, **fields})
     assert response.status_code == 201, response.text
     session: dict[str, Any] = response.json()
     return session
@@ -87,6 +89,25 @@ def test_recording_without_consent_is_refused_with_one_message(
     assert set(body) == {"error", "detail"} and isinstance(body["detail"], str), body
     assert "consent" in body["detail"]
     assert client.get("/api/v1/sessions").json() == before  # nothing recorded
+
+
+def test_an_interrupted_session_without_consent_is_not_resumed(
+    server: Server, client: httpx.Client
+) -> None:
+    sid = create(client, name="withdrawn")["id"]
+    assert status_within(client, sid, "interrupted", timeout=IDLE_S + 15)["status"] == "interrupted"
+    assert client.patch(f"/api/v1/sessions/{sid}", json={"consent": False}).status_code == 200
+    with pytest.raises(ws_exceptions.InvalidStatus) as refused:
+        ws_client.connect(
+            f"{server.ws_base}/api/v1/sessions/{sid}/live", additional_headers=server.auth
+        )
+    assert refused.value.response.status_code == 409
+    assert b"consent" in refused.value.response.body
+    assert client.get(f"/api/v1/sessions/{sid}").json()["status"] == "interrupted"
+    assert client.patch(f"/api/v1/sessions/{sid}", json={"consent": True}).status_code == 200
+    with connect(server, sid) as ws:
+        ws.send(json.dumps({"type": "stop"}))
+        assert json.loads(ws.recv(timeout=30))["type"] == "finished"
 
 
 @pytest.mark.parametrize(

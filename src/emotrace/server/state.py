@@ -7,6 +7,7 @@ them, so the server's modules import downwards only: ``app`` -> ``routes``/``web
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from starlette.requests import HTTPConnection
 
+from emotrace.errors import ConfigError
 from emotrace.server.auth import new_token
 from emotrace.server.engine import Engine
 from emotrace.server.live import LiveRegistry
@@ -40,10 +42,6 @@ IDLE_TIMEOUT_ENV = "EMOTRACE_SERVE_IDLE_TIMEOUT_S"
 
 def idle_timeout_from_env() -> float:
     """``$EMOTRACE_SERVE_IDLE_TIMEOUT_S`` when set (a number of seconds > 0), else 120 s."""
-    import math
-
-    from emotrace.errors import ConfigError
-
     value = os.environ.get(IDLE_TIMEOUT_ENV, "").strip()
     if not value:
         return DEFAULT_IDLE_TIMEOUT_S

@@ -6,9 +6,10 @@ Protocol (the page in ``static/app.js`` is the reference client):
   screens; the position in seconds for a video file) followed by one JPEG (or PNG) frame. The
   client sends the next frame only when the result of the previous one has arrived, so nothing
   queues and latency stays one round trip whatever the server's speed.
-* server -> client, text JSON: ``{"type": "ready", "heartbeat_s": s, ...}`` once, then ``{"type": "result",
-  "faces": [...], "patient": i, "valence": v, "arousal": a, ...}`` per frame (``"error"`` for a
-  bad frame), and ``{"type": "finished", "session": {...}}`` when the session ends.
+* server -> client, text JSON: ``{"type": "ready", "heartbeat_s": s, ...}`` once, then
+  ``{"type": "result", "faces": [...], "patient": i, "valence": v, "arousal": a, ...}`` per frame
+  (``"error"`` for a bad frame), and ``{"type": "finished", "session": {...}}`` when the session
+  ends.
 * client -> server, text JSON: ``{"type": "stop"}`` (finish the session), ``{"type": "patient",
   "track_id": N|null}`` (the clicked face is the patient), ``{"type": "pause"|"resume"}``
   (frames sent while paused are answered with an error and not recorded), ``{"type":
@@ -74,6 +75,8 @@ async def _attach(s: ServerState, session_id: int) -> tuple[LiveSession | None, 
         return None, f"no session {session_id}", 404
     if info.status != INTERRUPTED:
         return None, f"session {info.name!r} is {info.status}; it cannot be resumed", 409
+    if not info.consent:  # as POST /sessions: nothing is recorded without the patient's consent
+        return None, f"session {info.name!r} has no consent recorded; it cannot be resumed", 409
     try:
         live = await s.engine.call(
             s.live.start,
