@@ -433,6 +433,7 @@ def test_output_folders_of_videos_sharing_a_stem_differ_and_are_stable(tmp_path:
     assert output_folders([index_like])[index_like].startswith("index.csv-")
 
 
+@pytest.mark.slow
 def test_a_later_batch_of_other_videos_keeps_the_earlier_records(
     videos: Path, tmp_path: Path
 ) -> None:

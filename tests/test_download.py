@@ -368,6 +368,7 @@ def test_hf_invalid_token_names_hf_token(services: FakeServices, tmp_path: Path)
     assert "hf_wrong" not in line
 
 
+@pytest.mark.slow  # retries, with their pauses
 def test_hf_transfer_cut_halfway_is_resumed_with_range(
     services: FakeServices, tmp_path: Path
 ) -> None:

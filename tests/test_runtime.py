@@ -80,6 +80,7 @@ def test_export_matches_torch_and_carries_metadata(trained_run: Path, onnx_model
         np.testing.assert_allclose(onnx_backend.logits(x), torch_backend.logits(x), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_int8_export_is_smaller_and_agrees(
     trained_run: Path, onnx_model: Path, tmp_path: Path
 ) -> None:
@@ -98,6 +99,7 @@ def test_int8_export_is_smaller_and_agrees(
     assert agreement >= 0.9
 
 
+@pytest.mark.slow
 def test_fp16_weight_export_halves_the_file_and_keeps_the_outputs(
     trained_run: Path, onnx_model: Path, tmp_path: Path
 ) -> None:
@@ -276,6 +278,7 @@ def test_prepared_float_faces_give_the_same_probabilities(
                 clf.predict_scaled(bad)
 
 
+@pytest.mark.slow  # an ONNX export without metadata
 def test_bad_model_files_raise_model_error(tmp_path: Path, trained_run: Path) -> None:
     import onnx
 

@@ -167,7 +167,14 @@ def weights_equal(a: Path, b: Path) -> bool:
 # One epoch of every model -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list_models())
+#: Architectures whose epoch here takes seconds: `make quick` trains the others.
+HEAVY_MODELS = {"cnn", "emonet_deep", "mobilevit_s", "mobilevit_xs"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY_MODELS else n for n in list_models()],
+)
 def test_one_epoch_of_every_model_writes_a_complete_run(name: str, tmp_path: Path) -> None:
     cfg = config(model=name)  # mobilenet_v2: pretrained is False by default, nothing is fetched
     result = train(cfg, tmp_path, plot=True)
@@ -1086,6 +1093,7 @@ def test_an_ensemble_of_teachers_averages_their_probabilities(tmp_path: Path) ->
     assert any("the 2 teachers together agree" in line for line in log)
 
 
+@pytest.mark.slow
 def test_a_teacher_framed_differently_sees_the_dataset_prepared_its_own_way(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

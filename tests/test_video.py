@@ -106,6 +106,7 @@ def test_detect_every_n_classifies_tracked_boxes_in_between(
         assert error <= 0.25 * real.faces.boxes[0, 2], (guess.index, error)
 
 
+@pytest.mark.slow
 def test_frames_without_faces_tiny_faces_border_faces_and_4k_do_not_crash(
     tmp_path: Path, recognizer: EmotionRecognizer
 ) -> None:
