@@ -483,8 +483,8 @@ def test_ctrl_c_stops_cleanly_with_every_record_on_disk(tmp_path: Path) -> None:
 def test_stalled_stream_stops_cleanly_after_bounded_reconnects(tmp_path: Path) -> None:
     frames = render(8, (320, 240), lambda i: [(head_of_height(150), 80, 45)])
     out = tmp_path / "out"
-    with stalling_mjpeg_server(frames) as url:
-        result = emotrace(
+    with stalling_mjpeg_server(frames) as url:  # a real process: FFmpeg opens the stream
+        result = run_emotrace(
             "analyze", url, "-o", out, "--timeout", "1", "--reconnects", "1", timeout=30
         )
     assert result.returncode == 0, result.stderr
