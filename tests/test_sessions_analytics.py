@@ -230,3 +230,18 @@ def test_attention_from_head_pose_facing_turned_and_looked_away() -> None:
     plain = summarize(data_from([(12.0, "happy")]))
     assert math.isnan(plain.facing_ratio) and math.isnan(plain.turned_ratio)
     assert plain.looked_away == [] and plain.to_dict()["attention"]["facing_ratio"] is None
+
+
+def test_turned_frames_can_be_left_out_of_the_affect_measures() -> None:
+    # Happy while facing the camera, sad while turned away: excluding the turned frames leaves
+    # only happiness, and the face still counts as visible all along.
+    data = data_from([(6.0, "happy"), (4.0, "sad")])
+    data.poses = np.zeros((len(data), 3))
+    data.poses[60:, 0] = 45
+    kept = summarize(data)
+    left_out = summarize(data, AnalyticsConfig(exclude_turned=True))
+    assert kept.time_share["sad"] == pytest.approx(0.4)
+    assert left_out.time_share["sad"] == 0 and left_out.time_share["happy"] == pytest.approx(1)
+    assert left_out.visible_ratio == kept.visible_ratio == pytest.approx(1)
+    assert left_out.gaps == kept.gaps == []
+    assert left_out.turned_ratio == kept.turned_ratio == pytest.approx(0.4)

@@ -52,6 +52,12 @@ def _analytics(p: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds after a marker compared with the session (default 30)",
     )
+    g.add_argument(
+        "--exclude-turned",
+        action="store_true",
+        help="leave frames with the head turned away (|yaw| >= 25 or |pitch| >= 20 degrees, "
+        "approximate) out of the affect measures",
+    )
 
 
 def add_parser(sub: Any) -> None:
@@ -155,6 +161,7 @@ def _config(args: argparse.Namespace) -> AnalyticsConfig:
         negative_threshold=args.negative_threshold,
         negative_min_s=args.negative_min,
         marker_window_s=args.marker_window,
+        exclude_turned=args.exclude_turned,
     )
 
 

@@ -30,7 +30,8 @@ Conventions, shared by every measure:
   face-visible time facing the camera (|yaw| < ``facing_yaw_deg`` 25, |pitch| <
   ``facing_pitch_deg`` 20), the share of face-visible time turned beyond it (frames whose
   expression is least to be trusted), and looked-away episodes of at least ``looked_away_min_s``
-  (2 s).
+  (2 s). With ``exclude_turned`` the turned frames are left out of every affect measure (they
+  still count as face-visible time).
 * **Trends** across sessions of one patient: each measure per session, in time order, with its
   least-squares slope per session.
 """
@@ -114,7 +115,7 @@ class SessionSummary:
     @property
     def has_face(self) -> bool:
         """Whether the patient's face was visible at all."""
-        return bool(self.series.visible.any())
+        return bool(self.series.face.any())
 
     def measures(self) -> dict[str, float]:
         """The scalar measures compared across sessions (see :func:`trend`)."""
@@ -217,7 +218,7 @@ def summarize(
         config=config,
         start_s=start,
         duration_s=duration,
-        visible_ratio=seen / duration if duration else 0.0,
+        visible_ratio=float((dt * series.face).sum()) / duration if duration else 0.0,
         time_share=share,
         mean_probability=mean_p,
         mean_valence=weighted_mean(series.valence, dt * visible),
@@ -233,7 +234,7 @@ def summarize(
         markers=marker_stats(series, data.markers, classes, config.marker_window_s),
         series=series,
         facing_ratio=1 - _share(dt, series.turned, series.posed),
-        turned_ratio=_share(dt, series.turned, visible) if series.posed.any() else math.nan,
+        turned_ratio=_share(dt, series.turned, series.face) if series.posed.any() else math.nan,
         looked_away=looked_away(series, config),
     )
 

@@ -39,6 +39,9 @@ class AnalyticsConfig:
     facing_pitch_deg: float = 20.0
     #: A looked-away episode: turned for at least this long.
     looked_away_min_s: float = 2.0
+    #: Leave the turned frames out of every affect measure (their probabilities stay stored and
+    #: exported; the face-visible share and the gaps still count them as visible).
+    exclude_turned: bool = False
 
     def __post_init__(self) -> None:
         positive = (
@@ -128,7 +131,11 @@ class Series:
 
     times: np.ndarray
     durations: np.ndarray
+    #: The frames the affect measures use: the face visible (and not turned, with
+    #: ``exclude_turned``).
     visible: np.ndarray
+    #: The patient's face visible (the face-visible share, gaps and attention use this).
+    face: np.ndarray
     #: Visible, with a head pose, and turned beyond the facing limits.
     turned: np.ndarray
     #: Visible and with a head pose (the frames the facing figures are about).
@@ -146,22 +153,25 @@ class Series:
         cls, data: SessionData, config: AnalyticsConfig, circumplex: Circumplex = RUSSELL_1980
     ) -> Series:
         """Derive the series of a loaded session."""
-        probs = data.probabilities.astype(np.float64)
-        probs[~data.visible] = np.nan
-        va = circumplex.valence_arousal(probs, data.classes)
-        negative = circumplex.negative_affect(probs, data.classes)
-        times = data.times.astype(np.float64)
-        visible = data.visible.astype(bool)
-        posed = visible & np.isfinite(data.poses[:, :2]).all(axis=1)
+        face = data.visible.astype(bool)
+        posed = face & np.isfinite(data.poses[:, :2]).all(axis=1)
         with np.errstate(invalid="ignore"):
             beyond = (np.abs(data.poses[:, 0]) >= config.facing_yaw_deg) | (
                 np.abs(data.poses[:, 1]) >= config.facing_pitch_deg
             )
+        turned = posed & beyond
+        used = face & ~turned if config.exclude_turned else face
+        probs = data.probabilities.astype(np.float64)
+        probs[~used] = np.nan
+        va = circumplex.valence_arousal(probs, data.classes)
+        negative = circumplex.negative_affect(probs, data.classes)
+        times = data.times.astype(np.float64)
         return cls(
             times=times,
             durations=_series.frame_durations(times, config.max_gap_s),
-            visible=visible,
-            turned=posed & beyond,
+            visible=used,
+            face=face,
+            turned=turned,
             posed=posed,
             probabilities=probs,
             valence=va[:, 0],
@@ -218,7 +228,7 @@ def visible_gaps(series: Series, min_gap_s: float) -> list[Gap]:
     if not len(series.times):
         return []
     start, end = float(series.times[0]), float(series.times[-1] + series.durations[-1])
-    v = series.visible
+    v = series.face
     covered_from = series.times[v]
     covered_to = covered_from + series.durations[v]
     gaps, cursor = [], start
@@ -239,7 +249,7 @@ def looked_away(series: Series, config: AnalyticsConfig) -> list[Gap]:
     start = end = None
     for t, dt, turned, visible in zip(
         series.times.tolist(), series.durations.tolist(), series.turned.tolist(),
-        series.visible.tolist(), strict=True,
+        series.face.tolist(), strict=True,
     ):  # fmt: skip
         if turned:
             if start is None or end is None or t - end > config.max_gap_s:
