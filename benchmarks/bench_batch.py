@@ -1,7 +1,8 @@
-"""Batch benchmark: `emotrace batch` on 8 short real-face videos, local and Ray, 1 and 2 workers.
+"""Batch benchmark: `emotrace batch` on 8 short real-face videos: the local pool, Ray on a cluster
+the command starts, and Ray clusters of 1 and 2 nodes on this machine that the command joins.
 
     python benchmarks/bench_batch.py                    # about 5 minutes on 2 busy cores
-    python benchmarks/bench_batch.py --seconds 2 --engines local
+    python benchmarks/bench_batch.py --seconds 2 --engines local --nodes
 
 (a) Eight 640x480 MJPG videos at 25 fps (``--seconds`` each, default 4) are generated from
     scikit-image's astronaut, her head gliding over a gradient background (a different path per
@@ -10,6 +11,12 @@
     clock from process start to exit (Python start-up, model loading, pool or cluster start-up
     and shutdown included). Printed: videos per minute, processed frames per second over all
     workers, and the mean per-video frames/s of a worker (from ``index.csv``).
+    With ``--nodes 1 2`` (default) the same archive then goes to Ray clusters that this script
+    starts with ``ray.cluster_utils.Cluster`` and token authentication (a random token, given to
+    the command as ``RAY_AUTH_MODE=token RAY_AUTH_TOKEN``): 1 node with all the CPUs, and a head
+    without CPUs plus 2 nodes sharing them; the command joins with ``--address`` (``--transfer
+    send``, videos and records through the object store; on 2 nodes also ``shared``), with one
+    worker per CPU. Cluster start-up is outside the timing, joining it inside.
 (b) Ray start-up overhead, measured apart in a fresh process: ``ray.init(num_cpus=2)`` of a new
     local cluster, the first actor's model load (a fresh worker process importing emotrace and
     building the recognizer), and ``ray.shutdown()``.
@@ -97,12 +104,14 @@ def make_videos(folder: Path, count: int, seconds: float) -> list[Path]:
     return paths
 
 
-def run_batch(videos: list[Path], out: Path, engine: str, workers: int) -> dict[str, Any]:
+def run_batch(
+    videos: list[Path], out: Path, engine: str, workers: int, *extra: str, label: str = ""
+) -> dict[str, Any]:
     """One ``emotrace batch`` process, timed from start to exit."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["OMP_NUM_THREADS"] = "1"
     command = [sys.executable, "-m", "emotrace", "batch", *map(str, videos), "-o", str(out)]
-    command += ["--engine", engine, "--workers", str(workers)]
+    command += ["--engine", engine, "--workers", str(workers), *extra]
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
     wall = time.perf_counter() - started
@@ -112,7 +121,7 @@ def run_batch(videos: list[Path], out: Path, engine: str, workers: int) -> dict[
         rows = list(csv.DictReader(handle))
     frames = sum(int(r["frames"]) for r in rows)
     return {
-        "engine": engine,
+        "engine": label or engine,
         "workers": workers,
         "videos": len(rows),
         "frames": frames,
@@ -158,6 +167,38 @@ def ray_startup() -> list[float]:
     return [float(x) for x in result.stdout.split()[-4:]]
 
 
+def on_cluster(nodes: int, cpus: int, videos: list[Path], folder: Path) -> list[dict[str, Any]]:
+    """The batch on a Ray cluster of ``nodes`` nodes on this machine sharing ``cpus`` CPUs,
+    joined by the command; ``send`` (and on several nodes ``shared``) transfer."""
+    from ray.cluster_utils import Cluster
+
+    head_cpus = cpus if nodes == 1 else 0
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": head_cpus, "include_dashboard": False}
+    )
+    results = []
+    try:
+        for _ in range(nodes if nodes > 1 else 0):
+            cluster.add_node(num_cpus=cpus // nodes)
+        cluster.wait_for_nodes()
+        for transfer in ("send", "shared") if nodes > 1 else ("send",):
+            out = folder / f"out-ray-{nodes}node-{transfer}"
+            label = f"ray, {nodes} node{'s' if nodes > 1 else ''}, {transfer}"
+            extra = ("--address", cluster.address, "--transfer", transfer)
+            results.append(run_batch(videos, out, "ray", cpus, *extra, label=label))
+    finally:
+        cluster.shutdown()
+    return results
+
+
+def show(r: dict[str, Any]) -> None:
+    print(
+        f"  {r['engine']:22s} {r['workers']} worker(s): {r['wall_s']:6.1f} s wall, "
+        f"{r['videos_per_min']:5.1f} videos/min, {r['frames_per_s']:5.1f} frames/s, "
+        f"{r['worker_fps']:5.1f} frames/s per worker  (load {load()})"
+    )
+
+
 def archive_estimate(worker_fps: float, every: int, machines: int, cores: int) -> float:
     """Hours for 1,000 hours of 25 fps video with one worker per core (no scaling loss)."""
     frames = 1000 * 3600 * FPS / every
@@ -170,7 +211,20 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each video")
     parser.add_argument("--engines", nargs="+", default=["local", "ray"])
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
+    parser.add_argument(
+        "--nodes",
+        nargs="*",
+        type=int,
+        default=[1, 2],
+        help="Ray clusters of these many nodes on this machine (none: skip)",
+    )
     args = parser.parse_args()
+    if args.nodes:
+        # Token authentication for the clusters started here and the commands joining them; set
+        # before Ray is first imported, which reads it once per process.
+        import secrets
+
+        os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
 
     print(f"CPU: {cpu_description()}")
     print(f"load average before: {load()}")
@@ -185,13 +239,14 @@ def main() -> int:
         for engine in args.engines:
             for workers in args.workers:
                 out = folder / f"out-{engine}-{workers}"
-                results.append(run_batch(videos, out, engine, workers))
-                r = results[-1]
-                print(
-                    f"  {engine:5s} {workers} worker(s): {r['wall_s']:6.1f} s wall, "
-                    f"{r['videos_per_min']:5.1f} videos/min, {r['frames_per_s']:5.1f} frames/s, "
-                    f"{r['worker_fps']:5.1f} frames/s per worker  (load {load()})"
-                )
+                label = "ray, started by batch" if engine == "ray" else "local"
+                results.append(run_batch(videos, out, engine, workers, label=label))
+                show(results[-1])
+        cpus = max(args.workers)
+        for nodes in args.nodes:
+            for r in on_cluster(nodes, cpus, videos, folder):
+                results.append(r)
+                show(r)
     startup = ray_startup() if "ray" in args.engines else None
     if startup is not None:
         print(
