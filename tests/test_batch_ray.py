@@ -27,7 +27,6 @@ import pytest
 from conftest import assert_one_line_error, run_emotrace, run_emotrace_in_process
 from video_helpers import moving_head_video
 
-pytestmark = pytest.mark.ray
 NAMES = ("p01_week1", "p01_week2", "p02_week1")
 
 
@@ -91,6 +90,7 @@ def token_cluster() -> Iterator[tuple[str, str]]:
             head.kill()
 
 
+@pytest.mark.ray
 @pytest.mark.parametrize(
     ("settings", "fragments"),
     [
@@ -125,6 +125,7 @@ def test_a_cluster_refusing_the_driver_says_what_to_set_in_one_line_at_once(
     assert not (tmp_path / "out" / "index.csv").exists()
 
 
+@pytest.mark.ray
 @pytest.mark.slow
 def test_the_clusters_token_in_the_environment_joins_it(
     token_cluster: tuple[str, str], videos: Path, tmp_path: Path
@@ -199,6 +200,7 @@ def vanishing_inputs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[st
     return read
 
 
+@pytest.mark.ray
 @pytest.mark.slow
 def test_two_worker_nodes_without_the_drivers_folders_index_every_video(
     cluster: tuple[Any, list[Any]], videos: Path, tmp_path: Path, vanishing_inputs: list[str]
@@ -233,6 +235,7 @@ def test_two_worker_nodes_without_the_drivers_folders_index_every_video(
     assert leftovers == []
 
 
+@pytest.mark.ray
 @pytest.mark.slow
 def test_losing_a_worker_node_mid_batch_keeps_finished_videos_and_a_rerun_completes(
     cluster: tuple[Any, list[Any]], videos: Path, tmp_path: Path
@@ -282,6 +285,7 @@ def test_losing_a_worker_node_mid_batch_keeps_finished_videos_and_a_rerun_comple
     )
 
 
+@pytest.mark.ray
 @pytest.mark.slow
 def test_send_and_shared_transfers_write_the_same_records(
     cluster: tuple[Any, list[Any]], videos: Path, tmp_path: Path
