@@ -156,7 +156,7 @@ SNAPSHOT = """() => {
     window.liveSnapshot = {
       face: q("#face-ind").textContent, fps: q("#fps").textContent,
       label: q("#patient-label").textContent, bars: q("#bars").children.length,
-      overlay: ink(q("#overlay")), timeline: ink(q("#timeline")),
+      overlay: ink(q("#overlay")), timeline: ink(q("#timeline")), text: q("#marker-text").value,
       result: window.emotraceState.lastResult,
     };
   });
@@ -167,6 +167,7 @@ def test_2_a_new_live_session_starts_empty(page: Any, server: Server) -> None:
     start_session(page, "P-033", f"first-{time.monotonic_ns()}", "camera")
     wait_for_face(page)
     page.wait_for_function("() => document.querySelector('#bars').children.length > 0")
+    page.fill("#marker-text", "half a thought")  # typed, never sent
     page.click("#stop")
     page.wait_for_selector("#view-review:not([hidden])")
     page.evaluate(SNAPSHOT)
@@ -178,6 +179,7 @@ def test_2_a_new_live_session_starts_empty(page: Any, server: Server) -> None:
     assert snapshot["face"] != "Face visible" and snapshot["label"] == ""
     assert snapshot["fps"] == "– frames/s" and snapshot["bars"] == 0
     assert snapshot["overlay"] == 0 and snapshot["timeline"] == 0, "the last session's drawings"
+    assert snapshot["text"] == "", "the last session's unsent marker text"
     wait_for_face(page)  # and this session's own results do arrive
     assert page.inner_text("#face-ind") == "Face visible"
     sid = int(page.evaluate("() => window.emotraceState.live.id"))

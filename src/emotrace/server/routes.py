@@ -89,7 +89,8 @@ NO_CONSENT = "a session is recorded only with the patient's consent: send consen
 
 
 def _session(s: ServerState, info: SessionInfo) -> dict[str, Any]:
-    return {**info.to_dict(), "live": info.id in s.live.sessions}
+    # A session being ended is stored as ended a moment before it leaves the live sessions.
+    return {**info.to_dict(), "live": info.status == RECORDING and info.id in s.live.sessions}
 
 
 def _get(store: SessionStore, session_id: int) -> SessionInfo:

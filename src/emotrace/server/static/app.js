@@ -273,6 +273,7 @@ function startLive(session, source, media) {
 function clearLiveView() {
   state.lastResult = null;
   $("#marker-log").replaceChildren();
+  $("#marker-text").value = ""; // text left there (Escape) belonged to the previous session
   $("#fps").textContent = "– frames/s";
   const indicator = $("#face-ind");
   indicator.textContent = "No face yet";
