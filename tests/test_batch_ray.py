@@ -361,6 +361,23 @@ def test_a_sent_video_is_decoded_from_a_private_file_that_is_removed(
     assert [p for p in tmp_path.iterdir() if p.name.startswith("emotrace-batch-")] == []
 
 
+def test_copies_left_by_killed_workers_are_removed_by_the_next_worker(tmp_path: Path) -> None:
+    """A worker killed mid-video (its node lost) cannot remove its private copy; the next
+    worker on that machine does, and never one of a worker still running."""
+    from emotrace.batch.worker import TEMP_PREFIX, sweep_stale_copies
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale = tmp_path / f"{TEMP_PREFIX}{gone.pid}-abc"
+    running = tmp_path / f"{TEMP_PREFIX}{os.getpid()}-def"
+    other = tmp_path / "emotrace-batch-notes"
+    for folder in (stale, running, other):
+        folder.mkdir(mode=0o700)
+        (folder / "video.mp4").write_bytes(b"patient")
+    assert sweep_stale_copies(str(tmp_path)) == [stale]
+    assert not stale.exists() and running.exists() and other.exists()
+
+
 def test_transfer_needs_the_ray_engine(videos: Path, tmp_path: Path) -> None:
     result = run_emotrace_in_process("batch", videos, "-o", tmp_path / "out", "--transfer", "send")
     assert_one_line_error(result, "--transfer needs --engine ray")

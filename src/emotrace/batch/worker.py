@@ -145,6 +145,7 @@ class VideoAnalyzer:
         from emotrace.video.sources import quiet_opencv
 
         quiet_opencv()
+        sweep_stale_copies()
         self.options = options
         self.recognizer = options.recognizer()
         self.settings = options.record(self.recognizer)
@@ -222,7 +223,7 @@ class VideoAnalyzer:
         the records into that folder, and the result carries the records' bytes in ``files``;
         nothing is written anywhere else. Never raises for a bad video."""
         started = time.perf_counter()
-        tmp = Path(tempfile.mkdtemp(prefix="emotrace-batch-"))  # 0700: this user only
+        tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))  # 0700: this user
         try:
             video = tmp / ("video" + Path(job.video.split("?", 1)[0]).suffix[:16])
             try:
@@ -242,6 +243,28 @@ class VideoAnalyzer:
             return result
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: A worker's private copies live in ``<temp>/emotrace-batch-<pid>-<random>/``.
+TEMP_PREFIX = "emotrace-batch-"
+
+
+def sweep_stale_copies(folder: str | None = None) -> list[Path]:
+    """Remove the private copies left by workers that were killed mid-video (a node lost, a
+    SIGKILL): folders in the temp folder whose worker process is gone. Returns them."""
+    removed = []
+    for path in Path(folder or tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
+        pid = path.name[len(TEMP_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or not path.is_dir() or path.stat().st_uid != os.getuid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        except OSError:  # alive, another user's
+            continue
+    return removed
 
 
 def _write_private(path: Path, chunks: Iterable[bytes]) -> None:
