@@ -136,6 +136,7 @@ def test_manifest_records_one_session_per_video_in_the_workspace(
         "-o",
         out,
         "--session-per-video",
+        "--consent",
         "--workspace",
         workspace,
         *engine_args(engine, request),
@@ -183,6 +184,7 @@ def test_patient_from_names_sessions_after_the_videos(videos: Path, tmp_path: Pa
         "-o",
         tmp_path / "out",
         "--session-per-video",
+        "--consent",
         "--patient-from",
         r"(?P<patient>p\d+)_week",
         "--workspace",
@@ -356,6 +358,9 @@ def _manifest(tmp_path: Path, text: str) -> Path:
         (lambda v, t: [v, "--engine", "ray", "--address", "nowhere"], ["expected HOST:PORT"]),
         (lambda v, t: [v, "--address", "127.0.0.1:9"], ["--address needs --engine ray"]),
         (lambda v, t: [v, "--session-per-video"], ["--patient-from REGEX or --manifest"]),
+        (lambda v, t: [v, "--session-per-video", "--patient-from", "(p\\d+)"],
+         ["--session-per-video needs --consent"]),
+        (lambda v, t: [v, "--consent"], ["--consent needs --session-per-video"]),
         (lambda v, t: [v, "--patient-from", "p(\\d+)"], ["--patient-from needs --session"]),
         (lambda v, t: [v, "--session-per-video", "--patient-from", "(p\\d+)_"],
          ["does not match", "corrupt.mp4"]),
@@ -368,7 +373,8 @@ def _manifest(tmp_path: Path, text: str) -> Path:
         "manifest-missing", "manifest-no-header", "manifest-missing-video", "manifest-empty",
         "manifest-no-patient-column", "manifest-empty-patient", "manifest-bad-pseudonym",
         "workers-0", "workers-text", "every-0", "address-unreachable", "address-malformed",
-        "address-without-ray", "sessions-without-patients", "patient-from-without-sessions",
+        "address-without-ray", "sessions-without-patients", "sessions-without-consent",
+        "consent-without-sessions", "patient-from-without-sessions",
         "patient-from-no-match", "patient-from-bad-regex", "bad-model",
     ],
 )  # fmt: skip
@@ -405,7 +411,7 @@ def test_sessions_already_in_the_workspace_are_refused_before_any_work(
     record_session([], "p01_week1", "P-1", ("happy", "sad"), workspace=workspace)
     result = run_emotrace(
         "batch", videos / "p01_week1.avi", "-o", tmp_path / "out", "--session-per-video",
-        "--patient-from", "(p01)", "--workspace", workspace,
+        "--consent", "--patient-from", "(p01)", "--workspace", workspace,
     )  # fmt: skip
     assert_one_line_error(result, "p01_week1 already exist")
     assert not (tmp_path / "out" / "index.csv").exists()

@@ -129,6 +129,7 @@ def _record_session(result: VideoResult, plan: SessionPlan, model: Any) -> None:
         source=result.video,
         model=model,
         settings=result.summary["settings"],
+        consent=True,  # plan_sessions is only made with the user's word that they consented
     )
     with recorder:
         for index, time_s, faces in result.raw_faces.frames():

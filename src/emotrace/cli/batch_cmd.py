@@ -82,6 +82,11 @@ def add_parser(sub: Any) -> None:
         metavar="REGEX",
         help="the patient pseudonym: this regex's group 'patient' (or first group) in the path",
     )
+    rec.add_argument(
+        "--consent",
+        action="store_true",
+        help="the patients consented to being recorded (required with --session-per-video)",
+    )
     add_workspace_option(rec)
     # --threads is per worker; unset, the cores are split among the workers.
     add_pipeline_options(p, threads_default=None)
@@ -124,6 +129,8 @@ def _entries(args: argparse.Namespace) -> tuple[list[Any], Any]:
         raise ConfigError(
             "--session-per-video needs the patients: --patient-from REGEX or --manifest CSV"
         )
+    if args.consent and not args.session_per_video:
+        raise ConfigError("--consent needs --session-per-video")
     if args.session_per_video and args.manifest is not None and args.patient_from is not None:
         raise ConfigError("the patients come from --manifest or --patient-from, not both")
     if args.manifest is not None:
@@ -133,6 +140,11 @@ def _entries(args: argparse.Namespace) -> tuple[list[Any], Any]:
     else:
         entries = [VideoEntry(path) for path in find_videos(args.inputs)]
     plan = plan_sessions(entries, args.workspace) if args.session_per_video else None
+    if plan is not None and not args.consent:  # after the names and patients were checked
+        raise ConfigError(
+            "--session-per-video needs --consent (the patients' consent to record), as "
+            "analyze --session and the web app do"
+        )
     return entries, plan
 
 
