@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # torch is pinned to the tested CPU build; see constraints.txt.
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: install demo test lint typecheck unit bench clean
+.PHONY: install demo test quick lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src
 
+# The complete suite; the 25 slowest tests are listed at the end.
 unit: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
+
+# The fast tier (README, Development): no slow, Chromium, qemu, Ray, torchrun or full-data tests.
+QUICK_MARKERS := not (slow or browser or qemu or ray or torchrun or full_data)
+quick: $(STAMP)
+	$(BIN)/python -m pytest -m "$(QUICK_MARKERS)"
 
 test: lint typecheck unit
 
