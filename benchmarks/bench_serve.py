@@ -110,7 +110,12 @@ def client(
     headers = {"Authorization": f"Bearer {token}"}
     session = httpx.post(
         f"{base}/api/v1/sessions",
-        json={"patient": f"B-{index}", "name": f"bench-{index}-{time.time_ns()}", "source": "api"},
+        json={
+            "patient": f"B-{index}",
+            "name": f"bench-{index}-{time.time_ns()}",
+            "source": "api",
+            "consent": True,
+        },
         headers=headers,
         timeout=60,
     ).json()

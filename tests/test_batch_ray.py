@@ -112,8 +112,13 @@ def test_a_cluster_refusing_the_driver_says_what_to_set_in_one_line_at_once(
     tmp_path: Path,
     settings: dict[str, str],
     fragments: tuple[str, ...],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     address, _ = token_cluster
+    # run_emotrace starts from os.environ, where a test that called ray.init in this process
+    # (test_batch.py's local cluster) left RAY_AUTH_MODE=token: "unset" must really be unset.
+    for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
     started = time.monotonic()
     result = run_emotrace(
         "batch", videos, "-o", tmp_path / "out", "--engine", "ray", "--address", address,

@@ -263,7 +263,7 @@ def init_ray(address: str | None, num_cpus: int | None) -> tuple[Any, bool]:
     """Join the cluster at ``address`` or start a local one; ``(ray, started_here)``.
 
     Without ``address`` Ray's own convention holds: ``RAY_ADDRESS`` names a cluster to join,
-    else a local one starts with ``num_cpus``. A driver that already called ``ray.init`` keeps
+    else a new local one starts with ``num_cpus`` (never one another program started here). A driver that already called ``ray.init`` keeps
     its cluster.
     """
     import os
@@ -283,7 +283,9 @@ def init_ray(address: str | None, num_cpus: int | None) -> tuple[Any, bool]:
         except ConnectionError as exc:
             raise ConfigError(f"--address {address}: {exc}") from None
         return ray, False
-    ray.init(num_cpus=num_cpus, include_dashboard=False, **options)
+    # "local": a new cluster of our own, even where `ray start` left one running on this machine
+    # (Ray would join that one, and refuse the num_cpus given to it).
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **options)
     return ray, True
 
 
