@@ -263,8 +263,8 @@ def init_ray(address: str | None, num_cpus: int | None) -> tuple[Any, bool]:
     """Join the cluster at ``address`` or start a local one; ``(ray, started_here)``.
 
     Without ``address`` Ray's own convention holds: ``RAY_ADDRESS`` names a cluster to join,
-    else a new local one starts with ``num_cpus`` (never one another program started here). A driver that already called ``ray.init`` keeps
-    its cluster.
+    else a new local one starts with ``num_cpus`` (never one another program started here). A
+    driver that already called ``ray.init`` keeps its cluster.
     """
     import os
 
