@@ -78,6 +78,15 @@ def make_class_folders(
     return root
 
 
+def sigint_as_in_a_terminal() -> None:
+    """``preexec_fn`` of a child that a test sends Ctrl+C: a test runner started in the
+    background (``cmd &`` in a script) ignores SIGINT, and children inherit that, so the child
+    would never see the signal a terminal sends."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_emotrace(
     *args: str | Path,
     cwd: Path | None = None,

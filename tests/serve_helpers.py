@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from conftest import SHARED
+from conftest import SHARED, sigint_as_in_a_terminal
 
 FACE_VIDEO = SHARED / "media" / "single_face.mp4"
 
@@ -78,6 +78,7 @@ def running_server(
         text=True,
         env=env,
         stdin=subprocess.DEVNULL,
+        preexec_fn=sigint_as_in_a_terminal,  # stopped with SIGINT below, as Ctrl+C stops it
     )
     assert process.stdout is not None
     lines: list[str] = []

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_one_line_error, run_emotrace
+from conftest import assert_one_line_error, run_emotrace, sigint_as_in_a_terminal
 from emotrace.batch import find_videos, read_manifest
 from emotrace.batch.inputs import output_folders
 from emotrace.errors import ConfigError
@@ -225,6 +225,7 @@ def test_ctrl_c_stops_cleanly_with_finished_videos_indexed(
         text=True,
         env={**env, "OMP_NUM_THREADS": "1"},
         start_new_session=True,
+        preexec_fn=sigint_as_in_a_terminal,
     )
     deadline = time.monotonic() + 60
     while not (out / "index.csv").exists() and time.monotonic() < deadline:

@@ -11,11 +11,13 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
 
+from conftest import sigint_as_in_a_terminal
 from emotrace._atomic import staged_file
 from emotrace._interrupts import (
     hold_interrupt,
@@ -51,12 +53,23 @@ SWALLOWED_IN_A_CALLBACK = textwrap.dedent(
 )
 
 
+@pytest.fixture(autouse=True)
+def _ctrl_c_as_in_a_terminal() -> Iterator[None]:
+    # A test runner started in the background ignores SIGINT (emotrace then rightly leaves it
+    # alone); these tests are about Ctrl+C as a terminal sends it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_a_ctrl_c_swallowed_in_a_callback_keeps_the_staged_file_out(tmp_path: Path) -> None:
     out = tmp_path / "model.onnx"
     out.write_text("earlier, good")
     run = subprocess.run(
         [sys.executable, "-c", SWALLOWED_IN_A_CALLBACK, str(out)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, preexec_fn=sigint_as_in_a_terminal,
     )  # fmt: skip
     assert "Exception ignored" in run.stderr  # Python did swallow it: the case under test
     assert run.stdout == "went on\n"

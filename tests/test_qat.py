@@ -15,6 +15,7 @@ from conftest import (
     make_class_folders,
     run_emotrace,
     run_emotrace_in_process,
+    sigint_as_in_a_terminal,
 )
 
 torch = pytest.importorskip("torch", reason="int8 fine-tuning needs the train extra (torch)")
@@ -153,6 +154,7 @@ def test_an_interrupted_export_leaves_the_earlier_model_in_place(
         cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1",
                            "EMOTRACE_CACHE": str(tmp_path / ".cache")},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=sigint_as_in_a_terminal,
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob("*.tmp.onnx")) and export.poll() is None:

@@ -21,7 +21,12 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, run_emotrace, run_emotrace_in_process
+from conftest import (
+    assert_one_line_error,
+    run_emotrace,
+    run_emotrace_in_process,
+    sigint_as_in_a_terminal,
+)
 from emotrace.faces import make_detector
 from emotrace.runtime.classifier import EmotionClassifier
 from emotrace.runtime.loading import default_model_path
@@ -462,6 +467,7 @@ def test_ctrl_c_stops_cleanly_with_every_record_on_disk(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=ENV,
+        preexec_fn=sigint_as_in_a_terminal,
     )
     csv_path = out / "frames.csv"
     deadline = time.monotonic() + 30
