@@ -12,8 +12,9 @@ Only numpy, OpenCV and onnxruntime are needed (no torch). The names load on firs
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from emotrace._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from emotrace.video.options import PipelineOptions
@@ -88,10 +89,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # once loaded, a plain attribute
-    return value
+__getattr__ = lazy_attributes(__name__, _WHERE)
