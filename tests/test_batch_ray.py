@@ -25,19 +25,15 @@ from typing import Any
 import pytest
 
 from conftest import assert_one_line_error, run_emotrace, run_emotrace_in_process
-from video_helpers import moving_head_video
+from video_helpers import BATCH_NAMES, batch_videos
 
-NAMES = ("p01_week1", "p01_week2", "p02_week1")
+NAMES = BATCH_NAMES
 
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three 12-frame clips of a real face moving across the frame, and a corrupt ``.mp4``."""
-    folder = tmp_path_factory.mktemp("videos")
-    for i, name in enumerate(NAMES):
-        moving_head_video(folder / f"{name}.avi", n=12 + i, size=(240, 180), head_height=120)
-    (folder / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
-    return folder
+    return batch_videos(tmp_path_factory.mktemp("videos"))
 
 
 def index_rows(out: Path) -> dict[str, dict[str, str]]:

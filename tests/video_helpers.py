@@ -148,3 +148,18 @@ def stalling_mjpeg_server(frames: list[np.ndarray]) -> Iterator[str]:
         release.set()
         server.shutdown()
         server.server_close()
+
+
+#: The clips of a batch: two patients, three sessions.
+BATCH_NAMES = ("p01_week1", "p01_week2", "p02_week1")
+
+
+def batch_videos(folder: Path) -> Path:
+    """Three 12-frame clips of a real face moving across the frame (:data:`BATCH_NAMES`), and a
+    corrupt ``.mp4``, in ``folder``."""
+    import os
+
+    for i, name in enumerate(BATCH_NAMES):
+        moving_head_video(folder / f"{name}.avi", n=12 + i, size=(240, 180), head_height=120)
+    (folder / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
+    return folder
