@@ -40,6 +40,17 @@ ARTIFACTS = Path(os.environ.get("EMOTRACE_ARTIFACTS", REPO / "test-artifacts"))
 TIMEOUT_MS = 45_000
 
 
+def fake_camera_args(camera: Path) -> list[str]:
+    """Chromium's flags for these tests: headless as the issue asks (no sandbox as root, no
+    background connections the closed network refuses), camera and permission faked from
+    ``camera`` (a y4m file)."""
+    return [
+        "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={camera}",
+    ]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with running_server(tmp_path_factory.mktemp("serve-browser")) as running:
@@ -61,11 +72,7 @@ def page(
             executable_path=BINARY,
             headless=True,
             args=[
-                "--no-sandbox", "--disable-gpu", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-video-capture={camera}",
+                *fake_camera_args(camera),
                 "--auto-select-desktop-capture-source=Entire screen",
             ],
         )  # fmt: skip

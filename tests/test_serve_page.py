@@ -25,6 +25,7 @@ from serve_helpers import Server, face_frames, running_server, write_y4m  # noqa
 from test_serve_browser import (  # noqa: E402
     BINARY,
     TIMEOUT_MS,
+    fake_camera_args,
     session_info,
     start_session,
     wait_for_face,
@@ -62,13 +63,7 @@ def page(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
         browser = playwright.chromium.launch(
             executable_path=BINARY,
             headless=True,
-            args=[
-                "--no-sandbox", "--disable-gpu", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-video-capture={camera}",
-            ],
+            args=fake_camera_args(camera),
         )  # fmt: skip
         context = browser.new_context(viewport={"width": 1360, "height": 900})
         tab = context.new_page()
