@@ -33,6 +33,9 @@ def test_wheel_installs_without_torch_and_labels_the_astronaut_happy(tmp_path: P
     names = zipfile.ZipFile(wheel).namelist()
     assert "emotrace/assets/emotrace_default.onnx" in names
     assert "emotrace/py.typed" in names
+    static = REPO / "src" / "emotrace" / "server" / "static"
+    page_files = {f"emotrace/server/static/{p.relative_to(static)}" for p in static.rglob("*.*")}
+    assert page_files and page_files <= set(names), page_files - set(names)
     assert wheel.stat().st_size < 12e6
 
     env_dir = tmp_path / "venv"

@@ -131,7 +131,7 @@ def test_every_endpoint_needs_the_token(server: Server, method: str, path: str) 
 
 def test_health_is_open_and_the_page_and_static_files_are_not(server: Server) -> None:
     assert httpx.get(server.base + "/api/v1/health").json()["status"] == "ok"
-    for path in ("/", "/static/app.js", "/static/style.css"):
+    for path in ("/", "/static/js/main.js", "/static/style.css"):
         response = httpx.get(server.base + path)
         assert response.status_code == 401
         assert "token" in response.text

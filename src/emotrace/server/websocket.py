@@ -1,6 +1,6 @@
 """``/api/v1/sessions/{id}/live``: the page streams frames and gets one result per frame.
 
-Protocol (the page in ``static/app.js`` is the reference client):
+Protocol (the page in ``static/js/live.js`` is the reference client):
 
 * client -> server, binary: 8 bytes little-endian float64 time (NaN: "now", for cameras and
   screens; the position in seconds for a video file) followed by one JPEG (or PNG) frame. The

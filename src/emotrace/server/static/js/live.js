@@ -1,0 +1,272 @@
+// The live view: frames go to the server over a WebSocket as ~640 px JPEG; the next frame is sent
+// only when the previous result has come back, so nothing queues and latency stays one round trip.
+
+import { TIMELINE_S, drawBars, drawOverlay, drawTimeline } from "./live_draw.js";
+import { hideBanner, offerResume } from "./resume.js";
+import { $, api, clock, el, remember, show, state } from "./util.js";
+
+export const FRAME_WIDTH = 640;
+
+export const JPEG_QUALITY = 0.8;
+
+export const MIN_FRAME_INTERVAL_MS = 66; // at most ~15 frames/s: enough for emotions, spares the CPU
+
+export const FILE_STEP_S = 0.1; // a video file is analysed every 0.1 s of its own time
+
+export const PRESETS = [
+  ["1", "topic change"],
+  ["2", "exercise start"],
+  ["3", "exercise end"],
+  ["4", "strong reaction"],
+];
+
+// The page tells the server it is there even while paused (every "heartbeat_s" of the server's
+// "ready"): a session that gets no frame and no message for 2 minutes ends as interrupted.
+export const HEARTBEAT_S = 20;
+
+export function startLive(session, source, media) {
+  const video = $("#video");
+  const live = {
+    id: session.id, name: session.name, patient: session.patient, source,
+    fileMode: source === "file", stream: media.stream || null, video, ws: null,
+    inflight: false, paused: false, stopped: false, sentAt: 0, lastSend: 0,
+    ticks: [], history: [], markers: [], patientTrack: null, objectUrl: null, heartbeat: null,
+  };
+  state.live = live;
+  clearLiveView();
+  $("#progress").hidden = !live.fileMode;
+  if (live.fileMode) {
+    live.objectUrl = URL.createObjectURL(media.file);
+    video.srcObject = null;
+    video.autoplay = false;
+    video.src = live.objectUrl;
+    video.addEventListener("loadeddata", () => { video.pause(); connect(live); }, { once: true });
+  } else {
+    video.removeAttribute("src");
+    video.autoplay = true;
+    video.srcObject = live.stream;
+    // A shared window that the user stops sharing ends the session like Stop.
+    live.stream.getVideoTracks()[0].addEventListener("ended", () => { if (!live.stopped) stopLive(false); });
+    connect(live);
+  }
+  video.play().catch(() => {});
+}
+
+// A live view shows one session: nothing of the previous one (box, bars, face, frames/s,
+// timeline, markers) until this one's results arrive.
+export function clearLiveView() {
+  state.lastResult = null;
+  $("#marker-log").replaceChildren();
+  $("#marker-text").value = ""; // text left there (Escape) belonged to the previous session
+  $("#fps").textContent = "– frames/s";
+  const indicator = $("#face-ind");
+  indicator.textContent = "No face yet";
+  indicator.className = "pill";
+  $("#patient-label").textContent = "";
+  $("#bars").replaceChildren();
+  $("#patient-choice").textContent = "patient: largest face";
+  $("#progress").value = 0;
+  $("#pause").textContent = "Pause";
+  for (const canvas of [$("#overlay"), $("#timeline")]) {
+    canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+  }
+}
+
+export function connect(live) {
+  setStatus("connecting", "");
+  const ws = new WebSocket(`ws://${location.host}/api/v1/sessions/${live.id}/live`);
+  ws.binaryType = "arraybuffer";
+  live.ws = ws;
+  ws.onmessage = (event) => onMessage(live, JSON.parse(event.data));
+  ws.onclose = () => {
+    clearInterval(live.heartbeat);
+    if (live.ws !== ws || live.stopped) return;
+    live.inflight = false;
+    setStatus("disconnected", "off");
+    // The server kept everything received and marked the session interrupted.
+    offerResume({ id: live.id, name: live.name, patient: live.patient, source: live.source },
+      "The connection to the server was lost. Everything received is kept.");
+  };
+}
+
+export function setStatus(text, kind) {
+  const pill = $("#live-status");
+  pill.textContent = text;
+  pill.className = "pill " + (kind || "");
+}
+
+export function onMessage(live, message) {
+  if (message.type === "ready") {
+    clearInterval(live.heartbeat);
+    const ws = live.ws;
+    live.heartbeat = setInterval(() => {
+      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "heartbeat" }));
+    }, 1000 * (message.heartbeat_s || HEARTBEAT_S));
+    setStatus(message.resumed ? "recording (resumed)" : "recording", "on");
+    hideBanner();
+    if (live.fileMode) seekAndSend(live, 0);
+    else sendFrame(live);
+  } else if (message.type === "result" || message.type === "error") {
+    live.inflight = false;
+    if (message.type === "result") onResult(live, message);
+    scheduleNext(live);
+  } else if (message.type === "finished") {
+    finishLive(live);
+  }
+}
+
+export function scheduleNext(live) {
+  if (live.paused || live.stopped) return;
+  if (live.fileMode) {
+    const next = live.video.currentTime + FILE_STEP_S;
+    if (next >= live.video.duration) stopLive(false);
+    else seekAndSend(live, next);
+    return;
+  }
+  const wait = Math.max(0, MIN_FRAME_INTERVAL_MS - (performance.now() - live.lastSend));
+  setTimeout(() => sendFrame(live), wait);
+}
+
+export function seekAndSend(live, time) {
+  live.video.addEventListener("seeked", () => sendFrame(live), { once: true });
+  live.video.currentTime = time;
+}
+
+export const grab = document.createElement("canvas");
+
+export function sendFrame(live) {
+  if (live !== state.live || live.paused || live.stopped || live.inflight) return;
+  if (!live.ws || live.ws.readyState !== WebSocket.OPEN) return;
+  const video = live.video;
+  if (!video.videoWidth) {
+    setTimeout(() => sendFrame(live), 100);
+    return;
+  }
+  const width = Math.min(FRAME_WIDTH, video.videoWidth);
+  const height = Math.round((video.videoHeight * width) / video.videoWidth);
+  grab.width = width;
+  grab.height = height;
+  grab.getContext("2d").drawImage(video, 0, 0, width, height);
+  live.inflight = true;
+  live.lastSend = performance.now();
+  const time = live.fileMode ? video.currentTime : NaN;
+  grab.toBlob((jpeg) => {
+    const header = new ArrayBuffer(8);
+    new DataView(header).setFloat64(0, time, true); // NaN: "now" on the server's clock
+    if (live.ws.readyState === WebSocket.OPEN) live.ws.send(new Blob([header, jpeg]));
+    else live.inflight = false;
+  }, "image/jpeg", JPEG_QUALITY);
+}
+
+export function onResult(live, result) {
+  state.lastResult = result;
+  const now = performance.now();
+  live.ticks.push(now);
+  while (live.ticks.length > 20) live.ticks.shift();
+  const span = (live.ticks[live.ticks.length - 1] - live.ticks[0]) / 1000;
+  const fps = span > 0 ? (live.ticks.length - 1) / span : 0;
+  $("#fps").textContent = `${fps.toFixed(1)} frames/s · ${Math.round(now - live.lastSend)} ms`;
+  const patient = result.patient === null ? null : result.faces[result.patient];
+  const indicator = $("#face-ind");
+  indicator.textContent = patient ? "Face visible" : "No face";
+  indicator.className = "pill " + (patient ? "on" : "off");
+  $("#patient-label").textContent = patient ? patient.label : "";
+  drawBars(patient);
+  drawOverlay(result);
+  live.history.push({ t: result.time_s, v: result.valence, a: result.arousal });
+  while (live.history.length && live.history[0].t < result.time_s - TIMELINE_S) live.history.shift();
+  drawTimeline(live, result.time_s);
+  if (live.fileMode && live.video.duration) $("#progress").value = live.video.currentTime / live.video.duration;
+}
+
+export function choosePatient(event) {
+  const live = state.live, result = state.lastResult;
+  if (!live || !result || !live.ws) return;
+  const canvas = $("#overlay");
+  const rect = canvas.getBoundingClientRect();
+  const scale = canvas.width / result.width;
+  const px = (event.clientX - rect.left) / scale, py = (event.clientY - rect.top) / scale;
+  const hit = result.faces.find((f) => px >= f.box.x && px <= f.box.x + f.box.w && py >= f.box.y && py <= f.box.y + f.box.h);
+  const track = hit && hit.track_id >= 0 ? hit.track_id : null;
+  live.patientTrack = track;
+  live.ws.send(JSON.stringify({ type: "patient", track_id: track }));
+  $("#patient-choice").textContent = track === null ? "patient: largest face" : `patient: face #${track} (clicked)`;
+}
+
+export async function addMarker(label) {
+  const live = state.live;
+  if (!live || live.stopped || !label.trim()) return;
+  // The server stamps "now" on receipt (the moment of the click, give or take a few ms); a
+  // video file's marker is at the position shown.
+  const body = { label: label.trim() };
+  if (live.fileMode) body.time_s = live.video.currentTime;
+  try {
+    const marker = await api("POST", `/sessions/${live.id}/markers`, body);
+    live.markers.push(marker);
+    $("#marker-log").prepend(el("li", {}, `${clock(marker.time_s)} ${marker.label}`));
+  } catch (exc) {
+    $("#marker-log").prepend(el("li", { class: "error" }, "marker not saved: " + exc.message));
+  }
+}
+
+export function togglePause() {
+  const live = state.live;
+  if (!live || live.stopped || !live.ws) return;
+  live.paused = !live.paused;
+  live.ws.send(JSON.stringify({ type: live.paused ? "pause" : "resume" }));
+  $("#pause").textContent = live.paused ? "Resume" : "Pause";
+  setStatus(live.paused ? "paused" : "recording", live.paused ? "warn" : "on");
+  if (!live.paused) scheduleNext(live);
+}
+
+export async function stopLive(leaving) {
+  const live = state.live;
+  if (!live || live.stopped) return;
+  live.stopped = true;
+  if (live.ws && live.ws.readyState === WebSocket.OPEN) {
+    live.ws.send(JSON.stringify({ type: "stop" }));
+    // finishLive runs when the server confirms; do not wait when navigating away.
+    if (!leaving) return;
+  } else {
+    try { await api("POST", `/sessions/${live.id}/finish`); } catch { /* already finished */ }
+  }
+  finishLive(live, leaving);
+}
+
+export function releaseMedia(live) {
+  clearInterval(live.heartbeat);
+  if (live.stream) live.stream.getTracks().forEach((t) => t.stop());
+  if (live.objectUrl) URL.revokeObjectURL(live.objectUrl);
+  live.video.srcObject = null;
+  live.video.removeAttribute("src");
+}
+
+export function finishLive(live, leaving) {
+  live.stopped = true;
+  releaseMedia(live);
+  if (live.ws) live.ws.close();
+  if (state.live === live) state.live = null;
+  remember(null);
+  setStatus("finished", "");
+  if (!leaving) location.hash = `#/review/${live.id}`;
+}
+
+export async function showLive(id) {
+  show("view-live");
+  const live = state.live;
+  $("#resume-hint").hidden = Boolean(live && live.id === id);
+  if (live && live.id === id) {
+    $("#live-title").textContent = `${live.patient} · ${live.name}`;
+    $("#pause").textContent = live.paused ? "Resume" : "Pause";
+    return;
+  }
+  // Not streaming here (a reload, a link): offer to resume into the same session.
+  if (!live) clearLiveView();
+  try {
+    const s = await api("GET", `/sessions/${id}`);
+    $("#live-title").textContent = `${s.patient} · ${s.name}`;
+    if (s.status === "complete") location.hash = `#/review/${id}`;
+  } catch (exc) {
+    $("#live-title").textContent = exc.message;
+  }
+}

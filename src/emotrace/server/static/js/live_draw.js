@@ -1,0 +1,97 @@
+// What the live view draws: the emotion bars, the boxes over the video and the timeline.
+
+import { $, clock, el } from "./util.js";
+
+export const TIMELINE_S = 300;
+
+export function drawBars(face) {
+  const bars = $("#bars");
+  if (!face) {
+    for (const fill of bars.querySelectorAll(".fill")) fill.style.width = "0";
+    for (const pct of bars.querySelectorAll(".pct")) pct.textContent = "–";
+    return;
+  }
+  const entries = Object.entries(face.probabilities);
+  if (bars.children.length !== entries.length) {
+    bars.replaceChildren(...entries.map(([name]) =>
+      el("div", { class: "bar", "data-class": name },
+        el("span", {}, name), el("div", { class: "track" }, el("div", { class: "fill" })),
+        el("span", { class: "pct" }, ""))));
+  }
+  for (const [name, p] of entries) {
+    const bar = bars.querySelector(`[data-class="${name}"]`);
+    bar.classList.toggle("top", name === face.label);
+    bar.querySelector(".fill").style.width = (100 * p).toFixed(1) + "%";
+    bar.querySelector(".pct").textContent = Math.round(100 * p) + "%";
+  }
+}
+
+export function drawOverlay(result) {
+  const canvas = $("#overlay");
+  const video = $("#video");
+  const width = video.clientWidth, height = video.clientHeight;
+  if (canvas.width !== width || canvas.height !== height) {
+    canvas.width = width;
+    canvas.height = height;
+  }
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, width, height);
+  const scale = width / result.width;
+  ctx.font = "600 15px system-ui, sans-serif";
+  ctx.textBaseline = "bottom";
+  for (const face of result.faces) {
+    const { x, y, w, h } = face.box;
+    const color = face.patient ? "#2ecc71" : "#cfd8e3";
+    ctx.lineWidth = face.patient ? 3 : 2;
+    ctx.strokeStyle = color;
+    ctx.strokeRect(x * scale, y * scale, w * scale, h * scale);
+    const text = `${face.label} ${Math.round(100 * face.confidence)}%`;
+    const tw = ctx.measureText(text).width + 10;
+    const ty = Math.max(20, y * scale);
+    ctx.fillStyle = color;
+    ctx.fillRect(x * scale - 1, ty - 20, tw, 20);
+    ctx.fillStyle = "#0d1117";
+    ctx.fillText(text, x * scale + 4, ty - 2);
+  }
+}
+
+export function drawTimeline(live, now) {
+  const canvas = $("#timeline");
+  const width = canvas.clientWidth || 600, height = canvas.height;
+  if (canvas.width !== width) canvas.width = width;
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, width, height);
+  const left = 30, right = width - 8, top = 8, bottom = height - 18;
+  const start = Math.max(0, now - TIMELINE_S), end = Math.max(now, start + 10);
+  const x = (t) => left + ((t - start) / (end - start)) * (right - left);
+  const y = (v) => top + ((1 - v) / 2) * (bottom - top);
+  ctx.strokeStyle = "#e3e6ea";
+  ctx.fillStyle = "#667085";
+  ctx.font = "11px system-ui, sans-serif";
+  for (const v of [-1, 0, 1]) {
+    ctx.beginPath(); ctx.moveTo(left, y(v)); ctx.lineTo(right, y(v)); ctx.stroke();
+    ctx.fillText(String(v), 4, y(v) + 4);
+  }
+  ctx.fillText(clock(start), left, height - 4);
+  ctx.fillText(clock(end), right - 34, height - 4);
+  ctx.strokeStyle = "#999";
+  for (const m of live.markers) {
+    if (m.time_s < start) continue;
+    ctx.beginPath(); ctx.moveTo(x(m.time_s), top); ctx.lineTo(x(m.time_s), bottom); ctx.stroke();
+  }
+  for (const [key, color] of [["v", "#0072B2"], ["a", "#E69F00"]]) {
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    let drawing = false;
+    for (const point of live.history) {
+      const value = point[key];
+      if (value === null || value === undefined) { drawing = false; continue; }
+      if (drawing) ctx.lineTo(x(point.t), y(value));
+      else ctx.moveTo(x(point.t), y(value));
+      drawing = true;
+    }
+    ctx.stroke();
+  }
+  ctx.lineWidth = 1;
+}

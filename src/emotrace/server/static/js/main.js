@@ -1,0 +1,80 @@
+// emotrace's page: sessions, new session, live view, review. Plain JavaScript modules, no build
+// step, nothing loaded from outside this server (the Content-Security-Policy enforces it).
+//
+// This module routes between the views and wires the page's buttons and keys.
+
+import { PRESETS, addMarker, choosePatient, showLive, stopLive, togglePause } from "./live.js";
+import { showNew, startNew } from "./new_session.js";
+import { checkInterrupted, hideBanner, resume } from "./resume.js";
+import { showReview } from "./review.js";
+import { renderSessions, showSessions } from "./sessions.js";
+import { $, api, el, remember, remembered, state } from "./util.js";
+
+export async function route() {
+  const hash = location.hash || "#/";
+  const [path, query] = hash.slice(1).split("?");
+  const parts = path.split("/").filter(Boolean);
+  const live = state.live;
+  if (live && !live.stopped && !(parts[0] === "live" && Number(parts[1]) === live.id)) {
+    // The video and the socket live in the live view: leaving it ends the session.
+    if (!confirm("Stop the live session? It is saved as it is now.")) {
+      location.hash = `#/live/${live.id}`;
+      return;
+    }
+    await stopLive(true);
+  }
+  if (parts[0] === "new") return showNew(new URLSearchParams(query || ""));
+  if (parts[0] === "live") return showLive(Number(parts[1]));
+  if (parts[0] === "review") return showReview(Number(parts[1]));
+  return showSessions();
+}
+
+export function onKey(event) {
+  if (!state.live || $("#view-live").hidden) return;
+  const target = event.target;
+  if (target && ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName)) return;
+  const preset = PRESETS.find(([key]) => key === event.key);
+  if (preset) { event.preventDefault(); addMarker(preset[1]); }
+  else if (event.key === "m") { event.preventDefault(); $("#marker-text").focus(); }
+  else if (event.key === " ") { event.preventDefault(); togglePause(); }
+}
+
+export function init() {
+  const buttons = $("#marker-buttons");
+  for (const [key, label] of PRESETS) {
+    buttons.append(el("button", { type: "button", class: "marker-btn", "data-label": label, onclick: () => addMarker(label) },
+      el("kbd", {}, key), label));
+  }
+  $("#marker-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    addMarker($("#marker-text").value);
+    $("#marker-text").value = "";
+    $("#marker-text").blur(); // back to the page: 1-4, m and space act again
+  });
+  $("#marker-text").addEventListener("keydown", (event) => {
+    if (event.key === "Escape") { event.preventDefault(); event.target.blur(); }
+  });
+  $("#new-form").addEventListener("submit", startNew);
+  $("#filter").addEventListener("input", renderSessions);
+  $("#pause").addEventListener("click", togglePause);
+  $("#stop").addEventListener("click", () => stopLive(false));
+  $("#overlay").addEventListener("click", choosePatient);
+  $("#resume-btn").addEventListener("click", () => resume());
+  $("#resume-here").addEventListener("click", () => resume(remembered()));
+  $("#banner-dismiss").addEventListener("click", () => { hideBanner(); remember(null); });
+  $("#banner-finish").addEventListener("click", async () => {
+    const session = JSON.parse($("#banner").dataset.session || "null");
+    hideBanner();
+    remember(null);
+    if (session) {
+      try { await api("POST", `/sessions/${session.id}/finish`); } catch { /* shown in the list */ }
+      location.hash = `#/review/${session.id}`;
+    }
+  });
+  document.addEventListener("keydown", onKey);
+  window.addEventListener("hashchange", route);
+  route();
+  checkInterrupted();
+}
+
+init();

@@ -1,0 +1,144 @@
+// The review page: one session's report, downloads, notes and markers.
+
+import { $, api, clock, el, show, state, when } from "./util.js";
+
+// The review page shows exactly one session, or an error: every field, link and button is
+// cleared when it opens and filled only with the session it names. Answers that arrive after
+// the page moved on (another review, another view) are dropped.
+export let reviewVisit = 0;
+
+export function clearReview() {
+  state.review = null;
+  $("#review-title").textContent = "Session";
+  $("#review-meta").textContent = "";
+  $("#review-body").hidden = true;
+  $("#review-downloads").hidden = true;
+  for (const link of document.querySelectorAll("#review-downloads a")) link.removeAttribute("href");
+  $("#report").src = "about:blank";
+  $("#notes").value = "";
+  $("#notes-saved").textContent = "";
+  $("#save-notes").textContent = "Save notes";
+  $("#save-notes").onclick = null;
+  $("#review-marker-form").onsubmit = (event) => event.preventDefault();
+  $("#markers-table tbody").replaceChildren();
+  $("#review-error").textContent = "";
+  $("#compare").checked = false;
+  $("#report-notes").checked = false;
+}
+
+export async function showReview(id) {
+  show("view-review");
+  const visit = ++reviewVisit;
+  const current = () => visit === reviewVisit && !$("#view-review").hidden;
+  clearReview();
+  let s, others;
+  try {
+    s = await api("GET", `/sessions/${id}`);
+    others = (await api("GET", `/sessions?patient=${encodeURIComponent(s.patient)}`))
+      .filter((o) => o.id !== s.id && o.started_at <= s.started_at);
+  } catch (exc) {
+    if (current()) $("#review-title").textContent = exc.message;
+    return;
+  }
+  if (!current()) return;
+  const review = { id: s.id, visit, label: `${s.patient} · ${s.name}` };
+  state.review = review;
+  $("#review-title").textContent = review.label;
+  const visible = s.frames ? Math.round((100 * s.visible_frames) / s.frames) : 0;
+  $("#review-meta").textContent =
+    `${when(s.started_at)} · ${clock(s.duration_s)} · ${s.status} · ${s.frames} frames, face visible ${visible}% · consent: ${s.consent ? "yes" : "no"}`;
+  for (const format of ["csv", "jsonl", "parquet"]) $(`#dl-${format}`).href = `/api/v1/sessions/${s.id}/export?format=${format}`;
+  $("#notes").value = s.notes;
+  $("#save-notes").textContent = `Save notes to ${s.name}`;
+  $("#save-notes").onclick = async () => {
+    const notes = $("#notes").value;
+    try {
+      await api("PATCH", `/sessions/${review.id}`, { notes });
+      if (state.review !== review) return;
+      $("#notes-saved").textContent = `saved to ${review.label}`;
+      loadReport(review);
+    } catch (exc) {
+      if (state.review === review) $("#notes-saved").textContent = "Not saved: " + exc.message;
+    }
+  };
+  $("#compare-wrap").hidden = others.length === 0;
+  $("#compare-patient").textContent = `${s.patient} (${others.length})`;
+  $("#compare").onchange = () => loadReport(review);
+  $("#report-notes").onchange = () => loadReport(review);
+  renderMarkers(review, s.marker_list);
+  $("#review-marker-form").onsubmit = async (event) => {
+    event.preventDefault();
+    try {
+      await api("POST", `/sessions/${review.id}/markers`, {
+        label: $("#review-marker-label").value, time_s: Number($("#review-marker-time").value),
+      });
+      if (state.review !== review) return;
+      $("#review-marker-label").value = "";
+      $("#review-error").textContent = "";
+      refreshMarkers(review);
+    } catch (exc) {
+      if (state.review === review) $("#review-error").textContent = "Marker not added: " + exc.message;
+    }
+  };
+  $("#review-body").hidden = false;
+  $("#review-downloads").hidden = false;
+  loadReport(review);
+}
+
+// The report shown and its downloads: with the comparison and the notes only when ticked.
+export function loadReport(review) {
+  if (state.review !== review) return;
+  const query = new URLSearchParams();
+  if ($("#compare").checked) query.set("compare", "true");
+  if ($("#report-notes").checked) query.set("notes", "true");
+  const base = `/api/v1/sessions/${review.id}`;
+  const shown = query.toString();
+  $("#report").src = `${base}/report${shown ? "?" + shown : ""}`;
+  $("#dl-pdf").href = `${base}/report.pdf${shown ? "?" + shown : ""}`;
+  query.set("download", "true");
+  $("#dl-html").href = `${base}/report?${query}`;
+}
+
+export async function refreshMarkers(review) {
+  const markers = await api("GET", `/sessions/${review.id}/markers`);
+  if (state.review !== review) return;
+  renderMarkers(review, markers);
+  loadReport(review);
+}
+
+export function renderMarkers(review, markers) {
+  const body = $("#markers-table tbody");
+  body.replaceChildren();
+  const failed = (what, exc) => {
+    if (state.review === review) $("#review-error").textContent = `${what}: ${exc.message}`;
+  };
+  for (const m of markers) {
+    const time = el("input", { type: "number", min: "0", step: "0.1", value: m.time_s.toFixed(1) });
+    const label = el("input", { value: m.label, maxlength: "200" });
+    const save = el("button", { type: "button", class: "secondary", onclick: async () => {
+      try {
+        await api("PATCH", `/sessions/${review.id}/markers/${m.id}`, { label: label.value, time_s: Number(time.value) });
+        if (state.review !== review) return;
+        $("#review-error").textContent = "";
+        refreshMarkers(review);
+      } catch (exc) {
+        // The fields show what is stored, not what was refused.
+        time.value = m.time_s.toFixed(1);
+        label.value = m.label;
+        failed(`Marker “${m.label}” not saved`, exc);
+      }
+    } }, "Save");
+    const remove = el("button", { type: "button", class: "secondary", onclick: async () => {
+      if (!confirm(`Delete marker "${m.label}"?`)) return;
+      try {
+        await api("DELETE", `/sessions/${review.id}/markers/${m.id}`);
+        if (state.review !== review) return;
+        $("#review-error").textContent = "";
+        refreshMarkers(review);
+      } catch (exc) {
+        failed(`Marker “${m.label}” not deleted`, exc);
+      }
+    } }, "Delete");
+    body.append(el("tr", { "data-id": String(m.id) }, el("td", {}, time), el("td", {}, label), el("td", {}, save, remove)));
+  }
+}

@@ -1,0 +1,61 @@
+// The sessions list: filter, exports, delete.
+
+import { $, api, clock, el, show, state, when } from "./util.js";
+
+export async function showSessions() {
+  show("view-sessions");
+  const error = $("#sessions-error");
+  error.hidden = true;
+  try {
+    state.sessions = await api("GET", "/sessions");
+  } catch (exc) {
+    error.textContent = "Could not load the sessions: " + exc.message;
+    error.hidden = false;
+    return;
+  }
+  renderSessions();
+}
+
+export function renderSessions() {
+  const filter = $("#filter").value.trim().toLowerCase();
+  const body = $("#sessions-table tbody");
+  body.replaceChildren();
+  const rows = state.sessions
+    .filter((s) => !filter || s.patient.toLowerCase().includes(filter))
+    .sort((a, b) => b.started_at - a.started_at);
+  for (const s of rows) {
+    const visible = s.frames ? Math.round((100 * s.visible_frames) / s.frames) + "%" : "–";
+    const exports = el("td");
+    for (const format of ["csv", "jsonl", "parquet"]) {
+      exports.append(el("a", { href: `/api/v1/sessions/${s.id}/export?format=${format}`, download: "" }, format.toUpperCase()));
+    }
+    const remove = el("button", { class: "secondary", type: "button", onclick: () => deleteSession(s) }, "Delete");
+    if (s.live) remove.disabled = true;
+    body.append(
+      el("tr", { "data-id": String(s.id) },
+        el("td", {}, s.patient),
+        el("td", {}, el("a", { href: s.live ? `#/live/${s.id}` : `#/review/${s.id}` }, s.name)),
+        el("td", {}, when(s.started_at)),
+        el("td", {}, clock(s.duration_s)),
+        el("td", { class: "status-" + s.status }, s.status + (s.live ? " (live)" : "")),
+        el("td", {}, visible),
+        exports,
+        el("td", {}, remove)));
+  }
+  const empty = $("#sessions-empty");
+  empty.textContent = state.sessions.length
+    ? `No sessions match “${$("#filter").value.trim()}”.`
+    : "No sessions yet. Start one with “New session”.";
+  empty.hidden = rows.length > 0;
+}
+
+export async function deleteSession(s) {
+  const sure = confirm(`Delete session ${s.name} of ${s.patient}? Its numbers, markers and notes are erased for good.`);
+  if (!sure) return;
+  try {
+    await api("DELETE", `/sessions/${s.id}`);
+  } catch (exc) {
+    alert("Not deleted: " + exc.message);
+  }
+  showSessions();
+}
