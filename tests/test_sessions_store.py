@@ -89,6 +89,7 @@ def _v1_workspace(db: Path) -> None:
         "INSERT INTO frames VALUES (1, ?, ?, 1, 3, 0, 0, 50, 50, 1.0, ?)",
         [(i, i / 10, probs) for i in range(20)],
     )
+    conn.execute("INSERT INTO markers VALUES (1, 1, 0.5, 'topic change', 1600000001)")
     conn.close()
 
 
@@ -98,9 +99,14 @@ def test_an_older_schema_is_migrated_and_its_open_recording_is_interrupted(tmp_p
     with SessionStore(tmp_path) as store:
         assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         columns = {row[1] for row in store.conn.execute("PRAGMA table_info(sessions)")}
-        assert {"heartbeat", "writer_pid", "writer_host"} <= columns
+        assert {"heartbeat", "writer_pid", "writer_host", "baseline_id"} <= columns
+        # Version 4 rebuilt the sessions table: its frames and markers are still attached,
+        # and deleting the session still takes them along (the keys are on again).
+        assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert store.conn.execute("PRAGMA foreign_key_check").fetchall() == []
         data = store.load("old")
     assert data.info.status == "interrupted" and len(data) == 20
+    assert [(m.label, m.time_s) for m in data.markers] == [("topic change", 0.5)]
     assert data.info.ended_at == data.info.started_at  # no heartbeat to tell when it stopped
     np.testing.assert_array_equal(data.probabilities[5], onehot("sad"))
     _record(tmp_path, "new")  # and the migrated workspace takes new sessions

@@ -282,16 +282,32 @@ def connect(path: Path, readonly: bool) -> sqlite3.Connection:
 def migrate(conn: sqlite3.Connection, path: Path) -> None:
     """Bring the schema up to ``SCHEMA_VERSION`` in one transaction: all of it or nothing."""
     with sql_errors(path):
+        # A migration that rebuilds a table drops the old one; with foreign keys on, that drop
+        # would first delete every referencing row (ON DELETE CASCADE). SQLite's own recipe:
+        # keys off outside the transaction, check them before committing, on again after.
+        conn.execute("PRAGMA foreign_keys = OFF")
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Re-read inside the write lock: another process may have migrated meanwhile.
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             for target in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[target - 1].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                for statement in _statements(MIGRATIONS[target - 1]):
+                    conn.execute(statement)
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise sqlite3.IntegrityError(f"migration broke foreign keys: {broken[:3]}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        finally:
+            if not conn.in_transaction:
+                conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("COMMIT")
+        conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _statements(script: str) -> list[str]:
+    """The SQL statements of a migration, without its ``--`` comments (which may hold ``;``)."""
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
