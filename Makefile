@@ -25,8 +25,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src
 
+# axe-core for the accessibility test (tests/a11y, pinned); without npm that test skips, saying so.
+AXE := tests/a11y/node_modules/axe-core/axe.min.js
+$(AXE): tests/a11y/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix tests/a11y --silent --no-audit --no-fund; \
+	else echo "npm not found: tests/test_accessibility.py will skip (Debian: apt-get install npm)"; fi
+
 # The complete suite; the 25 slowest tests are listed at the end.
-unit: $(STAMP)
+unit: $(STAMP) $(AXE)
 	$(BIN)/python -m pytest --durations=25
 
 # The fast tier (README, Development): no slow, Chromium, qemu, Ray, torchrun or full-data tests.

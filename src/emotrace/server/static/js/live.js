@@ -1,7 +1,9 @@
 // The live view: frames go to the server over a WebSocket as ~640 px JPEG; the next frame is sent
 // only when the previous result has come back, so nothing queues and latency stays one round trip.
 
+import { describeTimeline } from "./timeline_text.js";
 import { TIMELINE_S, drawBars, drawOverlay, drawTimeline } from "./live_draw.js";
+import { listFaces } from "./patient_select.js";
 import { hideBanner, offerResume } from "./resume.js";
 import { $, api, clock, el, remember, show, state } from "./util.js";
 
@@ -63,8 +65,10 @@ export function clearLiveView() {
   indicator.textContent = "No face yet";
   indicator.className = "pill";
   $("#patient-label").textContent = "";
+  describeTimeline([], [], true);
   $("#bars").replaceChildren();
   $("#patient-choice").textContent = "patient: largest face";
+  listFaces(null, null);
   $("#progress").value = 0;
   $("#pause").textContent = "Pause";
   for (const canvas of [$("#overlay"), $("#timeline")]) {
@@ -168,14 +172,19 @@ export function onResult(live, result) {
   $("#fps").textContent = `${fps.toFixed(1)} frames/s · ${Math.round(now - live.lastSend)} ms`;
   const patient = result.patient === null ? null : result.faces[result.patient];
   const indicator = $("#face-ind");
-  indicator.textContent = patient ? "Face visible" : "No face";
+  // Both are live regions: announced when they change, so set only then, not every frame.
+  const seen = patient ? "Face visible" : "No face";
+  if (indicator.textContent !== seen) indicator.textContent = seen;
   indicator.className = "pill " + (patient ? "on" : "off");
-  $("#patient-label").textContent = patient ? patient.label : "";
+  const label = patient ? patient.label : "";
+  if ($("#patient-label").textContent !== label) $("#patient-label").textContent = label;
   drawBars(patient);
   drawOverlay(result);
-  live.history.push({ t: result.time_s, v: result.valence, a: result.arousal });
+  listFaces(result, live.patientTrack);
+  live.history.push({ t: result.time_s, v: result.valence, a: result.arousal, label: patient ? patient.label : null });
   while (live.history.length && live.history[0].t < result.time_s - TIMELINE_S) live.history.shift();
   drawTimeline(live, result.time_s);
+  describeTimeline(live.history, live.markers);
   if (live.fileMode && live.video.duration) $("#progress").value = live.video.currentTime / live.video.duration;
 }
 
@@ -187,10 +196,18 @@ export function choosePatient(event) {
   const scale = canvas.width / result.width;
   const px = (event.clientX - rect.left) / scale, py = (event.clientY - rect.top) / scale;
   const hit = result.faces.find((f) => px >= f.box.x && px <= f.box.x + f.box.w && py >= f.box.y && py <= f.box.y + f.box.h);
-  const track = hit && hit.track_id >= 0 ? hit.track_id : null;
+  followTrack(hit && hit.track_id >= 0 ? hit.track_id : null, "clicked");
+}
+
+// The patient is the face of this track from now on (null: the largest face again); by a click
+// on the video or, from the keyboard, the "Follow" list.
+export function followTrack(track, how) {
+  const live = state.live;
+  if (!live || !live.ws) return;
   live.patientTrack = track;
   live.ws.send(JSON.stringify({ type: "patient", track_id: track }));
-  $("#patient-choice").textContent = track === null ? "patient: largest face" : `patient: face #${track} (clicked)`;
+  $("#patient-choice").textContent = track === null ? "patient: largest face" : `patient: face #${track} (${how})`;
+  $("#patient-select").value = track === null ? "" : String(track);
 }
 
 export async function addMarker(label) {

@@ -74,12 +74,12 @@ export function drawTimeline(live, now) {
   }
   ctx.fillText(clock(start), left, height - 4);
   ctx.fillText(clock(end), right - 34, height - 4);
-  ctx.strokeStyle = "#999";
+  ctx.strokeStyle = "#767676"; // --marker: 4.5:1 on white
   for (const m of live.markers) {
     if (m.time_s < start) continue;
     ctx.beginPath(); ctx.moveTo(x(m.time_s), top); ctx.lineTo(x(m.time_s), bottom); ctx.stroke();
   }
-  for (const [key, color] of [["v", "#0072B2"], ["a", "#E69F00"]]) {
+  for (const [key, color] of [["v", "#0072B2"], ["a", "#B87700"]]) {
     ctx.strokeStyle = color;
     ctx.lineWidth = 2;
     ctx.beginPath();

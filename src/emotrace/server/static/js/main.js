@@ -3,7 +3,7 @@
 //
 // This module routes between the views and wires the page's buttons and keys.
 
-import { PRESETS, addMarker, choosePatient, showLive, stopLive, togglePause } from "./live.js";
+import { PRESETS, addMarker, choosePatient, followTrack, showLive, stopLive, togglePause } from "./live.js";
 import { showNew, startNew } from "./new_session.js";
 import { checkInterrupted, hideBanner, resume } from "./resume.js";
 import { showReview } from "./review.js";
@@ -59,6 +59,9 @@ export function init() {
   $("#pause").addEventListener("click", togglePause);
   $("#stop").addEventListener("click", () => stopLive(false));
   $("#overlay").addEventListener("click", choosePatient);
+  $("#patient-select").addEventListener("change", (event) => {
+    followTrack(event.target.value === "" ? null : Number(event.target.value), "chosen");
+  });
   $("#resume-btn").addEventListener("click", () => resume());
   $("#resume-here").addEventListener("click", () => resume(remembered()));
   $("#banner-dismiss").addEventListener("click", () => { hideBanner(); remember(null); });
