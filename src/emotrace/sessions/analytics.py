@@ -24,8 +24,13 @@ Conventions, shared by every measure:
   missing stretches up to ``max_gap_s`` do not break a segment, longer ones do.
 * **Peaks**: local maxima of smoothed negative affect >= ``peak_threshold`` (0.7) and of smoothed
   arousal >= ``arousal_peak_threshold`` (0.5), at least ``peak_separation_s`` (10 s) apart.
-* **Markers**: affect in the ``marker_window_s`` (30 s) after each marker minus the session
-  baseline (the mean over all visible frames).
+* **Markers**: affect in the ``marker_window_s`` (30 s) after each point marker minus the
+  session baseline (the mean over all visible frames).
+* **Segments** (markers with an end): shares, mean probabilities and affect of the frames
+  inside each, and their difference from the session average (see ``segments``).
+* **Excluded stretches** (segments marked "exclude"): their frames are left out of every measure,
+  the face-visible figure included, exactly as if they had not been recorded (see
+  ``exclusions``).
 * **Attention** (approximate head pose, see ``emotrace.faces.pose``): the share of the posed,
   face-visible time facing the camera (|yaw| < ``facing_yaw_deg`` 25, |pitch| <
   ``facing_pitch_deg`` 20), the share of face-visible time turned beyond it (frames whose
@@ -47,6 +52,7 @@ import numpy as np
 from emotrace.errors import SessionError
 from emotrace.sessions import _series
 from emotrace.sessions.circumplex import RUSSELL_1980, Circumplex
+from emotrace.sessions.exclusions import excluded_spans, overlap_s
 from emotrace.sessions.measures import (
     AnalyticsConfig,
     Gap,
@@ -64,7 +70,8 @@ from emotrace.sessions.measures import (
     visible_gaps,
     weighted_mean,
 )
-from emotrace.sessions.types import SessionData, SessionInfo
+from emotrace.sessions.segments import SegmentStat, segment_stats
+from emotrace.sessions.types import Marker, SessionData, SessionInfo
 
 __all__ = [
     "AnalyticsConfig",
@@ -72,6 +79,7 @@ __all__ = [
     "MarkerStat",
     "Peak",
     "Segment",
+    "SegmentStat",
     "Series",
     "SessionSummary",
     "Trend",
@@ -111,6 +119,12 @@ class SessionSummary:
     #: expression is least to be trusted).
     turned_ratio: float = math.nan
     looked_away: list[Gap] = field(default_factory=list)
+    #: Figures per segment (markers with an end, not excluded), in time order.
+    segment_stats: list[SegmentStat] = field(default_factory=list)
+    #: The excluded stretches (their labels say why), and their merged length within the
+    #: recording in seconds.
+    excluded: list[Marker] = field(default_factory=list)
+    excluded_s: float = 0.0
 
     @property
     def has_face(self) -> bool:
@@ -155,6 +169,11 @@ class SessionSummary:
                 "peaks": [asdict(p) for p in self.peaks],
                 "gaps": [{**asdict(g), "duration_s": g.duration_s} for g in self.gaps],
                 "markers": [asdict(m) for m in self.markers],
+                "segment_stats": [
+                    {**asdict(g), "duration_s": g.duration_s} for g in self.segment_stats
+                ],
+                "excluded": [asdict(m) for m in self.excluded],
+                "excluded_s": self.excluded_s,
                 "attention": {
                     "facing_ratio": self.facing_ratio,
                     "turned_ratio": self.turned_ratio,
@@ -188,6 +207,7 @@ def summarize(
     dt, visible = series.durations, series.visible
     duration = float(series.times[-1] - series.times[0] + dt[-1]) if len(dt) else 0.0
     seen = float((dt * visible).sum())
+    spans = excluded_spans(data.markers)
     labels = np.nan_to_num(series.probabilities, nan=-1.0).argmax(axis=1)
     share = {
         c: float((dt * visible * (labels == k)).sum() / seen) if seen else math.nan
@@ -213,6 +233,7 @@ def summarize(
         for w in sorted({*config.windows_s, config.transition_window_s})
     }
     negative_time = float((dt * (series.negative_smooth >= config.negative_threshold)).sum())
+    recorded = (float(data.times[0]), float(data.times[-1])) if len(data.times) else (0.0, 0.0)
     return SessionSummary(
         info=data.info,
         config=config,
@@ -231,11 +252,16 @@ def summarize(
         segments=negative_segments(series, classes, config),
         peaks=affect_peaks(series, classes, config),
         gaps=visible_gaps(series, config.min_gap_s),
-        markers=marker_stats(series, data.markers, classes, config.marker_window_s),
+        markers=marker_stats(
+            series, [m for m in data.markers if not m.is_segment], classes, config.marker_window_s
+        ),
         series=series,
         facing_ratio=1 - _share(dt, series.turned, series.posed),
         turned_ratio=_share(dt, series.turned, series.face) if series.posed.any() else math.nan,
         looked_away=looked_away(series, config),
+        segment_stats=segment_stats(series, data.markers, classes, spans),
+        excluded=[m for m in data.markers if m.excluded and m.is_segment],
+        excluded_s=overlap_s(spans, *recorded),
     )
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from emotrace.errors import SessionError
 from emotrace.sessions import _series
 from emotrace.sessions.circumplex import RUSSELL_1980, Circumplex
+from emotrace.sessions.exclusions import without_excluded
 from emotrace.sessions.types import SessionData
 
 
@@ -152,7 +153,8 @@ class Series:
     def from_data(
         cls, data: SessionData, config: AnalyticsConfig, circumplex: Circumplex = RUSSELL_1980
     ) -> Series:
-        """Derive the series of a loaded session."""
+        """Derive the series of a loaded session, without its excluded stretches."""
+        data = without_excluded(data)  # the one place: every measure is built on this series
         face = data.visible.astype(bool)
         posed = face & np.isfinite(data.poses[:, :2]).all(axis=1)
         with np.errstate(invalid="ignore"):

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,22 @@ def _check_marker_time(info: SessionInfo, time_s: float) -> None:
         )
 
 
+def _check_span(info: SessionInfo, time_s: float, end_s: float | None, excluded: bool) -> None:
+    """A segment ends after it starts and within the session; only a segment can be excluded."""
+    _check_marker_time(info, time_s)
+    if end_s is None:
+        if excluded:
+            raise SessionError(
+                "an excluded stretch needs an end: give end_s after its start time_s"
+            )
+        return
+    if not np.isfinite(end_s) or end_s <= time_s:
+        raise SessionError(
+            f"a segment's end ({end_s:g} s) must come after its start ({time_s:g} s)"
+        )
+    _check_marker_time(info, end_s)
+
+
 def _text(value: str, what: str) -> str:
     """``value`` if SQLite can store it: not the undecodable bytes of a command line."""
     try:
@@ -92,6 +109,13 @@ def _text(value: str, what: str) -> str:
     except UnicodeEncodeError:
         raise SessionError(f"the {what} is not valid UTF-8 text") from None
     return value
+
+
+_MARKER_COLUMNS = "id, time_s, label, end_s, excluded"
+
+
+def _marker(row: Sequence[Any]) -> Marker:
+    return Marker(row[0], row[1], row[2], row[3], bool(row[4]))
 
 
 class SessionStore:
@@ -267,10 +291,10 @@ class SessionStore:
         """A session's markers in time order."""
         with sql_errors(self.path):
             rows = self.conn.execute(
-                "SELECT id, time_s, label FROM markers WHERE session_id = ? ORDER BY time_s, id",
+                f"SELECT {_MARKER_COLUMNS} FROM markers WHERE session_id = ? ORDER BY time_s, id",
                 (session_id,),
             ).fetchall()
-        return [Marker(*row) for row in rows]
+        return [_marker(row) for row in rows]
 
     def load(self, ref: str | int, *, offset: int = 0, limit: int | None = None) -> SessionData:
         """Metadata, per-frame arrays and markers of one session; with ``offset``/``limit``,
@@ -401,8 +425,19 @@ class SessionStore:
                 (status, time.time(), time.time(), session_id),
             )
 
-    def add_marker(self, ref: str | int, label: str, time_s: float | None = None) -> Marker:
-        """A marker at ``time_s`` (session seconds); ``None`` means now, for a live recording."""
+    def add_marker(
+        self,
+        ref: str | int,
+        label: str,
+        time_s: float | None = None,
+        *,
+        end_s: float | None = None,
+        excluded: bool = False,
+    ) -> Marker:
+        """A marker at ``time_s`` (session seconds); ``None`` means now, for a live recording.
+
+        With ``end_s`` it is a segment ``[time_s, end_s)``; ``excluded`` leaves that stretch out
+        of every analytic (the label says why)."""
         info = self.get(ref)
         if not _text(label, "marker label").strip():
             raise SessionError("a marker needs a label")
@@ -412,24 +447,28 @@ class SessionStore:
                     f"session {info.name!r} is {info.status}; give the marker time with --at"
                 )
             time_s = time.time() - info.started_at
-        _check_marker_time(info, time_s)
+        _check_span(info, time_s, end_s, excluded)
+        marker = Marker(
+            0, float(time_s), label.strip(), None if end_s is None else float(end_s), excluded
+        )
         with self.transaction() as conn:
             cursor = conn.execute(
-                "INSERT INTO markers (session_id, time_s, label, created_at) VALUES (?, ?, ?, ?)",
-                (info.id, float(time_s), label.strip(), time.time()),
+                "INSERT INTO markers (session_id, time_s, label, created_at, end_s, excluded)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (info.id, marker.time_s, marker.label, time.time(), marker.end_s, int(excluded)),
             )
-        return Marker(int(cursor.lastrowid or 0), float(time_s), label.strip())
+        return replace(marker, id=int(cursor.lastrowid or 0))
 
     def marker(self, session_id: int, marker_id: int) -> Marker:
         """One marker of a session; :class:`SessionError` when the session has no such marker."""
         with sql_errors(self.path):
             row = self.conn.execute(
-                "SELECT id, time_s, label FROM markers WHERE id = ? AND session_id = ?",
+                f"SELECT {_MARKER_COLUMNS} FROM markers WHERE id = ? AND session_id = ?",
                 (marker_id, session_id),
             ).fetchone()
         if row is None:
             raise SessionError(f"session {session_id} has no marker {marker_id}")
-        return Marker(*row)
+        return _marker(row)
 
     def edit_marker(
         self,
@@ -438,22 +477,31 @@ class SessionStore:
         *,
         label: str | None = None,
         time_s: float | None = None,
+        end_s: float | None = None,
+        point: bool = False,
+        excluded: bool | None = None,
     ) -> Marker:
-        """Change a marker's label and/or time (the clinician corrects it after the session)."""
+        """Change a marker's label, time, end (``point``: drop the end, making a segment a point
+        marker) and/or exclusion (the clinician corrects it after the session); ``None`` keeps
+        a field as it is."""
         old = self.marker(session_id, marker_id)
         if label is not None and not _text(label, "marker label").strip():
             raise SessionError("a marker needs a label")
-        if time_s is not None:
-            _check_marker_time(self.get(session_id), time_s)
+        if point and end_s is not None:
+            raise SessionError("a marker is either a point or has an end, not both")
         new = Marker(
             old.id,
             float(time_s) if time_s is not None else old.time_s,
             label.strip() if label is not None else old.label,
+            None if point else (float(end_s) if end_s is not None else old.end_s),
+            old.excluded if excluded is None else excluded,
         )
+        if (new.time_s, new.end_s, new.excluded) != (old.time_s, old.end_s, old.excluded):
+            _check_span(self.get(session_id), new.time_s, new.end_s, new.excluded)
         with self.transaction() as conn:
             conn.execute(
-                "UPDATE markers SET time_s = ?, label = ? WHERE id = ?",
-                (new.time_s, new.label, new.id),
+                "UPDATE markers SET time_s = ?, label = ?, end_s = ?, excluded = ? WHERE id = ?",
+                (new.time_s, new.label, new.end_s, int(new.excluded), new.id),
             )
         return new
 

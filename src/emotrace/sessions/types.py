@@ -76,13 +76,25 @@ def file_checksum(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Marker:
-    """A timestamped clinician annotation ("topic: family", "exercise start")."""
+    """A timestamped clinician annotation ("topic: family", "exercise start").
+
+    With ``end_s`` it is a **segment** ``[time_s, end_s)`` (a part of the session: "intake",
+    "exercise"); an ``excluded`` segment is a stretch left out of every analytic (the patient
+    left the room, a technical problem), its label saying why (see :mod:`.exclusions`).
+    """
 
     id: int
     time_s: float
     label: str
 
 
+    end_s: float | None = None
+    excluded: bool = False
+
+    @property
+    def is_segment(self) -> bool:
+        """Whether this marker has an end (a segment or an excluded stretch)."""
+        return self.end_s is not None
 @dataclass(frozen=True)
 class SessionInfo:
     """One session's metadata, plus counts computed from its records."""
