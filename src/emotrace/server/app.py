@@ -15,11 +15,12 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from emotrace import __version__
+from emotrace.i18n import LANGUAGES, catalog
 from emotrace.server.auth import (
     AuthMiddleware,
     BodyLimitMiddleware,
@@ -101,6 +102,13 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    # The page's translations: the same catalog the reports use (emotrace.i18n).
+    @app.get("/i18n/{lang}.json", include_in_schema=False)
+    def translations(lang: str) -> JSONResponse:
+        if lang not in LANGUAGES:
+            raise HTTPException(404, f"no translation for {lang!r}; known: {', '.join(LANGUAGES)}")
+        return JSONResponse(catalog(lang))
 
     # HEAD for probes (the server drops the body). A route of its own, out of the schema: on the
     # GET route it would give the OpenAPI schema two operations with one operationId.

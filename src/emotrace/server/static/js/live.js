@@ -1,6 +1,7 @@
 // The live view: frames go to the server over a WebSocket as ~640 px JPEG; the next frame is sent
 // only when the previous result has come back, so nothing queues and latency stays one round trip.
 
+import { N_, t } from "./i18n.js";
 import { describeTimeline } from "./timeline_text.js";
 import { TIMELINE_S, drawBars, drawOverlay, drawTimeline } from "./live_draw.js";
 import { listFaces } from "./patient_select.js";
@@ -15,11 +16,12 @@ export const MIN_FRAME_INTERVAL_MS = 66; // at most ~15 frames/s: enough for emo
 
 export const FILE_STEP_S = 0.1; // a video file is analysed every 0.1 s of its own time
 
+// Stored in the page's language (t() where the buttons are made).
 export const PRESETS = [
-  ["1", "topic change"],
-  ["2", "exercise start"],
-  ["3", "exercise end"],
-  ["4", "strong reaction"],
+  ["1", N_("topic change")],
+  ["2", N_("exercise start")],
+  ["3", N_("exercise end")],
+  ["4", N_("strong reaction")],
 ];
 
 // The page tells the server it is there even while paused (every "heartbeat_s" of the server's
@@ -196,7 +198,7 @@ export function choosePatient(event) {
   const scale = canvas.width / result.width;
   const px = (event.clientX - rect.left) / scale, py = (event.clientY - rect.top) / scale;
   const hit = result.faces.find((f) => px >= f.box.x && px <= f.box.x + f.box.w && py >= f.box.y && py <= f.box.y + f.box.h);
-  followTrack(hit && hit.track_id >= 0 ? hit.track_id : null, "clicked");
+  followTrack(hit && hit.track_id >= 0 ? hit.track_id : null, t("clicked"));
 }
 
 // The patient is the face of this track from now on (null: the largest face again); by a click
@@ -206,7 +208,7 @@ export function followTrack(track, how) {
   if (!live || !live.ws) return;
   live.patientTrack = track;
   live.ws.send(JSON.stringify({ type: "patient", track_id: track }));
-  $("#patient-choice").textContent = track === null ? "patient: largest face" : `patient: face #${track} (${how})`;
+  $("#patient-choice").textContent = track === null ? t("patient: largest face") : t("patient: face #{track} ({how})", { track, how });
   $("#patient-select").value = track === null ? "" : String(track);
 }
 

@@ -8,7 +8,8 @@ import { showNew, startNew } from "./new_session.js";
 import { checkInterrupted, hideBanner, resume } from "./resume.js";
 import { showReview } from "./review.js";
 import { renderSessions, showSessions } from "./sessions.js";
-import { $, api, el, remember, remembered, state } from "./util.js";
+import { LANGUAGES, language, loadLanguage, setLanguage, t } from "./i18n.js";
+import { $, api, el, remember, state } from "./util.js";
 
 export async function route() {
   const hash = location.hash || "#/";
@@ -17,7 +18,7 @@ export async function route() {
   const live = state.live;
   if (live && !live.stopped && !(parts[0] === "live" && Number(parts[1]) === live.id)) {
     // The video and the socket live in the live view: leaving it ends the session.
-    if (!confirm("Stop the live session? It is saved as it is now.")) {
+    if (!confirm(t("Stop the live session? It is saved as it is now."))) {
       location.hash = `#/live/${live.id}`;
       return;
     }
@@ -34,15 +35,29 @@ export function onKey(event) {
   const target = event.target;
   if (target && ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName)) return;
   const preset = PRESETS.find(([key]) => key === event.key);
-  if (preset) { event.preventDefault(); addMarker(preset[1]); }
+  if (preset) { event.preventDefault(); mark(t(preset[1])); }
   else if (event.key === "m") { event.preventDefault(); $("#marker-text").focus(); }
   else if (event.key === " ") { event.preventDefault(); togglePause(); }
 }
 
-export function init() {
+export async function init() {
+  await loadLanguage(); // before the first view, so nothing shows in the wrong language
+  const choice = $("#lang");
+  choice.replaceChildren(...Object.entries(LANGUAGES).map(([code, name]) => el("option", { value: code, lang: code }, name)));
+  choice.value = language();
+  choice.addEventListener("change", () => {
+    if (state.live && !state.live.stopped) {
+      alert(t("Change the language after the live session: changing it reloads the page."));
+      choice.value = language();
+      return;
+    }
+    setLanguage(choice.value);
+  });
   const buttons = $("#marker-buttons");
-  for (const [key, label] of PRESETS) {
-    buttons.append(el("button", { type: "button", class: "marker-btn", "data-label": label, onclick: () => addMarker(label) },
+  for (const [key, preset] of PRESETS) {
+    // The marker is stored as the clinician reads it: in the page's language.
+    const label = t(preset);
+    buttons.append(el("button", { type: "button", class: "marker-btn", "data-label": preset, onclick: () => mark(label) },
       el("kbd", {}, key), label));
   }
   $("#marker-form").addEventListener("submit", (event) => {
@@ -60,7 +75,7 @@ export function init() {
   $("#stop").addEventListener("click", () => stopLive(false));
   $("#overlay").addEventListener("click", choosePatient);
   $("#patient-select").addEventListener("change", (event) => {
-    followTrack(event.target.value === "" ? null : Number(event.target.value), "chosen");
+    followTrack(event.target.value === "" ? null : Number(event.target.value), t("chosen"));
   });
   $("#resume-btn").addEventListener("click", () => resume());
   $("#resume-here").addEventListener("click", () => resume(remembered()));

@@ -2,6 +2,7 @@
 // by a click on the video (WCAG 2.1.1). Rebuilt only when the faces in view change, so a keyboard
 // or screen-reader user is not interrupted while choosing.
 
+import { t } from "./i18n.js";
 import { $, el } from "./util.js";
 
 let shown = "";
@@ -15,7 +16,7 @@ export function listFaces(result, chosen) {
   if (key === shown && select.options.length === tracks.length + 1) return;
   shown = key;
   select.replaceChildren(
-    el("option", { value: "" }, "the largest face"),
-    ...tracks.map((t) => el("option", { value: String(t) }, `face #${t}`)));
+    el("option", { value: "" }, t("the largest face")),
+    ...tracks.map((track) => el("option", { value: String(track) }, t("face #{track}", { track }))));
   select.value = chosen === null || chosen === undefined ? "" : String(chosen);
 }

@@ -3,6 +3,7 @@
 // under "The timeline as a table". Rebuilt every few seconds, not every frame: a screen reader
 // user reads it when they want, and the page stays cheap.
 
+import { number, t } from "./i18n.js";
 import { $, clock, el } from "./util.js";
 
 const BIN_S = 10;
@@ -15,7 +16,7 @@ function mean(values) {
 }
 
 function signed(value) {
-  return value === null ? "–" : (value >= 0 ? "+" : "") + value.toFixed(2);
+  return value === null ? "–" : (value >= 0 ? "+" : "") + number(value, 2);
 }
 
 // history: [{t, v, a, label}] (label may be missing); markers: [{time_s, label}].
@@ -26,17 +27,20 @@ export function describeTimeline(history, markers, force = false) {
   const summary = $("#timeline-summary");
   if (!history.length) {
     lastBuilt = 0; // the first result of a session is described at once
-    summary.textContent = "No results yet.";
+    summary.textContent = t("No results yet.");
     $("#timeline-table tbody").replaceChildren();
     return;
   }
   const start = history[0].t, end = history[history.length - 1].t;
   const v = mean(history.map((p) => p.v)), a = mean(history.map((p) => p.a));
   const seen = history.filter((p) => p.v !== null && p.v !== undefined).length;
-  summary.textContent =
-    `From ${clock(start)} to ${clock(end)}: mean valence ${signed(v)}, mean arousal ${signed(a)} ` +
-    `(-1 to +1), face visible in ${Math.round((100 * seen) / history.length)}% of results, ` +
-    `${markers.length} marker${markers.length === 1 ? "" : "s"}.`;
+  summary.textContent = t(
+    "From {start} to {end}: mean valence {valence}, mean arousal {arousal} (-1 to +1), " +
+    "face visible in {visible}% of results, markers: {markers}.",
+    {
+      start: clock(start), end: clock(end), valence: signed(v), arousal: signed(a),
+      visible: Math.round((100 * seen) / history.length), markers: markers.length,
+    });
   const rows = [];
   for (let from = Math.floor(start / BIN_S) * BIN_S; from <= end; from += BIN_S) {
     const points = history.filter((p) => p.t >= from && p.t < from + BIN_S);
@@ -48,7 +52,7 @@ export function describeTimeline(history, markers, force = false) {
       el("td", {}, clock(from)),
       el("td", {}, signed(mean(points.map((p) => p.v)))),
       el("td", {}, signed(mean(points.map((p) => p.a)))),
-      el("td", {}, top ? top[0] : "no face")));
+      el("td", {}, top ? t(top[0]) : t("no face"))));
   }
   $("#timeline-table tbody").replaceChildren(...rows);
 }

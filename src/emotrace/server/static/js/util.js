@@ -1,13 +1,30 @@
 // Small helpers every view uses: the API client, DOM building, clocks, the shared state.
 
+import { N_, dateTime, t } from "./i18n.js";
+
 export const $ = (selector) => document.querySelector(selector);
 
 export const ACTIVE_KEY = "emotrace.active"; // the session this tab streams into, to offer a resume
 
 // The fields of the API, as a person reads them in an error.
 export const FIELD_NAMES = {
-  time_s: "Time", label: "Label", notes: "Notes", patient: "Pseudonym", name: "Session name",
-  consent: "Consent", source: "Source",
+  time_s: N_("Time"), label: N_("Label"), notes: N_("Notes"), patient: N_("Pseudonym"),
+  name: N_("Session name"), consent: N_("Consent"), source: N_("Source"),
+};
+// Pydantic's common refusals, as sentences in the page's language; others keep the API's text.
+const REFUSALS = {
+  missing: N_("is required"),
+  greater_than_equal: N_("must be at least {ge}"),
+  greater_than: N_("must be greater than {gt}"),
+  less_than_equal: N_("must be at most {le}"),
+  less_than: N_("must be less than {lt}"),
+  string_too_long: N_("must be at most {max_length} characters long"),
+  string_too_short: N_("must not be blank"),
+  float_parsing: N_("must be a number"),
+  float_type: N_("must be a number"),
+  int_parsing: N_("must be a whole number"),
+  bool_parsing: N_("must be true or false"),
+  string_pattern_mismatch: N_("has characters that are not allowed"),
 };
 
 // Tests and curious users can look at the live state here.
@@ -27,6 +44,18 @@ export async function api(method, path, body) {
   return data;
 }
 
+// The server no longer knows this page's token: a restarted server has a new one. Say so, and
+// where the new address is; nothing recorded is lost.
+export function signedOut() {
+  const banner = $("#signed-out");
+  if (!banner) return;
+  banner.textContent = t("This page is no longer signed in to emotrace: the server was restarted " +
+    "(every start has a new access token) or this address is an old one. Open the address that " +
+    "emotrace serve printed in its terminal (it ends with ?token=…); emotrace serve --open " +
+    "opens it in the browser for you. Everything recorded is kept.");
+  banner.hidden = false;
+}
+
 // The API's error detail as sentences: a message, or one sentence per invalid field
 // ([{"loc": ["body", "time_s"], "msg": "Input should be greater than or equal to 0"}] reads
 // "Time must be greater than or equal to 0.").
@@ -36,11 +65,15 @@ export function describeError(detail) {
   return detail.map((item) => {
     const loc = Array.isArray(item.loc) ? item.loc.filter((part) => part !== "body") : [];
     const key = loc.length ? String(loc[loc.length - 1]) : "";
-    const field = FIELD_NAMES[key] || (key ? key.replace(/_/g, " ") : "The request");
-    let text = String(item.msg || "is not valid");
-    if (item.type === "string_pattern_mismatch") text = key === "label" ? "must not be blank" : "has characters that are not allowed";
-    text = text.replace(/^Value error, /, "").replace(/^(Input|String|Value) should /, "must ");
-    text = text.charAt(0).toLowerCase() + text.slice(1);
+    const field = FIELD_NAMES[key] ? t(FIELD_NAMES[key]) : (key ? key.replace(/_/g, " ") : t("The request"));
+    let text;
+    if (item.type === "string_pattern_mismatch" && key === "label") text = t("must not be blank");
+    else if (REFUSALS[item.type]) text = t(REFUSALS[item.type], item.ctx || {});
+    else {
+      text = String(item.msg || t("is not valid"));
+      text = text.replace(/^Value error, /, "").replace(/^(Input|String|Value) should /, "must ");
+      text = text.charAt(0).toLowerCase() + text.slice(1);
+    }
     return `${field} ${text}${/[.!?]$/.test(text) ? "" : "."}`;
   }).join(" ");
 }
@@ -64,8 +97,7 @@ export function clock(seconds) {
 }
 
 export function when(unix) {
-  const d = new Date(unix * 1000);
-  return d.toLocaleDateString() + " " + d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return dateTime(unix);
 }
 
 export function remember(session) {
