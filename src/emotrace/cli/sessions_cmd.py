@@ -110,6 +110,31 @@ def add_parser(sub: Any) -> None:
     add_workspace_option(p)
     p.set_defaults(handler=run_mark)
 
+    p = actions.add_parser(
+        "baseline",
+        help="make a resting stretch of a session the patient's baseline",
+        description="Make START-END (session seconds) of SESSION the patient's active baseline: "
+        "their resting face, which every figure is then also shown relative to. It needs at "
+        "least 10 s of visible face. The previous baseline is kept (replaced); sessions "
+        "recorded from now on are analysed against the new one, and so is SESSION itself.",
+    )
+    p.add_argument("session", metavar="SESSION", help="PATIENT/NAME, session name or id")
+    p.add_argument("--start", type=float, required=True, metavar="S", help="start, in seconds")
+    p.add_argument("--end", type=float, required=True, metavar="S", help="end, in seconds")
+    add_workspace_option(p)
+    p.set_defaults(handler=run_baseline)
+
+    p = actions.add_parser("baselines", help="patients' baselines, the replaced ones too")
+    p.add_argument("--patient", metavar="PSEUDONYM", help="only this patient's baselines")
+    p.add_argument(
+        "--clear",
+        action="store_true",
+        help="end the patient's active baseline (kept in the history; needs --patient)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    add_workspace_option(p)
+    p.set_defaults(handler=run_baselines)
+
     p = actions.add_parser("edit", help="change a session's notes or consent flag")
     p.add_argument("session", metavar="SESSION", help="session name or id")
     p.add_argument("--notes", help="free-text notes (replace the current ones)")
@@ -174,7 +199,11 @@ def _store(args: argparse.Namespace, readonly: bool = True) -> SessionStore:
 def _summary(store: SessionStore, ref: str, config: AnalyticsConfig) -> SessionSummary:
     from emotrace.sessions.analytics import summarize
 
-    return summarize(store.load(ref), config)
+    data = store.load(ref)
+    baseline = store.session_baseline(data.info.id)
+    if baseline is not None and baseline.stats.classes != data.classes:
+        baseline = None  # made from a model with other classes: nothing to compare
+    return summarize(data, config, baseline=baseline)
 
 
 def _when(timestamp: float) -> str:
@@ -248,11 +277,71 @@ def run_show(args: argparse.Namespace) -> int:
         )
     else:
         lines.append("no face of the patient in this session")
+    lines += _relative_lines(summary)
     lines += [f"marker {clock(m.time_s)}  {m.label}" for m in summary.markers]
     if info.notes:
         lines.append(f"notes: {info.notes}")
     for line in lines:
         console.print(line, markup=False)
+    return 0
+
+
+def _relative_lines(summary: SessionSummary) -> list[str]:
+    rel = summary.relative
+    if rel is None:
+        return ["no baseline: figures are raw only (set one with emotrace sessions baseline)"]
+    lines = [rel.baseline.describe()]
+    if summary.has_face:
+        v, a = rel.affect["valence"], rel.affect["arousal"]
+        lines.append(
+            f"vs baseline: valence {v['delta']:+.2f} ({v['z']:+.1f} SD), arousal "
+            f"{a['delta']:+.2f} ({a['z']:+.1f} SD), negative affect "
+            f"{rel.affect['negative_affect']['delta']:+.2f}"
+        )
+    if rel.calibrated_time_share is not None and summary.has_face:
+        shares = sorted(rel.calibrated_time_share.items(), key=lambda kv: -kv[1])
+        lines.append("calibrated time share: " + ", ".join(f"{c} {s:.0%}" for c, s in shares if s))
+    elif rel.reference is None:
+        lines.append("no neutral reference for this model: no calibrated labels")
+    if not rel.same_model:
+        lines.append("warning: the baseline was recorded with another model")
+    return lines
+
+
+def run_baseline(args: argparse.Namespace) -> int:
+    """Set a patient's baseline from a stretch of a session."""
+    with _store(args, readonly=False) as store:
+        baseline = store.set_baseline(args.session, args.start, args.end)
+    console.print(baseline.describe() + ", active", markup=False)
+    return 0
+
+
+def run_baselines(args: argparse.Namespace) -> int:
+    """List baselines (newest first), or end a patient's active one."""
+    from emotrace.errors import SessionError
+    from emotrace.sessions.workspace import resolve_workspace
+
+    if args.clear:
+        if not args.patient:
+            raise SessionError("--clear needs --patient PSEUDONYM")
+        with _store(args, readonly=False) as store:
+            cleared = store.clear_baseline(args.patient)
+        console.print(f"{cleared.describe()}: no longer active", markup=False)
+        return 0
+    if not resolve_workspace(args.workspace).exists():
+        console.print("no baselines (no workspace yet)")
+        return 0
+    with _store(args) as store:
+        baselines = store.baselines(args.patient)
+    if args.json:
+        print(json.dumps([b.to_dict() for b in baselines], indent=2))
+        return 0
+    if not baselines:
+        console.print("no baselines")
+        return 0
+    for b in baselines:
+        state = "active" if b.active else f"replaced {_when(b.replaced_at or 0)}"
+        console.print(f"{b.describe()}; set {_when(b.created_at)}, {state}", markup=False)
     return 0
 
 

@@ -39,6 +39,10 @@ Conventions, shared by every measure:
   still count as face-visible time).
 * **Trends** across sessions of one patient: each measure per session, in time order, with its
   least-squares slope per session.
+* **Relative to baseline** (given a patient's resting baseline, see ``baseline``): every affect
+  measure minus the baseline's mean, valence/arousal/negative affect also in baseline SDs, and
+  calibrated labels (the prior shift to the model's neutral reference) with their time shares
+  and windows. A trend uses one baseline for every session it compares.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ import numpy as np
 
 from emotrace.errors import SessionError
 from emotrace.sessions import _series
+from emotrace.sessions.baseline import Baseline, Relative, relative
 from emotrace.sessions.circumplex import RUSSELL_1980, Circumplex
 from emotrace.sessions.exclusions import excluded_spans, overlap_s
 from emotrace.sessions.measures import (
@@ -119,6 +124,8 @@ class SessionSummary:
     #: expression is least to be trusted).
     turned_ratio: float = math.nan
     looked_away: list[Gap] = field(default_factory=list)
+    #: The session against the patient's baseline (``None``: analysed without one).
+    relative: Relative | None = None
     #: Figures per segment (markers with an end, not excluded), in time order.
     segment_stats: list[SegmentStat] = field(default_factory=list)
     #: The excluded stretches (their labels say why), and their merged length within the
@@ -142,6 +149,8 @@ class SessionSummary:
             "negative_pct": 100 * self.negative_share,
         }
         out.update({f"{c}_pct": 100 * s for c, s in self.time_share.items()})
+        if self.relative is not None:
+            out.update(self.relative.measures())
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -181,6 +190,7 @@ class SessionSummary:
                         {**asdict(g), "duration_s": g.duration_s} for g in self.looked_away
                     ],
                 },
+                "relative": None if self.relative is None else self.relative.to_dict(),
             }
         )
 
@@ -199,8 +209,10 @@ def summarize(
     data: SessionData,
     config: AnalyticsConfig | None = None,
     circumplex: Circumplex = RUSSELL_1980,
+    baseline: Baseline | None = None,
 ) -> SessionSummary:
-    """All analytics of one loaded session (see the module docstring for definitions)."""
+    """All analytics of one loaded session (see the module docstring for definitions); with a
+    ``baseline``, also relative to it (``SessionSummary.relative``)."""
     config = config or AnalyticsConfig()
     classes = data.classes
     series = Series.from_data(data, config, circumplex)
@@ -234,7 +246,7 @@ def summarize(
     }
     negative_time = float((dt * (series.negative_smooth >= config.negative_threshold)).sum())
     recorded = (float(data.times[0]), float(data.times[-1])) if len(data.times) else (0.0, 0.0)
-    return SessionSummary(
+    summary = SessionSummary(
         info=data.info,
         config=config,
         start_s=start,
@@ -263,6 +275,11 @@ def summarize(
         excluded=[m for m in data.markers if m.excluded and m.is_segment],
         excluded_s=overlap_s(spans, *recorded),
     )
+    if baseline is not None:
+        summary.relative = relative(
+            series, classes, baseline, data.info.model.sha256, config, summary.markers
+        )
+    return summary
 
 
 def _share(durations: np.ndarray, part: np.ndarray, whole: np.ndarray) -> float:
@@ -278,6 +295,9 @@ MEASURE_LABELS = {
     "mean_arousal": "mean arousal",
     "valence_sd": "valence variability (SD)",
     "negative_pct": "sustained negative affect (% of visible time)",
+    "valence_vs_baseline_sd": "valence vs baseline (SD)",
+    "arousal_vs_baseline_sd": "arousal vs baseline (SD)",
+    "negative_vs_baseline": "negative affect vs baseline (difference)",
 }
 
 

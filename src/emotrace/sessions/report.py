@@ -40,7 +40,11 @@ CAUTION = (
     "facial expressions. They are decision support for a qualified clinician, not a diagnosis. "
     "A facial expression is not the same as a felt emotion; the model can be wrong (lighting, "
     "head pose, glasses, cultural and individual ways of expressing), and stretches without a "
-    "visible face are shown as missing, not estimated. Read them together with what was said "
+    "visible face are shown as missing, not estimated. Figures relative to the patient's "
+    "baseline compare the session with the resting stretch chosen as baseline, and calibrated "
+    "labels shift the model's output so that this resting face reads as neutral: they do not "
+    "make the model more accurate, and they are only as good as the baseline (if the patient "
+    "was not at rest then, that state reads as neutral). Read them together with what was said "
     "in the session and with your clinical judgement."
 )
 #: This report's own rules (a narrower page that prints well, the caution box, the legend);
@@ -187,6 +191,75 @@ def _distribution(s: SessionSummary) -> str:
     return f'<section id="distribution"><h2>Distribution of emotions</h2>{bars}{table}</section>'
 
 
+def _baseline(s: SessionSummary) -> str:
+    """Which resting stretch the session is measured against, and the relative views."""
+    rel = s.relative
+    if rel is None:
+        return (
+            '<section id="baseline"><h2>Baseline</h2><p class="muted">No baseline: the figures '
+            "are raw. Set the patient's resting stretch as baseline (review page, or emotrace "
+            "sessions baseline) to see them relative to it.</p></section>"
+        )
+    b, st = rel.baseline, rel.baseline.stats
+    where = _e(b.session_name) if b.session_name else "a session since deleted"
+    replaced = time.strftime("%Y-%m-%d", time.localtime(b.replaced_at or 0))
+    state = "active" if b.active else f"replaced {replaced}"
+    facts = (
+        f"<p>Baseline {b.id} of {_e(b.patient)}: {where}, {clock(b.start_s)}–{clock(b.end_s)}, "
+        f"set {_e(time.strftime('%Y-%m-%d %H:%M', time.localtime(b.created_at)))} ({state}); "
+        f"face visible {st.visible_s:.1f} s ({st.frames} frames).</p>"
+    )
+    if not rel.same_model:
+        facts += '<p class="caution">The baseline was recorded with another model.</p>'
+    rows = [
+        [label, _num(rel.affect[k]["value"]), _num(getattr(st, k).mean),
+         _num(getattr(st, k).sd, "{:.2f}"), _num(rel.affect[k]["delta"]),
+         _num(rel.affect[k]["z"], "{:+.1f}")]
+        for k, label in (("valence", "valence"), ("arousal", "arousal"),
+                         ("negative_affect", "negative affect"))
+    ]  # fmt: skip
+    affect = _table(
+        ["measure", "this session", "baseline mean", "baseline SD", "difference", "in SDs"],
+        rows,
+        "",
+    )
+    classes = s.info.classes
+    share = rel.calibrated_time_share
+    dist_rows = [
+        [_e(c), _pct(s.time_share[c]), _pct(share[c]) if share else "–",
+         _pct(st.mean_probabilities[k]), _num(rel.mean_probability_delta[c])]
+        for k, c in enumerate(classes)
+    ]  # fmt: skip
+    dist = _table(
+        ["emotion", "time share (raw)", "time share (calibrated)", "baseline mean probability",
+         "mean probability − baseline"], dist_rows, "")  # fmt: skip
+    views = ""
+    if rel.calibrated is not None and s.has_face:
+        edges, bins = _bins(s)
+        probs = binned_mean(bins, rel.calibrated, len(edges) - 1, s.series.durations)
+        strips = "".join(
+            f'<p class="muted">Dominant calibrated emotion per {w:g} s window</p>'
+            + _svg.strip([x.start_s for x in ws] + [ws[-1].end_s], [x.dominant for x in ws],
+                         f"{w:g} s calibrated")
+            for w, ws in (rel.calibrated_windows or {}).items() if ws
+        )  # fmt: skip
+        views = (
+            "<h3>Emotion timeline, calibrated to the baseline</h3>"
+            f"{_svg.stacked_area(edges, probs, classes, [m.time_s for m in s.markers])}"
+            f"{_legend(classes)}{strips}"
+        )
+    elif rel.reference is None:
+        views = '<p class="muted">No neutral reference for this model: no calibrated labels.</p>'
+    return (
+        '<section id="baseline"><h2>Relative to the patient\'s baseline</h2>'
+        f"{facts}{affect}{dist}{views}"
+        '<p class="muted">Difference: this session minus the baseline mean; in SDs: divided by '
+        "the baseline's spread (not shown when the face hardly moved at rest). Calibrated labels: "
+        "each frame's probabilities shifted by log(model's mean on neutral faces) − log(baseline "
+        "mean), so the patient's resting face reads as the model's neutral face.</p></section>"
+    )
+
+
 def _segments(s: SessionSummary) -> str:
     c = s.config
     seg_rows = [
@@ -299,7 +372,8 @@ def render_report(
     s = summary
     parts = [_header(s), _quality(s)]
     if s.has_face:
-        parts += [_charts(s), _distribution(s), _segments(s), _markers(s), _transitions(s)]
+        parts += [_charts(s), _distribution(s), _baseline(s), _segments(s), _markers(s)]
+        parts.append(_transitions(s))
     else:
         parts.append(
             '<section id="no-face"><h2>No face detected</h2><p class="caution">The patient\'s '

@@ -55,7 +55,8 @@ def report_summaries(
 ) -> tuple[SessionSummary, list[SessionSummary]]:
     """What a report shows: the session's summary, and those it is compared with (``trend``:
     :func:`earlier_sessions`; ``compare``: sessions named by the user, which must be the same
-    patient's), oldest first."""
+    patient's), oldest first. Every summary is relative to the baseline the session records
+    (``SessionStore.session_baseline``), the compared ones too."""
     config = config or AnalyticsConfig()
     info = store.get(ref)
     others = {store.get(r).id: store.get(r) for r in compare}
@@ -68,5 +69,12 @@ def report_summaries(
             f"compared sessions must be patient {info.patient}'s, not {', '.join(foreign)}"
         )
     ordered = sorted(others.values(), key=lambda o: (o.started_at, o.id))
-    summary = summarize(store.load(info.id), config)
-    return summary, [summarize(store.load(o.id), config) for o in ordered]
+    # One baseline for the whole trend: the one this session is analysed against.
+    baseline = store.session_baseline(info.id)
+
+    def summary_of(session_id: int) -> SessionSummary:
+        data = store.load(session_id)
+        usable = baseline is not None and baseline.stats.classes == data.classes
+        return summarize(data, config, baseline=baseline if usable else None)
+
+    return summary_of(info.id), [summary_of(o.id) for o in ordered]

@@ -23,6 +23,8 @@ import numpy as np
 
 from emotrace.errors import SessionError, SessionExists, StoreError
 from emotrace.sessions._schema import SCHEMA_VERSION
+from emotrace.sessions.baseline import Baseline, BaselineStats, baseline_stats
+from emotrace.sessions.measures import AnalyticsConfig
 from emotrace.sessions.types import (
     COMPLETE,
     INTERRUPTED,
@@ -352,8 +354,9 @@ class SessionStore:
                 cursor = conn.execute(
                     "INSERT INTO sessions (name, patient, started_at, source, model_name,"
                     " model_version, model_sha256, classes, settings, consent, notes, status,"
-                    " writer_pid, writer_host, heartbeat)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'recording', ?, ?, ?)",
+                    " writer_pid, writer_host, heartbeat, baseline_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'recording', ?, ?, ?,"
+                    " (SELECT id FROM baselines WHERE patient = ? AND replaced_at IS NULL))",
                     (
                         name,
                         patient,
@@ -369,6 +372,7 @@ class SessionStore:
                         os.getpid(),
                         socket.gethostname(),
                         time.time(),
+                        patient,  # analysed against the patient's baseline active now
                     ),
                 )
         except sqlite3.IntegrityError:
@@ -563,6 +567,10 @@ class SessionStore:
             for table, key in (("frames", "session_id"), ("markers", "session_id")):
                 conn.executemany(f"DELETE FROM {table} WHERE {key} = ?", [(i,) for i in ids])
             conn.executemany("DELETE FROM sessions WHERE id = ?", [(i,) for i in ids])
+            # A patient's baselines outlive a session, not the patient's last one.
+            conn.execute(
+                "DELETE FROM baselines WHERE patient NOT IN (SELECT patient FROM sessions)"
+            )
         return self.purge()
 
     @property
@@ -630,3 +638,84 @@ class SessionStore:
 
         self._retry = threading.Thread(target=run, name="emotrace-purge", daemon=True)
         self._retry.start()
+
+    # -- baselines (see ``baseline``) -------------------------------------------------------
+
+    _BASELINE_SQL = """
+        SELECT b.id, b.patient, b.session_id, s.name, b.start_s, b.end_s, b.created_at,
+               b.replaced_at, b.stats
+        FROM baselines b LEFT JOIN sessions s ON s.id = b.session_id
+    """
+
+    @staticmethod
+    def _baseline(row: Sequence[Any]) -> Baseline:
+        stats = BaselineStats.from_dict(json.loads(row[8]))
+        return Baseline(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], stats)
+
+    def set_baseline(
+        self, ref: str | int, start_s: float, end_s: float, config: AnalyticsConfig | None = None
+    ) -> Baseline:
+        """Make ``[start_s, end_s]`` of a session its patient's active baseline (the previous one
+        is kept, replaced); the session is from now on analysed against it. :class:`SessionError`
+        when the stretch has less than ``baseline.MIN_VISIBLE_S`` of visible face."""
+        data = self.load(ref)
+        stats = baseline_stats(data, float(start_s), float(end_s), config)
+        now = time.time()
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE baselines SET replaced_at = ? WHERE patient = ? AND replaced_at IS NULL",
+                (now, data.info.patient),
+            )
+            cursor = conn.execute(
+                "INSERT INTO baselines (patient, session_id, start_s, end_s, created_at,"
+                " visible_s, stats) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (data.info.patient, data.info.id, float(start_s), float(end_s), now,
+                 stats.visible_s, json.dumps(stats.to_dict(), sort_keys=True)),
+            )  # fmt: skip
+            new = int(cursor.lastrowid or 0)
+            conn.execute("UPDATE sessions SET baseline_id = ? WHERE id = ?", (new, data.info.id))
+        return self.baseline(new)
+
+    def baseline(self, baseline_id: int) -> Baseline:
+        """One baseline by id; :class:`SessionError` when there is none."""
+        with sql_errors(self.path):
+            row = self.conn.execute(
+                self._BASELINE_SQL + " WHERE b.id = ?", (baseline_id,)
+            ).fetchone()
+        if row is None:
+            raise SessionError(f"no baseline {baseline_id} in workspace {self.path}")
+        return self._baseline(row)
+
+    def baselines(self, patient: str | None = None) -> list[Baseline]:
+        """Baselines (of one ``patient``), newest first, the replaced ones included."""
+        where, args = (" WHERE b.patient = ?", (patient,)) if patient is not None else ("", ())
+        with sql_errors(self.path):
+            rows = self.conn.execute(
+                self._BASELINE_SQL + where + " ORDER BY b.created_at DESC, b.id DESC", args
+            ).fetchall()
+        return [self._baseline(row) for row in rows]
+
+    def active_baseline(self, patient: str) -> Baseline | None:
+        """The patient's current baseline, or ``None``."""
+        return next((b for b in self.baselines(patient) if b.active), None)
+
+    def session_baseline(self, ref: str | int) -> Baseline | None:
+        """The baseline a session is analysed against (``None``: it has none)."""
+        info = self.get(ref)
+        with sql_errors(self.path):
+            row = self.conn.execute(
+                "SELECT baseline_id FROM sessions WHERE id = ?", (info.id,)
+            ).fetchone()
+        return None if row is None or row[0] is None else self.baseline(int(row[0]))
+
+    def clear_baseline(self, patient: str) -> Baseline:
+        """End the patient's active baseline (kept, as replaced): sessions created from now on
+        have none. Those already analysed against it keep it."""
+        active = self.active_baseline(patient)
+        if active is None:
+            raise SessionError(f"patient {patient!r} has no active baseline")
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE baselines SET replaced_at = ? WHERE id = ?", (time.time(), active.id)
+            )
+        return self.baseline(active.id)
