@@ -20,7 +20,8 @@ def _port(text: str) -> int:
 
 
 def add_server_options(p: argparse.ArgumentParser) -> None:
-    """``--host --port --allow-remote --max-upload-mb``, shared with ``live``'s web fallback."""
+    """``--host --port --allow-remote --max-upload-mb --max-video-mb``, shared with ``live``'s
+    web fallback."""
     g = p.add_argument_group("web server")
     g.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     g.add_argument(
@@ -37,6 +38,14 @@ def add_server_options(p: argparse.ArgumentParser) -> None:
         default=10.0,
         metavar="MB",
         help="largest upload, request body or frame (default 10)",
+    )
+    g.add_argument(
+        "--max-video-mb",
+        type=positive_float,
+        default=16 * 1024.0,
+        metavar="MB",
+        help="largest video file a file session may upload (default 16384, 16 GB); it is kept "
+        "in a private temporary folder only while it is analysed",
     )
 
 
@@ -76,6 +85,7 @@ def config_from(args: argparse.Namespace) -> Any:
         pipeline=pipeline,
         workers=getattr(args, "workers", None),
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        max_video_bytes=int(args.max_video_mb * 1024 * 1024),
         allow_remote=args.allow_remote,
     )
 

@@ -50,7 +50,9 @@ def _limit_multipart_spool(limit: int) -> None:
 
 def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
     """The application for ``config``; loads the model (or uses ``engine``) and the workspace."""
-    from emotrace.server import routes, websocket
+    from emotrace.server import file_routes, routes, websocket
+    from emotrace.server.file_sessions import FileSessions
+    from emotrace.server.uploads import UploadArea
     from emotrace.sessions.store import SessionStore
     from emotrace.sessions.writer import WorkspaceWriter
 
@@ -64,7 +66,10 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
             return store.get(session_id)
 
     live = LiveRegistry(engine, writer, lookup)
-    state = ServerState(config, engine, store, writer, live, store_lock=lock)
+    # Sweeps the videos a server that died left behind, then locks this server's own folder.
+    uploads = UploadArea.open(config.upload_root)
+    files = FileSessions(engine, writer, uploads)
+    state = ServerState(config, engine, store, writer, live, store_lock=lock, files=files)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -75,6 +80,8 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
             await idle
         # Shutdown (Ctrl+C): live sessions end as interrupted and can be resumed later.
         await engine.call(state.live.stop_all)
+        await asyncio.to_thread(files.stop_all)  # file sessions too; their videos are removed
+        uploads.close()
         engine.close()
         writer.close()  # after the sessions' last rows; tries a pending purge a last time
         store.close()
@@ -96,6 +103,7 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
     app.state.emotrace = state
     install_error_handlers(app)
     app.include_router(routes.router)
+    app.include_router(file_routes.router)
     app.include_router(websocket.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -117,7 +125,11 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
         return JSONResponse(routes.health())
 
     # Added last = runs first: headers on every response, then the token, then the body limit.
-    app.add_middleware(BodyLimitMiddleware, limit=config.max_upload_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=config.max_upload_bytes,
+        limits={file_routes.UPLOAD_PATH: (config.max_video_bytes, "--max-video-mb")},
+    )
     app.add_middleware(AuthMiddleware, token=config.token, bind_host=config.host)
     app.add_middleware(SecurityHeadersMiddleware)
     quiet_refused_handshakes()

@@ -358,16 +358,20 @@ async def refuse_websocket(
 
 
 class BodyLimitMiddleware:
-    """413 for request bodies over ``limit`` bytes, counted while they are read.
+    """413 for request bodies over ``limit`` bytes, counted while they are read (``limits``:
+    path -> (limit, the option that sets it) for paths with a limit of their own: video uploads).
 
     A declared ``Content-Length`` over the limit is refused before reading anything; a chunked
     or lying body is cut off as soon as the running count passes the limit (the route's parser
     sees an :class:`HTTPException`, which the error handlers turn into the JSON 413).
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int, limits: dict[str, tuple[int, str]] | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.limits = limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -375,9 +379,10 @@ class BodyLimitMiddleware:
             return
         from starlette.exceptions import HTTPException
 
-        detail = f"the request body is over the {self.limit} byte limit (--max-upload-mb)"
+        limit, flag = self.limits.get(scope["path"], (self.limit, "--max-upload-mb"))
+        detail = f"the request body is over the {limit} byte limit ({flag})"
         declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.limit:
+        if declared.isdigit() and int(declared) > limit:
             extra, body = _json(413, "request body too large", detail)
             await _respond(send, 413, extra, body, "http")
             return
@@ -388,7 +393,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     raise HTTPException(413, detail)
             return message
 

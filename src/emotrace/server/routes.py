@@ -281,7 +281,8 @@ def update_session(request: Request, session_id: SessionId, body: SessionUpdate)
     operation_id="finish_session",
 )
 async def finish_session(request: Request, session_id: SessionId) -> dict[str, Any]:
-    """Stop recording: the session becomes ``complete`` (an interrupted one too)."""
+    """Stop recording (or analysing a file): the session becomes ``complete`` (an interrupted
+    one too)."""
     s = state(request)
     if session_id in s.live.sessions:
         from emotrace.server.websocket import notify_finished
@@ -290,6 +291,10 @@ async def finish_session(request: Request, session_id: SessionId) -> dict[str, A
         session = await run_in_threadpool(_load_session, request, session_id)
         await notify_finished(s, session_id, session)
         return session
+    # A file being analysed stops here, keeping what was analysed, as complete.
+    files = s.files
+    if files is not None and await run_in_threadpool(files.stop, session_id, COMPLETE):
+        return await run_in_threadpool(_load_session, request, session_id)
 
     def finish(store: SessionStore) -> SessionInfo:
         try:

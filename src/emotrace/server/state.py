@@ -27,6 +27,7 @@ from emotrace.video.options import PipelineOptions
 if TYPE_CHECKING:
     from fastapi import WebSocket
 
+    from emotrace.server.file_sessions import FileSessions
     from emotrace.sessions.store import SessionStore
     from emotrace.sessions.writer import WorkspaceWriter
 
@@ -34,6 +35,8 @@ T = TypeVar("T")
 
 DEFAULT_PORT = 8765
 DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
+#: Largest video file a file session may upload: about an hour of a phone's 4K HEVC.
+DEFAULT_MAX_VIDEO = 16 * 1024**3
 #: Seconds a session being recorded may go without a frame or a heartbeat from a page.
 DEFAULT_IDLE_TIMEOUT_S = 120.0
 #: Overrides :data:`DEFAULT_IDLE_TIMEOUT_S` (seconds): for tests, which cannot wait 2 minutes.
@@ -68,6 +71,10 @@ class ServerConfig:
     token: str = field(default_factory=new_token)
     #: Largest request body (uploads, JSON) and WebSocket message, in bytes.
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
+    #: Largest video file of a file session (streamed to a private temporary folder), in bytes.
+    max_video_bytes: int = DEFAULT_MAX_VIDEO
+    #: Where uploaded videos wait while analysed (``None``: ``$TMPDIR/emotrace-uploads-<uid>``).
+    upload_root: Path | None = None
     allow_remote: bool = False
     #: A session being recorded that no page streams into (no frame, no heartbeat: created and
     #: never attached, or its page hung) for this long ends as ``interrupted``. Set by
@@ -91,6 +98,8 @@ class ServerState:
     store_lock: threading.Lock = field(default_factory=threading.Lock)
     #: The socket streaming into each live session.
     sockets: dict[int, WebSocket] = field(default_factory=dict)
+    #: Uploaded videos being analysed (set by ``create_app``).
+    files: FileSessions | None = None
 
 
 def state(connection: HTTPConnection) -> ServerState:
