@@ -50,7 +50,7 @@ def _limit_multipart_spool(limit: int) -> None:
 
 def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
     """The application for ``config``; loads the model (or uses ``engine``) and the workspace."""
-    from emotrace.server import file_routes, routes, websocket
+    from emotrace.server import baselines, file_routes, routes, websocket
     from emotrace.server.file_sessions import FileSessions
     from emotrace.server.uploads import UploadArea
     from emotrace.sessions.store import SessionStore
@@ -103,6 +103,7 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
     app.state.emotrace = state
     install_error_handlers(app)
     app.include_router(routes.router)
+    app.include_router(baselines.router)
     app.include_router(file_routes.router)
     app.include_router(websocket.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -3,6 +3,7 @@
 
 import { N_, t } from "./i18n.js";
 import { describeTimeline } from "./timeline_text.js";
+import { relativeFace, startLiveBaseline } from "./baseline.js";
 import { TIMELINE_S, drawBars, drawOverlay, drawTimeline } from "./live_draw.js";
 import { listFaces } from "./patient_select.js";
 import { hideBanner, offerResume } from "./resume.js";
@@ -38,6 +39,7 @@ export function startLive(session, source, media) {
   };
   state.live = live;
   clearLiveView();
+  startLiveBaseline(live);
   $("#progress").hidden = !live.fileMode;
   if (live.fileMode) {
     live.objectUrl = URL.createObjectURL(media.file);
@@ -178,9 +180,10 @@ export function onResult(live, result) {
   const seen = patient ? "Face visible" : "No face";
   if (indicator.textContent !== seen) indicator.textContent = seen;
   indicator.className = "pill " + (patient ? "on" : "off");
-  const label = patient ? patient.label : "";
+  const shown = relativeFace(patient); // calibrated to the baseline when switched so
+  const label = shown ? shown.label : "";
   if ($("#patient-label").textContent !== label) $("#patient-label").textContent = label;
-  drawBars(patient);
+  drawBars(shown);
   drawOverlay(result);
   listFaces(result, live.patientTrack);
   live.history.push({ t: result.time_s, v: result.valence, a: result.arousal, label: patient ? patient.label : null });

@@ -1,5 +1,6 @@
 // What the live view draws: the emotion bars, the boxes over the video and the timeline.
 
+import { timelineTicks, timelineValue } from "./baseline.js";
 import { $, clock, el } from "./util.js";
 
 export const TIMELINE_S = 300;
@@ -68,9 +69,9 @@ export function drawTimeline(live, now) {
   ctx.strokeStyle = "#e3e6ea";
   ctx.fillStyle = "#667085";
   ctx.font = "11px system-ui, sans-serif";
-  for (const v of [-1, 0, 1]) {
+  for (const [text, v] of timelineTicks()) { // raw [-1, 1], or baseline SDs
     ctx.beginPath(); ctx.moveTo(left, y(v)); ctx.lineTo(right, y(v)); ctx.stroke();
-    ctx.fillText(String(v), 4, y(v) + 4);
+    ctx.fillText(text, 2, y(v) + 4);
   }
   ctx.fillText(clock(start), left, height - 4);
   ctx.fillText(clock(end), right - 34, height - 4);
@@ -85,7 +86,7 @@ export function drawTimeline(live, now) {
     ctx.beginPath();
     let drawing = false;
     for (const point of live.history) {
-      const value = point[key];
+      const value = timelineValue(key, point[key]);
       if (value === null || value === undefined) { drawing = false; continue; }
       if (drawing) ctx.lineTo(x(point.t), y(value));
       else ctx.moveTo(x(point.t), y(value));

@@ -1,5 +1,6 @@
 // The review page: one session's report, downloads, notes and markers.
 
+import { showReviewBaseline } from "./baseline.js";
 import { $, api, clock, el, show, state, when } from "./util.js";
 
 // The review page shows exactly one session, or an error: every field, link and button is
@@ -66,6 +67,7 @@ export async function showReview(id) {
   $("#compare").onchange = () => loadReport(review);
   $("#report-notes").onchange = () => loadReport(review);
   renderMarkers(review, s.marker_list);
+  showReviewBaseline(review, s, () => loadReport(review));
   $("#review-marker-form").onsubmit = async (event) => {
     event.preventDefault();
     try {
