@@ -305,11 +305,12 @@ def test_markers_records_exports_report(
     assert marker.status_code == 201
     mid = marker.json()["id"]
     edited = client.patch(f"/api/v1/sessions/{sid}/markers/{mid}", json={"label": "family"})
-    assert edited.json() == {"id": mid, "time_s": 0.1, "label": "family"}
+    point = {"end_s": None, "excluded": False}  # a point marker: no end, not excluded
+    assert edited.json() == {"id": mid, "time_s": 0.1, "label": "family", **point}
     moved = client.patch(f"/api/v1/sessions/{sid}/markers/{mid}", json={"time_s": 0.2})
     assert moved.json()["time_s"] == 0.2
     assert client.get(f"/api/v1/sessions/{sid}/markers").json() == [
-        {"id": mid, "time_s": 0.2, "label": "family"}
+        {"id": mid, "time_s": 0.2, "label": "family", **point}
     ]
     for bad in ({"label": "   "}, {"label": ""}, {"time_s": -1}, {"label": 3}, {"extra": 1}):
         assert_error(client.patch(f"/api/v1/sessions/{sid}/markers/{mid}", json=bad), 422)

@@ -64,7 +64,11 @@ def test_sessions_commands_end_to_end(tmp_path: Path) -> None:
     missing = rows[185]
     assert missing["face_visible"] == "0" and missing["p_happy"] == "" and missing["valence"] == ""
     markers = (tmp_path / "P-017_session1_markers.csv").read_text().splitlines()
-    assert markers == ["time_s,label", "20.0,topic: family", "25.0,exercise start"]
+    assert markers == [
+        "time_s,end_s,label,excluded",
+        "20.0,,topic: family,0",
+        "25.0,,exercise start,0",
+    ]
     lines = [json.loads(x) for x in (tmp_path / "P-017_session1.jsonl").read_text().splitlines()]
     assert lines[0]["type"] == "session" and "notes" not in lines[0] and "source" not in lines[0]
     assert [x["type"] for x in lines[1:]] == ["frame"] * 300 + ["marker"] * 2

@@ -107,6 +107,17 @@ def add_parser(sub: Any) -> None:
         metavar="SECONDS",
         help="session time (default: now, for a session being recorded)",
     )
+    p.add_argument(
+        "--to",
+        type=float,
+        metavar="SECONDS",
+        help="end of a segment from --at to this time (intake, exercise, ...)",
+    )
+    p.add_argument(
+        "--exclude",
+        action="store_true",
+        help="leave the segment out of every analytic (the label says why; needs --to)",
+    )
     add_workspace_option(p)
     p.set_defaults(handler=run_mark)
 
@@ -279,6 +290,16 @@ def run_show(args: argparse.Namespace) -> int:
         lines.append("no face of the patient in this session")
     lines += _relative_lines(summary)
     lines += [f"marker {clock(m.time_s)}  {m.label}" for m in summary.markers]
+    lines += [
+        f"segment {clock(g.start_s)}-{clock(g.end_s)}  {g.label}: "
+        + (f"{g.dominant}, valence {g.valence:+.2f}, arousal {g.arousal:+.2f}" if g.dominant
+           else "no face")
+        for g in summary.segment_stats
+    ]  # fmt: skip
+    lines += [
+        f"excluded {clock(m.time_s)}-{clock(m.end_s or m.time_s)}  {m.label}"
+        for m in summary.excluded
+    ]
     if info.notes:
         lines.append(f"notes: {info.notes}")
     for line in lines:
@@ -396,8 +417,15 @@ def run_mark(args: argparse.Namespace) -> int:
     from emotrace.sessions.types import clock
 
     with _store(args, readonly=False) as store:
-        marker = store.add_marker(args.session, args.label, args.at)
-    console.print(f"marker at {clock(marker.time_s)}: {marker.label}", markup=False)
+        marker = store.add_marker(
+            args.session, args.label, args.at, end_s=args.to, excluded=args.exclude
+        )
+    if marker.end_s is None:
+        console.print(f"marker at {clock(marker.time_s)}: {marker.label}", markup=False)
+    else:
+        kind = "excluded stretch" if marker.excluded else "segment"
+        span = f"{clock(marker.time_s)}-{clock(marker.end_s)}"
+        console.print(f"{kind} {span}: {marker.label}", markup=False)
     return 0
 
 

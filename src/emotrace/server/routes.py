@@ -32,6 +32,7 @@ from emotrace.server.schemas import (
     MarkerCreate,
     MarkerUpdate,
     RecordsPage,
+    Segments,
     Session,
     SessionCreate,
     SessionDetail,
@@ -379,7 +380,9 @@ def add_marker(request: Request, session_id: SessionId, body: MarkerCreate) -> d
         info = _get(store, session_id)
         if time_s is None:
             raise ApiError(422, "invalid request", "the session is not live: give time_s")
-        return vars(store.add_marker(info.id, body.label, time_s))
+        return vars(
+            store.add_marker(info.id, body.label, time_s, end_s=body.end_s, excluded=body.excluded)
+        )
 
     return write(request, add)
 
@@ -402,7 +405,19 @@ def edit_marker(
             store.marker(info.id, marker_id)
         except SessionError as exc:
             raise ApiError(404, "not found", str(exc)) from None
-        return vars(store.edit_marker(info.id, marker_id, label=body.label, time_s=body.time_s))
+        # An explicit "end_s": null makes a segment a point marker again; leaving it out keeps it.
+        point = "end_s" in body.model_fields_set and body.end_s is None
+        return vars(
+            store.edit_marker(
+                info.id,
+                marker_id,
+                label=body.label,
+                time_s=body.time_s,
+                end_s=body.end_s,
+                point=point,
+                excluded=body.excluded,
+            )
+        )
 
     return write(request, edit)
 
@@ -426,6 +441,25 @@ def delete_marker(request: Request, session_id: SessionId, marker_id: MarkerId) 
 
     write(request, remove)
     return Response(status_code=204)
+
+
+@api.get(
+    "/sessions/{session_id}/segments",
+    response_model=Segments,
+    tags=["markers"],
+    responses=responses(404, 422),
+    operation_id="segments",
+)
+def segments(request: Request, session_id: SessionId) -> dict[str, Any]:
+    """Figures per segment (shares, mean probabilities, valence/arousal, their difference from
+    the session average and from the patient's baseline when the session has one), and the
+    excluded stretches, which every figure leaves out."""
+    with workspace(request) as store:
+        summary, _ = rules.report_summaries(store, _get(store, session_id).id)
+    figures = summary.to_dict()
+    return {k: figures[k] for k in ("excluded", "excluded_s")} | {
+        "segments": figures["segment_stats"]
+    }
 
 
 # -- records, exports, report --------------------------------------------------------------

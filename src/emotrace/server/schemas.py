@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 #: Session names and pseudonyms end up in file names: the same rule as the CLI's.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -128,11 +128,45 @@ class Session(BaseModel):
 
 
 class Marker(BaseModel):
-    """A timestamped annotation, in seconds since the session's start."""
+    """A timestamped annotation, in seconds since the session's start; with ``end_s`` a segment
+    ``[time_s, end_s)``, and an ``excluded`` segment is left out of every analytic (its label
+    says why)."""
 
     id: int
     time_s: float
     label: str
+    end_s: float | None = None
+    excluded: bool = False
+
+
+class SegmentFigures(BaseModel):
+    """One segment's figures (``emotrace.sessions.segments.SegmentStat``); ``None`` where the
+    face was never visible in it."""
+
+    id: int
+    label: str
+    start_s: float
+    end_s: float
+    duration_s: float
+    excluded_s: float
+    visible: float
+    time_share: dict[str, float | None]
+    mean_probability: dict[str, float | None]
+    valence: float | None
+    arousal: float | None
+    negative_affect: float | None
+    delta: dict[str, float | None]
+    dominant: str | None
+    baseline_delta: dict[str, float | None] | None = None
+
+
+class Segments(BaseModel):
+    """``GET .../segments``: figures per segment, and the stretches left out of every analytic."""
+
+    segments: list[SegmentFigures]
+    excluded: list[Marker]
+    #: Seconds of the recording inside excluded stretches.
+    excluded_s: float
 
 
 class SessionDetail(Session):
@@ -171,6 +205,25 @@ class MarkerCreate(BaseModel):
 
     label: Annotated[Text, Field(min_length=1, max_length=200, pattern=r"\S")]
     time_s: Seconds | None = None
+    end_s: Seconds | None = Field(
+        None, description="the end of a segment (after time_s); without it, a point marker"
+    )
+    excluded: bool = Field(
+        False, description="leave the segment out of every analytic (the label says why)"
+    )
+
+    @field_validator("end_s")
+    @classmethod
+    def _after_start(cls, value: float | None, info: ValidationInfo) -> float | None:
+        return _after_start(value, info)
+
+    @field_validator("excluded")
+    @classmethod
+    def _has_end(cls, value: bool, info: ValidationInfo) -> bool:
+        # An end_s that failed is not in info.data: reported once, as its own error.
+        if value and "end_s" in info.data and info.data["end_s"] is None:
+            raise ValueError("needs an end: an excluded stretch is a segment (give end_s)")
+        return value
 
 
 class MarkerUpdate(BaseModel):
@@ -180,6 +233,23 @@ class MarkerUpdate(BaseModel):
 
     label: Annotated[Text, Field(min_length=1, max_length=200, pattern=r"\S")] | None = None
     time_s: Seconds | None = None
+    end_s: Seconds | None = Field(
+        None, description="a new end; null makes a segment a point marker again"
+    )
+    excluded: bool | None = None
+
+    @field_validator("end_s")
+    @classmethod
+    def _after_start(cls, value: float | None, info: ValidationInfo) -> float | None:
+        return _after_start(value, info)
+
+
+def _after_start(end_s: float | None, info: ValidationInfo) -> float | None:
+    # What the body alone shows; the store checks the rest (the stored start, the session end).
+    time_s = info.data.get("time_s")
+    if end_s is not None and time_s is not None and end_s <= time_s:
+        raise ValueError(f"must come after the start ({time_s:g} s)")
+    return end_s
 
 
 class RecordsPage(BaseModel):

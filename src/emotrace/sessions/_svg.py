@@ -30,8 +30,13 @@ MISSING_FILL = "url(#missing)"
 _PATTERN = (
     '<defs><pattern id="missing" width="6" height="6" patternUnits="userSpaceOnUse" '
     'patternTransform="rotate(45)"><rect width="6" height="6" fill="#eeeeee"/>'
-    '<line x1="0" y1="0" x2="0" y2="6" stroke="#bbbbbb" stroke-width="2"/></pattern></defs>'
+    '<line x1="0" y1="0" x2="0" y2="6" stroke="#bbbbbb" stroke-width="2"/></pattern>'
+    # An excluded stretch (left out of every analytic): hatched the other way, red-brown.
+    '<pattern id="excluded" width="7" height="7" patternUnits="userSpaceOnUse" '
+    'patternTransform="rotate(-45)"><rect width="7" height="7" fill="#fbe9e2"/>'
+    '<line x1="0" y1="0" x2="0" y2="7" stroke="#A63D17" stroke-width="2.5"/></pattern></defs>'
 )
+EXCLUDED_FILL = "url(#excluded)"
 _LEFT, _RIGHT, _TOP, _BOTTOM = 48, 24, 18, 26
 
 
@@ -137,9 +142,14 @@ def missing_spans(edges: np.ndarray, valid: np.ndarray) -> list[tuple[float, flo
 
 
 def stacked_area(
-    edges: np.ndarray, probs: np.ndarray, classes: Sequence[str], markers: Sequence[float]
+    edges: np.ndarray,
+    probs: np.ndarray,
+    classes: Sequence[str],
+    markers: Sequence[float],
+    excluded: Sequence[tuple[float, float]] = (),
 ) -> str:
-    """Stacked emotion probabilities per time bin; missing bins hatched; markers dashed."""
+    """Stacked emotion probabilities per time bin; missing bins hatched, ``excluded`` stretches
+    hatched red; markers dashed."""
     frame = Frame(900, 220, float(edges[0]), float(edges[-1]))
     valid = ~np.isnan(probs).any(axis=1)
     cum = np.concatenate([np.zeros((len(probs), 1)), np.nancumsum(probs, axis=1)], axis=1)
@@ -156,6 +166,7 @@ def stacked_area(
             ]
             parts.append(f'<polygon points="{" ".join(points)}" fill="{color(name)}"/>')
     parts.append(frame.spans(missing_spans(edges, valid), MISSING_FILL))
+    parts.append(frame.spans(excluded, EXCLUDED_FILL))
     parts += [frame.time_axis(), frame.markers(markers), "</svg>"]
     return "".join(parts)
 
@@ -165,6 +176,7 @@ def lines(
     series: Sequence[tuple[str, np.ndarray, str]],
     markers: Sequence[float],
     shaded: Sequence[tuple[float, float]] = (),
+    excluded: Sequence[tuple[float, float]] = (),
 ) -> str:
     """Lines over time in [-1, 1] (``(label, values per bin, colour)``), broken where NaN."""
     frame = Frame(900, 220, float(edges[0]), float(edges[-1]), -1.0, 1.0)
@@ -185,6 +197,7 @@ def lines(
                 f"<title>{html.escape(label)}</title></polyline>"
             )
     parts.append(frame.spans(missing_spans(edges, valid_any), MISSING_FILL, 0.8))
+    parts.append(frame.spans(excluded, EXCLUDED_FILL))
     parts += [frame.time_axis(), frame.markers(markers), "</svg>"]
     return "".join(parts)
 

@@ -5,7 +5,9 @@ h, score``, one ``p_<class>`` column per class, then the derived ``top_emotion, 
 negative_affect`` (see ``circumplex``). Frames without the patient's face have empty cells (CSV)
 or nulls (JSON Lines, Parquet): missing, not zero.
 
-* CSV: ``OUT.csv`` and the markers in ``OUT_markers.csv`` (``time_s, label``).
+* CSV: ``OUT.csv`` and the markers in ``OUT_markers.csv`` (``time_s, end_s, label, excluded``:
+  ``end_s`` is empty for a point marker and the end of a segment otherwise; ``excluded`` is 1
+  for a stretch left out of every analytic, its label saying why).
 * JSON Lines: one ``{"type": "session"}`` line with the metadata, then ``"frame"`` and
   ``"marker"`` lines.
 * Parquet: the frame table; metadata and markers as JSON in the schema metadata
@@ -90,12 +92,20 @@ def output_format(path: Path, fmt: str | None) -> str:
     return str(chosen)
 
 
+#: The columns of the markers' CSV file (and the keys of a JSON marker).
+MARKER_FIELDS = ("time_s", "end_s", "label", "excluded")
+
+
 def export_session(data: SessionData, path: Path, fmt: str | None = None) -> list[Path]:
     """Write ``data`` to ``path`` in ``fmt`` (or the format of its suffix); the files written."""
     fmt = output_format(path, fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
     table = columns(data)
-    markers = [{"time_s": round(m.time_s, 4), "label": m.label} for m in data.markers]
+    markers = [
+        {"time_s": round(m.time_s, 4), "end_s": None if m.end_s is None else round(m.end_s, 4),
+         "label": m.label, "excluded": m.excluded}
+        for m in data.markers
+    ]  # fmt: skip
     if fmt == "csv":
         with open_private(path, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(table))
@@ -103,9 +113,9 @@ def export_session(data: SessionData, path: Path, fmt: str | None = None) -> lis
             writer.writerows(_rows(table))
         marker_path = path.with_name(f"{path.stem}_markers.csv")
         with open_private(marker_path, "w", newline="", encoding="utf-8") as handle:
-            marker_writer = csv.DictWriter(handle, fieldnames=["time_s", "label"])
+            marker_writer = csv.DictWriter(handle, fieldnames=list(MARKER_FIELDS))
             marker_writer.writeheader()
-            marker_writer.writerows(markers)
+            marker_writer.writerows({**m, "excluded": int(m["excluded"] is True)} for m in markers)
         return [path, marker_path]
     if fmt == "jsonl":
         with open_private(path, "w", encoding="utf-8") as handle:

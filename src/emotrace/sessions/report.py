@@ -29,7 +29,7 @@ import numpy as np
 from emotrace import __version__
 from emotrace._html import page
 from emotrace.errors import MissingDependencyError, StoreError
-from emotrace.sessions import _svg
+from emotrace.sessions import _svg, _svg_marks
 from emotrace.sessions._private import open_private
 from emotrace.sessions._series import bin_index, binned_mean
 from emotrace.sessions.analytics import MEASURE_LABELS, SessionSummary, trend
@@ -88,6 +88,8 @@ def _legend(classes: Sequence[str]) -> str:
     )
     missing = (
         '<span><i style="background:#e4e4e4;border:1px dashed #999"></i>face not visible</span>'
+        '<span><i style="background:repeating-linear-gradient(45deg,#A63D17 0 2px,#fbe9e2 2px '
+        '5px)"></i>excluded</span>'
     )
     return f'<p class="legend">{items}{missing}</p>'
 
@@ -103,7 +105,8 @@ def _header(s: SessionSummary) -> str:
         ("Duration", clock(s.duration_s)),
         ("Model", _e(f"{model.name or 'unknown'} {model.version}".strip()) + _e(sha)),
         ("Data quality", f"face visible {_pct(s.visible_ratio)} of the time, "
-         f"{len(s.gaps)} gap(s), recording {_e(info.status)}"),
+         f"{len(s.gaps)} gap(s), recording {_e(info.status)}"
+         + (f"; {clock(s.excluded_s)} excluded" if s.excluded else "")),
         ("Consent recorded", "yes" if info.consent else "no"),
     ]  # fmt: skip
     body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
@@ -148,6 +151,7 @@ def _charts(s: SessionSummary) -> str:
     weights = series.durations
     probs = binned_mean(bins, series.probabilities, n, weights)
     markers = [m.time_s for m in s.markers]
+    excluded = [(m.time_s, m.end_s or m.time_s) for m in s.excluded]
     strips = "".join(
         f'<p class="muted">Dominant emotion per {w:g} s window</p>'
         + _svg.strip([x.start_s for x in ws] + [ws[-1].end_s], [x.dominant for x in ws], f"{w:g} s")
@@ -161,12 +165,16 @@ def _charts(s: SessionSummary) -> str:
         [("valence", valence, "#0072B2"), ("arousal", arousal, "#D55E00")],
         markers,
         [(g.start_s, g.end_s) for g in s.segments],
+        excluded,
     )
     v = s.variability
     return (
         '<section id="timeline"><h2>Emotion timeline</h2>'
-        f"{_svg.stacked_area(edges, probs, classes, markers)}{_legend(classes)}{strips}"
-        '<p class="muted">Dashed lines: markers (numbers as in the marker table).</p></section>'
+        f"{_marks(s, edges)}{_svg.stacked_area(edges, probs, classes, markers, excluded)}"
+        f"{_legend(classes)}{strips}"
+        '<p class="muted">Dashed lines: markers (numbers as in the marker table); bars above the '
+        "chart: segments, and excluded stretches hatched red (left out of every figure).</p>"
+        "</section>"
         '<section id="affect"><h2>Valence and arousal</h2>'
         f"{affect}"
         '<p class="legend"><span><i style="background:#0072B2"></i>valence (pleasant +)</span>'
@@ -302,6 +310,48 @@ def _markers(s: SessionSummary) -> str:
     )
 
 
+def _marks(s: SessionSummary, edges: np.ndarray) -> str:
+    """The labelled track of markers (numbered as in their table), segments and exclusions."""
+    marks = [_svg_marks.Mark(m.time_s, None, f"{i} {m.label}")
+             for i, m in enumerate(s.markers, start=1)]  # fmt: skip
+    marks += [_svg_marks.Mark(g.start_s, g.end_s, g.label) for g in s.segment_stats]
+    marks += [_svg_marks.Mark(m.time_s, m.end_s, f"excluded: {m.label}", excluded=True)
+              for m in s.excluded]  # fmt: skip
+    return _svg_marks.track(float(edges[0]), float(edges[-1]), marks) if marks else ""
+
+
+def _parts(s: SessionSummary) -> str:
+    """Figures per segment, and the excluded stretches with their reasons."""
+    rows = [
+        [_e(g.label), f"{clock(g.start_s)}–{clock(g.end_s)}", clock(g.duration_s),
+         _pct(g.visible), _e(g.dominant or "–"),
+         f"{_num(g.valence)} ({_num(g.delta['valence'])})",
+         f"{_num(g.arousal)} ({_num(g.delta['arousal'])})",
+         f"{_pct(g.negative_affect)} ({_num(g.delta['negative_affect'])})",
+         ", ".join(f"{_e(c)} {_pct(v)}" for c, v in sorted(g.time_share.items(),
+                   key=lambda kv: -np.nan_to_num(kv[1]))[:3] if v > 0) or "–",
+         clock(g.excluded_s) if g.excluded_s else ""]
+        for g in s.segment_stats
+    ]  # fmt: skip
+    header = ["segment", "time", "duration", "face visible", "dominant", "valence (Δ)",
+              "arousal (Δ)", "negative affect (Δ)", "top emotions", "excluded"]  # fmt: skip
+    excluded = [
+        [f"{clock(m.time_s)}–{clock(m.end_s or m.time_s)}",
+         clock((m.end_s or m.time_s) - m.time_s), _e(m.label)]
+        for m in s.excluded
+    ]  # fmt: skip
+    return (
+        '<section id="parts"><h2>Segments</h2><p class="muted">Figures of the frames inside each '
+        "segment; Δ is the difference from the session average.</p>"
+        f"{_table(header, rows, 'No segments in this session.')}"
+        '<h3 id="excluded">Excluded stretches</h3><p class="muted">Left out of every figure in '
+        "this report, exactly as if they had not been recorded"
+        + (f" ({clock(s.excluded_s)} in all)" if s.excluded else "")
+        + ".</p>"
+        f"{_table(['time', 'duration', 'reason'], excluded, 'Nothing was excluded.')}</section>"
+    )
+
+
 def _transitions(s: SessionSummary) -> str:
     counts, classes = s.transitions, s.info.classes
     used = [i for i in range(len(classes)) if counts[i].sum() or counts[:, i].sum()]
@@ -381,6 +431,8 @@ def render_report(
             "no emotion figures to show. Check the camera framing and lighting.</p></section>"
         )
         parts.append(_markers(s))
+    if s.segment_stats or s.excluded:
+        parts.append(_parts(s))
     if compare:
         parts.append(_trend([s, *compare]))
     if notes and s.info.notes:

@@ -86,8 +86,6 @@ class Marker:
     id: int
     time_s: float
     label: str
-
-
     end_s: float | None = None
     excluded: bool = False
 
@@ -95,6 +93,8 @@ class Marker:
     def is_segment(self) -> bool:
         """Whether this marker has an end (a segment or an excluded stretch)."""
         return self.end_s is not None
+
+
 @dataclass(frozen=True)
 class SessionInfo:
     """One session's metadata, plus counts computed from its records."""
