@@ -6,12 +6,14 @@ images go through the shared :class:`~emotrace.server.engine.Engine`.
 
 from __future__ import annotations
 
+import math
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import numpy as np
 from fastapi import APIRouter, File, Query, Request, Response, Security, UploadFile
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
@@ -33,6 +35,7 @@ from emotrace.server.schemas import (
     MarkerUpdate,
     RecordsPage,
     Segments,
+    Series,
     Session,
     SessionCreate,
     SessionDetail,
@@ -41,7 +44,7 @@ from emotrace.server.schemas import (
 from emotrace.server.state import ServerState, state, workspace, write
 from emotrace.sessions import rules
 from emotrace.sessions.store import PURGE_PENDING
-from emotrace.sessions.types import COMPLETE, RECORDING, SessionInfo
+from emotrace.sessions.types import COMPLETE, INTERRUPTED, RECORDING, SessionInfo
 
 if TYPE_CHECKING:
     from emotrace.sessions.store import SessionStore
@@ -70,6 +73,7 @@ SESSION_LINKS = {
         "list_markers",
         "add_marker",
         "records",
+        "series",
         "export",
         "report",
         "finish_session",
@@ -91,7 +95,8 @@ NO_CONSENT = "a session is recorded only with the patient's consent: send consen
 
 def _session(s: ServerState, info: SessionInfo) -> dict[str, Any]:
     # A session being ended is stored as ended a moment before it leaves the live sessions.
-    return {**info.to_dict(), "live": info.status == RECORDING and info.id in s.live.sessions}
+    live = info.status == RECORDING and info.id in s.live.sessions
+    return {**info.to_dict(), "live": live, "streaming": live and info.id in s.sockets}
 
 
 def _get(store: SessionStore, session_id: int) -> SessionInfo:
@@ -369,7 +374,8 @@ def list_markers(request: Request, session_id: SessionId) -> list[dict[str, Any]
     operation_id="add_marker",
 )
 def add_marker(request: Request, session_id: SessionId, body: MarkerCreate) -> dict[str, Any]:
-    """A marker at ``time_s``; without it, now (the moment of the click) in a live session."""
+    """A marker at ``time_s``; without it, now (the moment of the click) in a live session, or
+    in an interrupted one on the clock it resumes on (seconds since its start)."""
     s = state(request)
     time_s = body.time_s
     live = s.live.sessions.get(session_id)
@@ -378,10 +384,13 @@ def add_marker(request: Request, session_id: SessionId, body: MarkerCreate) -> d
 
     def add(store: SessionStore) -> dict[str, Any]:
         info = _get(store, session_id)
-        if time_s is None:
+        at = time_s
+        if at is None and info.status == INTERRUPTED:  # a reloaded page marks before Resume
+            at = max(0.0, time.time() - info.started_at)
+        if at is None:
             raise ApiError(422, "invalid request", "the session is not live: give time_s")
         return vars(
-            store.add_marker(info.id, body.label, time_s, end_s=body.end_s, excluded=body.excluded)
+            store.add_marker(info.id, body.label, at, end_s=body.end_s, excluded=body.excluded)
         )
 
     return write(request, add)
@@ -488,6 +497,44 @@ def records(
     names = list(table)
     rows = [{n: table[n][i] for n in names} for i in range(len(page))]
     return {"total": info.frames, "offset": offset, "limit": limit, "records": rows}
+
+
+@api.get(
+    "/sessions/{session_id}/series",
+    response_model=Series,
+    tags=["records"],
+    responses=responses(404, 422),
+    operation_id="series",
+)
+def series(
+    request: Request,
+    session_id: SessionId,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 5000,
+) -> dict[str, Any]:
+    """The patient's valence and arousal per frame, ``limit`` frames from ``offset``: what a
+    live view draws, for a page that opens a session already recorded (a reload, another tab).
+    A page asks for the last ``limit`` frames (``offset = total - limit``), then for what came
+    after."""
+    from emotrace.sessions.circumplex import RUSSELL_1980
+
+    with workspace(request) as store:
+        info = _get(store, session_id)
+        page = store.load(info.id, offset=offset, limit=limit)  # only this page is read
+    probs = page.probabilities.astype(np.float64)
+    probs[~page.visible] = np.nan  # as the exports: no face, no valence
+    va = RUSSELL_1980.valence_arousal(probs, page.classes).round(4)
+
+    def values(column: np.ndarray) -> list[float | None]:
+        return [None if math.isnan(v) else v for v in column.tolist()]
+
+    return {
+        "total": info.frames,
+        "offset": offset,
+        "time_s": page.times.round(3).tolist(),
+        "valence": values(va[:, 0]),
+        "arousal": values(va[:, 1]),
+    }
 
 
 @api.get(

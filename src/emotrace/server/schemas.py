@@ -132,6 +132,9 @@ class Marker(BaseModel):
     ``[time_s, end_s)``, and an ``excluded`` segment is left out of every analytic (its label
     says why)."""
 
+    #: Whether a page streams into it now (its WebSocket is attached): another tab asks before
+    #: taking it over.
+    streaming: bool
     id: int
     time_s: float
     label: str
@@ -157,7 +160,8 @@ class SegmentFigures(BaseModel):
     negative_affect: float | None
     delta: dict[str, float | None]
     dominant: str | None
-    baseline_delta: dict[str, float | None] | None = None
+    #: Against the patient's baseline: ``{"valence": {"value", "delta", "z"}, ...}``.
+    relative: dict[str, dict[str, float | None]] | None = None
 
 
 class Segments(BaseModel):
@@ -268,4 +272,15 @@ class DeletePending(BaseModel):
 
     id: int
     purged: Literal[False]
+class Series(BaseModel):
+    """``GET .../series``: the patient's valence and arousal per frame (``null`` where no face),
+    ``limit`` frames from ``offset``, for redrawing a live timeline."""
+
+    total: int
+    offset: int
+    time_s: list[float]
+    valence: list[float | None]
+    arousal: list[float | None]
+
+
     detail: str

@@ -271,7 +271,9 @@ def summarize(
         facing_ratio=1 - _share(dt, series.turned, series.posed),
         turned_ratio=_share(dt, series.turned, series.face) if series.posed.any() else math.nan,
         looked_away=looked_away(series, config),
-        segment_stats=segment_stats(series, data.markers, classes, spans),
+        segment_stats=segment_stats(
+            series, data.markers, classes, spans, None if baseline is None else baseline.stats
+        ),
         excluded=[m for m in data.markers if m.excluded and m.is_segment],
         excluded_s=overlap_s(spans, *recorded),
     )

@@ -335,6 +335,13 @@ def _parts(s: SessionSummary) -> str:
     ]  # fmt: skip
     header = ["segment", "time", "duration", "face visible", "dominant", "valence (Δ)",
               "arousal (Δ)", "negative affect (Δ)", "top emotions", "excluded"]  # fmt: skip
+    if any(g.relative for g in s.segment_stats):
+        header.append("valence / negative affect vs baseline (SDs)")
+        for row, g in zip(rows, s.segment_stats, strict=True):
+            r = g.relative or {}
+            row.append(" / ".join(
+                f"{_num(r[k]['delta'])} ({_num(r[k]['z'], '{:+.1f}')})" if k in r else "–"
+                for k in ("valence", "negative_affect")))  # fmt: skip
     excluded = [
         [f"{clock(m.time_s)}–{clock(m.end_s or m.time_s)}",
          clock((m.end_s or m.time_s) - m.time_s), _e(m.label)]

@@ -5,21 +5,25 @@ A segment's figures use the frames whose time lies in ``[start, end)``, time-wei
 the rest of the analytics (``analytics``' docstring), on the series without the excluded
 stretches (``exclusions``): an excluded stretch inside a segment is left out of it too, and
 its length is reported. Deltas are against the session average over all analysed frames, as
-for markers; ``baseline`` adds deltas against the patient's resting baseline when the session is
-analysed against one.
+for markers; with the patient's resting baseline (``baseline``), each affect measure is also given
+against it (difference, and in baseline SDs where its spread allows), as the session's are.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from emotrace.sessions.exclusions import Span, overlap_s
 from emotrace.sessions.measures import Series, dominant_class, weighted_mean
 from emotrace.sessions.types import Marker
+
+if TYPE_CHECKING:
+    from emotrace.sessions.baseline import BaselineStats
 
 #: The affect measures compared with the session average (and with a baseline).
 AFFECT = ("valence", "arousal", "negative_affect")
@@ -45,8 +49,9 @@ class SegmentStat:
     #: Each of :data:`AFFECT` minus the session average.
     delta: dict[str, float]
     dominant: str | None
-    #: Each of :data:`AFFECT` minus the baseline's mean (``None`` without a baseline).
-    baseline_delta: dict[str, float] | None = field(default=None)
+    #: Each of :data:`AFFECT` against the baseline: ``{"value", "delta", "z"}`` (the difference
+    #: from its mean, and in its SDs); ``None`` without a baseline.
+    relative: dict[str, dict[str, float]] | None = field(default=None)
 
     @property
     def duration_s(self) -> float:
@@ -59,11 +64,10 @@ def segment_stats(
     markers: Sequence[Marker],
     classes: Sequence[str],
     excluded: Sequence[Span] = (),
-    baseline: Mapping[str, float] | None = None,
+    baseline: BaselineStats | None = None,
 ) -> list[SegmentStat]:
-    """Figures of each segment of ``markers`` that is not itself an excluded stretch.
-
-    ``baseline``: the patient's resting means of :data:`AFFECT`, for ``baseline_delta``."""
+    """Figures of each segment of ``markers`` that is not itself an excluded stretch, and with
+    the statistics of the patient's ``baseline``, their :attr:`SegmentStat.relative`."""
     w = series.durations * series.visible
     affect = {"valence": series.valence, "arousal": series.arousal,
               "negative_affect": series.negative}  # fmt: skip
@@ -98,9 +102,9 @@ def segment_stats(
                 negative_affect=values["negative_affect"],
                 delta={k: values[k] - session[k] for k in AFFECT},
                 dominant=dominant_class(series.probabilities[rows], classes) if len(rows) else None,
-                baseline_delta=None
+                relative=None
                 if baseline is None
-                else {k: values[k] - baseline.get(k, math.nan) for k in AFFECT},
+                else {k: baseline.shift(k, values[k]) for k in AFFECT},
             )
         )
     return stats

@@ -74,10 +74,11 @@ MARKER_SLACK_S = 1.0
 
 
 def _check_marker_time(info: SessionInfo, time_s: float) -> None:
-    """A marker lies between the session's start and its end (now, for a live recording)."""
+    """A marker lies between the session's start and its end (now, for a live recording or an
+    interrupted one, which may be resumed: a page marks a moment before it clicks Resume)."""
     if not np.isfinite(time_s) or time_s < 0:
         raise SessionError(f"marker time {time_s} is not a time in the session")
-    if info.status == RECORDING:
+    if info.status in (RECORDING, INTERRUPTED):
         end = time.time() - info.started_at
     else:
         wall = (info.ended_at if info.ended_at is not None else info.started_at) - info.started_at
