@@ -34,7 +34,7 @@ def test_a_taken_name_is_a_409_and_a_session_recorded_elsewhere_cannot_be_finish
             assert again.status_code == 409
             assert again.json() == {
                 "error": "conflict",
-                "detail": "session 'week-1' already exists; choose another name",
+                "detail": "session 'week-1' already exists for patient P-001; choose another name",
             }
             assert client.get(f"/api/v1/sessions/{first.json()['id']}").json()["status"] == (
                 "recording"

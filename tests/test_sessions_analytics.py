@@ -61,14 +61,16 @@ def test_missing_face_is_missing_never_interpolated() -> None:
     assert s.windows[5.0][4].visible == 0.0
 
 
-def test_a_stalled_video_counts_as_missing_time() -> None:
+def test_a_stalled_video_is_a_break_in_the_recording_not_missing_face() -> None:
     data = data_from([(10, "happy"), (10, "happy")])
     data.times[100:] += 5.0  # 5 s without any frame after 10 s
     s = summarize(data)
     assert s.duration_s == pytest.approx(25.0)
-    # The last frame before the stall stands for max_gap_s (1 s), the rest is missing.
-    assert s.visible_ratio == pytest.approx((19.9 + 1.0) / 25)
-    assert [(round(g.start_s, 1), round(g.end_s, 1)) for g in s.gaps] == [(10.9, 15.0)]
+    # The frame before the stall stands for the typical interval (0.1 s); the rest is a break:
+    # nothing was analysed then, so it is neither face visible nor face missing.
+    assert s.visible_ratio == pytest.approx(1.0) and s.recorded_s == pytest.approx(20.0)
+    assert [(round(g.start_s, 1), round(g.end_s, 1)) for g in s.breaks] == [(10.0, 15.0)]
+    assert s.gaps == []
 
 
 def test_circumplex_coordinates_are_russells_angles() -> None:
@@ -177,9 +179,11 @@ def test_smoothing_and_binning_keep_missing_values_missing() -> None:
     bins = _series.bin_index(t, 0.0, 5.0, 2)
     assert _series.binned_mean(bins, x, 2).tolist() == [0.0, 10.0]
     assert np.isnan(_series.binned_mean(bins, np.full(10, np.nan), 2)).all()
-    assert _series.frame_durations(np.array([0.0, 0.1, 5.0]), 1.0).tolist() == pytest.approx(
-        [0.1, 1.0, 1.0]
-    )
+    # Before a break (4.9 s without frames) and at the end: the typical interval, 0.1 s.
+    times = np.array([0.0, 0.1, 5.0])
+    durations = _series.frame_durations(times, 1.0)
+    assert durations.tolist() == pytest.approx([0.1, 0.1, 0.1])
+    assert _series.breaks(times, durations) == [(pytest.approx(0.2), 5.0)]
     assert _series.runs(np.array([1, 1, 0, 1], bool)) == [(0, 1), (3, 3)]
 
 

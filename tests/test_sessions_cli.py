@@ -124,7 +124,7 @@ def _foreign(ws: Path) -> None:
 @pytest.mark.parametrize(
     ("build", "args", "fragments"),
     [
-        (_session, ["sessions", "show", "week-9"], ["no session 'week-9'", "known: week-1"]),
+        (_session, ["sessions", "show", "week-9"], ["no session 'week-9'", "known: P-017/week-1"]),
         (_session, ["report", "nope"], ["no session 'nope'"]),
         (_session, ["sessions", "delete", "week-1"], ["--yes"]),
         (_session, ["sessions", "export", "week-1", "-o", "out.xlsx"], ["--format"]),
@@ -177,7 +177,8 @@ def test_compare_refuses_another_patients_session(tmp_path: Path) -> None:
         (["analyze", "call.avi", "--session", "s1"], ["--patient PSEUDONYM"]),
         (["analyze", "call.avi", "-o", "out", "--patient", "P-1"], ["--patient needs --session"]),
         (["analyze", "call.avi", "--session", "s1", "--patient", "Jane Doe"], ["'Jane Doe'"]),
-        (["analyze", "call.avi", "--session", "week-1", "--patient", "P-1"], ["already exists"]),
+        # Names are unique per patient: P-017 has a week-1 (P-1 may have one of its own).
+        (["analyze", "call.avi", "--session", "week-1", "--patient", "P-017"], ["already exists"]),
         (["live", "--no-window", "--camera", "call.avi"], ["--record OUT_DIR or --session"]),
     ],
 )

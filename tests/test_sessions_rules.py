@@ -24,9 +24,9 @@ def test_a_taken_name_is_session_exists_and_an_id_is_not_a_name(tmp_path: Path) 
     _record(tmp_path, "week-1")
     with SessionStore(tmp_path) as store:
         with pytest.raises(SessionExists, match="'week-1' already exists"):
-            rules.ensure_name_free(store, "week-1")
+            rules.ensure_name_free(store, "week-1", "P-017")
         session_id = store.get("week-1").id
-        rules.ensure_name_free(store, str(session_id))  # "1" is free: it is week-1's id
+        rules.ensure_name_free(store, str(session_id), "P-017")  # "1" is free: week-1's id
     with pytest.raises(SessionExists):  # creating checks again, atomically
         _record(tmp_path, "week-1")
 

@@ -250,7 +250,7 @@ def test_missing_sessions_names_and_duplicates(tmp_path: Path) -> None:
         SessionStore(tmp_path / "nothing-here")
     assert not (tmp_path / "nothing-here").exists()
     _record(tmp_path)
-    with SessionStore(tmp_path) as store, pytest.raises(SessionError, match=r"known: week-1"):
+    with SessionStore(tmp_path) as store, pytest.raises(SessionError, match=r"known: P-017/week-1"):
         store.get("week-9")
     with pytest.raises(SessionError, match="already exists"):
         _record(tmp_path)

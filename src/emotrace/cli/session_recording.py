@@ -14,6 +14,7 @@ How a command uses them::
 from __future__ import annotations
 
 import argparse
+import math
 from typing import TYPE_CHECKING, Any
 
 from emotrace.cli._common import add_workspace_option, console, positive_int
@@ -70,7 +71,7 @@ def check_recording_options(args: argparse.Namespace) -> None:
         from emotrace.sessions.rules import ensure_name_free
 
         with SessionStore(args.workspace, readonly=True) as store:
-            ensure_name_free(store, args.session)
+            ensure_name_free(store, args.session, args.patient)
     if not args.consent:  # as the web app: nothing is recorded without the patient's consent
         raise SessionError("--session needs --consent (the patient's consent to record)")
 
@@ -113,9 +114,10 @@ def print_recorded(recorder: SessionRecorder) -> None:
     info = recorder.info
     if info is None:
         return
-    visible = f"{info.visible_frames / info.frames:.0%}" if info.frames else "0%"
+    ratio = info.coverage.visible_ratio if info.coverage else math.nan
+    visible = "0%" if math.isnan(ratio) else f"{ratio:.0%}"
     console.print(
         f"session {info.name} ({info.status}): {info.frames} frames, patient's face in "
-        f"{visible}; see it with: emotrace report {info.name}",
+        f"{visible} of the recorded time; see it with: emotrace report {info.patient}/{info.name}",
         markup=False,
     )

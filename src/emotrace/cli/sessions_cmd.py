@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -72,14 +73,14 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(handler=run_list)
 
     p = actions.add_parser("show", help="metadata and summary figures of one session")
-    p.add_argument("session", metavar="SESSION", help="session name or id")
+    p.add_argument("session", metavar="SESSION", help="PATIENT/NAME, session name or id")
     p.add_argument("--json", action="store_true", help="print the full summary as JSON")
     add_workspace_option(p)
     _analytics(p)
     p.set_defaults(handler=run_show)
 
     p = actions.add_parser("export", help="per-frame records as CSV, JSON Lines or Parquet")
-    p.add_argument("session", metavar="SESSION", help="session name or id")
+    p.add_argument("session", metavar="SESSION", help="PATIENT/NAME, session name or id")
     p.add_argument(
         "-o",
         "--output",
@@ -92,14 +93,16 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(handler=run_export)
 
     p = actions.add_parser("delete", help="delete sessions and really erase their data")
-    p.add_argument("sessions", nargs="*", metavar="SESSION", help="session names or ids")
+    p.add_argument(
+        "sessions", nargs="*", metavar="SESSION", help="PATIENT/NAME, session names or ids"
+    )
     p.add_argument("--patient", metavar="PSEUDONYM", help="delete every session of this patient")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     add_workspace_option(p)
     p.set_defaults(handler=run_delete)
 
     p = actions.add_parser("mark", help="add a timestamped marker to a session")
-    p.add_argument("session", metavar="SESSION", help="session name or id")
+    p.add_argument("session", metavar="SESSION", help="PATIENT/NAME, session name or id")
     p.add_argument("label", help='the annotation, e.g. "topic: family"')
     p.add_argument(
         "--at",
@@ -147,14 +150,14 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(handler=run_baselines)
 
     p = actions.add_parser("edit", help="change a session's notes or consent flag")
-    p.add_argument("session", metavar="SESSION", help="session name or id")
+    p.add_argument("session", metavar="SESSION", help="PATIENT/NAME, session name or id")
     p.add_argument("--notes", help="free-text notes (replace the current ones)")
     p.add_argument("--consent", action=argparse.BooleanOptionalAction, help="consent recorded")
     add_workspace_option(p)
     p.set_defaults(handler=run_edit)
 
     p = sub.add_parser("report", help="self-contained HTML report of a session (and a PDF)")
-    p.add_argument("session", metavar="SESSION", help="session name or id")
+    p.add_argument("session", metavar="SESSION", help="PATIENT/NAME, session name or id")
     p.add_argument(
         "--compare",
         nargs="+",
@@ -244,7 +247,8 @@ def run_list(args: argparse.Namespace) -> int:
         table.add_column(column, no_wrap=column != "name")
     table.add_column("consent")
     for i in infos:
-        visible = f"{i.visible_frames / i.frames:.0%}" if i.frames else "-"
+        ratio = i.coverage.visible_ratio if i.coverage else math.nan
+        visible = "-" if math.isnan(ratio) else f"{ratio:.0%}"
         table.add_row(
             str(i.id),
             i.name,
@@ -276,8 +280,9 @@ def run_show(args: argparse.Namespace) -> int:
         f"started {_when(info.started_at)}, duration {clock(summary.duration_s)}, {info.status}",
         f"model {model}" + (f" (sha256 {info.model.sha256[:12]})" if info.model.sha256 else ""),
         f"source {info.source or '-'}; consent {'yes' if info.consent else 'no'}",
-        f"frames {info.frames}, face visible {summary.visible_ratio:.0%} of the time, "
-        f"{len(summary.gaps)} gap(s)",
+        f"frames {info.frames}, face visible {summary.visible_ratio:.0%} of the recorded time, "
+        f"{len(summary.gaps)} gap(s); not recorded (paused or interrupted) "
+        f"{clock(summary.not_recorded_s)}",
     ]
     if summary.has_face:
         shares = sorted(summary.time_share.items(), key=lambda kv: -kv[1])

@@ -233,7 +233,7 @@ async def create_session(request: Request, body: SessionCreate) -> dict[str, Any
             track_id=body.patient_track,
         )
     except SessionExists:  # the name is taken (perhaps by another client a moment ago)
-        message = f"session {name!r} already exists; choose another name"
+        message = f"session {name!r} already exists for patient {body.patient}; choose another name"
         raise ApiError(409, "conflict", message) from None
     return await run_in_threadpool(_load_session, request, live.session_id)
 

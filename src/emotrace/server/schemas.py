@@ -123,6 +123,13 @@ class Session(BaseModel):
     frames: int
     visible_frames: int
     markers: int
+    #: The face-visible figure: share of the recorded time with the patient's face (``null``
+    #: without frames); the page, the report and the CLI show this one (see
+    #: ``emotrace.sessions.coverage``).
+    visible_ratio: float | None
+    #: Seconds the frames stand for, and seconds in breaks (paused, interrupted, no frames).
+    recorded_s: float | None
+    not_recorded_s: float | None
     #: Whether this server records it now (a page may be streaming into it).
     live: bool
 

@@ -9,19 +9,35 @@ from __future__ import annotations
 import numpy as np
 
 
-def frame_durations(times: np.ndarray, max_gap_s: float) -> np.ndarray:
-    """Seconds each frame stands for: the time to the next frame, capped at ``max_gap_s``.
+def typical_interval(times: np.ndarray, max_gap_s: float) -> float:
+    """The median time between consecutive frames, of those at most ``max_gap_s`` apart (1 s, or
+    ``max_gap_s`` if smaller, when there are none)."""
+    diffs = np.diff(times)
+    regular = diffs[diffs <= max_gap_s]
+    return float(np.median(regular)) if len(regular) else min(1.0, max_gap_s)
 
-    The last frame gets the median frame interval. A frame never stands for more than
-    ``max_gap_s``, so a stall in the video counts as missing time, not as the last face seen.
+
+def frame_durations(times: np.ndarray, max_gap_s: float) -> np.ndarray:
+    """Seconds each frame stands for: the time to the next frame.
+
+    More than ``max_gap_s`` to the next frame is a break in the recording (paused, interrupted,
+    the stream stalled; see :func:`breaks`): the frame before it, like the last frame, stands
+    for the typical interval (:func:`typical_interval`), never for the break.
     """
     if len(times) == 0:
         return np.zeros(0)
-    if len(times) == 1:
-        return np.array([min(1.0, max_gap_s)])
-    diffs = np.diff(times)
-    dt = np.append(diffs, np.median(diffs))
-    return np.minimum(dt, max_gap_s)
+    typical = typical_interval(times, max_gap_s)
+    dt = np.append(np.diff(times), typical)
+    return np.where(dt <= max_gap_s, dt, typical)
+
+
+def breaks(times: np.ndarray, durations: np.ndarray) -> list[tuple[float, float]]:
+    """The stretches no frame stands for (``frame_durations``): ``(start, end)`` pairs."""
+    if len(times) < 2:
+        return []
+    ends = times[:-1] + durations[:-1]
+    found = np.flatnonzero(times[1:] - ends > 1e-9)
+    return [(float(ends[i]), float(times[i + 1])) for i in found]
 
 
 def smooth(times: np.ndarray, values: np.ndarray, window_s: float) -> np.ndarray:

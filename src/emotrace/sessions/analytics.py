@@ -2,11 +2,14 @@
 
 Conventions, shared by every measure:
 
-* **Time weighting.** Each frame stands for the time until the next frame, capped at
-  ``max_gap_s`` (1 s), so a variable frame rate does not bias shares and a stalled video counts as
-  missing time (``_series.frame_durations``).
+* **Time weighting.** Each frame stands for the time until the next frame, so a variable frame
+  rate does not bias shares (``_series.frame_durations``).
+* **Breaks in the recording.** More than ``max_gap_s`` (1 s) without any frame (paused,
+  interrupted, a stalled stream) is a break: neither face visible nor missing face, listed apart
+  (``breaks``, "not recorded") and left out of the face-visible figure (see ``coverage``).
 * **Missing data.** Frames without the patient's face carry NaN. They lower the face-visible
-  ratio, appear as gaps, and are excluded from every affect measure; they are never filled in.
+  figure (the share of the recorded time with the face), appear as gaps, and are excluded from
+  every affect measure; they are never filled in.
 * **Time share** of an emotion: share of the face-visible time in which it is the most probable
   class. **Mean probability** is reported alongside it.
 * **Dominant emotion per window** (5 s and 30 s by default): the class with the highest
@@ -54,7 +57,7 @@ from typing import Any
 import numpy as np
 
 from emotrace.errors import SessionError
-from emotrace.sessions import _series
+from emotrace.sessions import _series, coverage
 from emotrace.sessions.baseline import Baseline, Relative, relative
 from emotrace.sessions.circumplex import RUSSELL_1980, Circumplex
 from emotrace.sessions.exclusions import excluded_spans, overlap_s
@@ -124,6 +127,10 @@ class SessionSummary:
     #: expression is least to be trusted).
     turned_ratio: float = math.nan
     looked_away: list[Gap] = field(default_factory=list)
+    #: Seconds the frames stand for (the duration less the breaks; see ``coverage``).
+    recorded_s: float = math.nan
+    #: Breaks in the recording: paused, interrupted, no frames (neither face nor missing face).
+    breaks: list[Gap] = field(default_factory=list)
     #: The session against the patient's baseline (``None``: analysed without one).
     relative: Relative | None = None
     #: Figures per segment (markers with an end, not excluded), in time order.
@@ -132,6 +139,11 @@ class SessionSummary:
     #: recording in seconds.
     excluded: list[Marker] = field(default_factory=list)
     excluded_s: float = 0.0
+
+    @property
+    def not_recorded_s(self) -> float:
+        """Seconds in breaks (paused or interrupted)."""
+        return float(sum(g.duration_s for g in self.breaks))
 
     @property
     def has_face(self) -> bool:
@@ -177,6 +189,9 @@ class SessionSummary:
                 "segments": [asdict(s) for s in self.segments],
                 "peaks": [asdict(p) for p in self.peaks],
                 "gaps": [{**asdict(g), "duration_s": g.duration_s} for g in self.gaps],
+                "recorded_s": self.recorded_s,
+                "not_recorded_s": self.not_recorded_s,
+                "breaks": [{**asdict(g), "duration_s": g.duration_s} for g in self.breaks],
                 "markers": [asdict(m) for m in self.markers],
                 "segment_stats": [
                     {**asdict(g), "duration_s": g.duration_s} for g in self.segment_stats
@@ -216,6 +231,10 @@ def summarize(
     config = config or AnalyticsConfig()
     classes = data.classes
     series = Series.from_data(data, config, circumplex)
+    # The one face-visible figure (the sessions list and the API show the same, see coverage).
+    cov = coverage.measure(
+        series.times, series.face, config.max_gap_s, excluded_spans(data.markers)
+    )
     dt, visible = series.durations, series.visible
     duration = float(series.times[-1] - series.times[0] + dt[-1]) if len(dt) else 0.0
     seen = float((dt * visible).sum())
@@ -251,7 +270,7 @@ def summarize(
         config=config,
         start_s=start,
         duration_s=duration,
-        visible_ratio=float((dt * series.face).sum()) / duration if duration else 0.0,
+        visible_ratio=0.0 if math.isnan(cov.visible_ratio) else cov.visible_ratio,
         time_share=share,
         mean_probability=mean_p,
         mean_valence=weighted_mean(series.valence, dt * visible),
@@ -263,7 +282,7 @@ def summarize(
         transitions=transition_matrix(windows[config.transition_window_s], classes),
         segments=negative_segments(series, classes, config),
         peaks=affect_peaks(series, classes, config),
-        gaps=visible_gaps(series, config.min_gap_s),
+        gaps=visible_gaps(series, config.min_gap_s, cov.breaks),
         markers=marker_stats(
             series, [m for m in data.markers if not m.is_segment], classes, config.marker_window_s
         ),
@@ -271,6 +290,8 @@ def summarize(
         facing_ratio=1 - _share(dt, series.turned, series.posed),
         turned_ratio=_share(dt, series.turned, series.face) if series.posed.any() else math.nan,
         looked_away=looked_away(series, config),
+        recorded_s=cov.recorded_s,
+        breaks=[Gap(a, b) for a, b in cov.breaks],
         segment_stats=segment_stats(
             series, data.markers, classes, spans, None if baseline is None else baseline.stats
         ),

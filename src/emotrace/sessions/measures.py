@@ -13,6 +13,7 @@ import numpy as np
 from emotrace.errors import SessionError
 from emotrace.sessions import _series
 from emotrace.sessions.circumplex import RUSSELL_1980, Circumplex
+from emotrace.sessions.coverage import MAX_GAP_S
 from emotrace.sessions.exclusions import without_excluded
 from emotrace.sessions.types import SessionData
 
@@ -25,7 +26,8 @@ class AnalyticsConfig:
     transition_window_s: float = 5.0
     min_window_visible: float = 0.5
     smooth_s: float = 2.0
-    max_gap_s: float = 1.0
+    #: Longer without frames is a break in the recording (see ``coverage``).
+    max_gap_s: float = MAX_GAP_S
     min_gap_s: float = 1.0
     negative_threshold: float = 0.5
     negative_min_s: float = 10.0
@@ -202,11 +204,13 @@ def dominant_windows(
     bins = _series.bin_index(series.times, start, window_s, n)
     weights = series.durations
     visible_time = np.bincount(bins, weights=weights * series.visible, minlength=n)[:n]
+    # Of the recorded time: a window half paused and half with the face is all face.
+    recorded_time = np.bincount(bins, weights=weights, minlength=n)[:n]
     means = _series.binned_mean(bins, series.probabilities, n, weights)
     windows = []
     for i in range(n):
         lo, hi = start + i * window_s, min(start + (i + 1) * window_s, end)
-        visible = float(visible_time[i] / (hi - lo)) if hi > lo else 0.0
+        visible = float(visible_time[i] / recorded_time[i]) if recorded_time[i] > 0 else 0.0
         if visible < min_visible or np.isnan(means[i]).any():
             windows.append(Window(lo, hi, None, math.nan, min(visible, 1.0)))
             continue
@@ -225,16 +229,23 @@ def transition_matrix(windows: Sequence[Window], classes: Sequence[str]) -> np.n
     return counts
 
 
-def visible_gaps(series: Series, min_gap_s: float) -> list[Gap]:
-    """Stretches of at least ``min_gap_s`` without the patient's face (incl. stalled video)."""
+def visible_gaps(
+    series: Series, min_gap_s: float, breaks: Sequence[tuple[float, float]] = ()
+) -> list[Gap]:
+    """Stretches of at least ``min_gap_s`` of the recording without the patient's face; the
+    ``breaks`` in the recording (paused, interrupted: see ``coverage``) are not such gaps."""
     if not len(series.times):
         return []
     start, end = float(series.times[0]), float(series.times[-1] + series.durations[-1])
     v = series.face
-    covered_from = series.times[v]
-    covered_to = covered_from + series.durations[v]
+    seen = series.times[v]
+    covered = sorted(
+        [*zip(seen.tolist(), (seen + series.durations[v]).tolist(), strict=True), *breaks]
+    )
+    covered_from = [a for a, _ in covered]
+    covered_to = [b for _, b in covered]
     gaps, cursor = [], start
-    for a, b in zip(covered_from.tolist(), covered_to.tolist(), strict=True):
+    for a, b in zip(covered_from, covered_to, strict=True):
         if a - cursor > 1e-6:
             gaps.append(Gap(cursor, a))
         cursor = max(cursor, b)
@@ -328,10 +339,10 @@ def marker_stats(
         inside = (series.times >= marker.time_s) & (series.times < marker.time_s + window_s)
         wi = w * inside
         values = [weighted_mean(x, wi) for x in (series.valence, series.arousal, series.negative)]
-        # A marker in a session without frames (set before the first one arrived) sees nothing.
-        end = float(series.times[-1] + series.durations[-1]) if len(series.times) else 0.0
-        span = min(window_s, end - marker.time_s)
-        visible = float(wi.sum() / span) if len(series.times) and span > 0 else 0.0
+        # Of the recorded time in the window (a pause in it is not missing face); a marker in
+        # a session without frames (set before the first one arrived) sees nothing.
+        span = float((series.durations * inside).sum())
+        visible = float(wi.sum() / span) if span > 0 else 0.0
         rows = np.flatnonzero(inside & series.visible)
         stats.append(
             MarkerStat(

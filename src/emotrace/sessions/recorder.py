@@ -251,7 +251,7 @@ class SessionRecorder:
         )
 
     def _reopen(self, store: SessionStore) -> None:
-        info = store.get(self.name)
+        info = store.get(f"{self.patient}/{self.name}")
         if info.patient != self.patient or info.classes != self.classes:
             raise SessionError(
                 f"session {self.name!r} is patient {info.patient!r} with classes {info.classes}; "

@@ -16,11 +16,15 @@ from emotrace.sessions.store import SessionStore
 from emotrace.sessions.types import COMPLETE, RECORDING, SessionInfo
 
 
-def ensure_name_free(store: SessionStore, name: str) -> None:
-    """:class:`SessionExists` when ``name`` is taken (checked before a long analysis starts;
+def ensure_name_free(store: SessionStore, name: str, patient: str) -> None:
+    """:class:`SessionExists` when ``patient`` already has a session called ``name`` (names are
+    unique per patient: P-018 may have its own "week-1"; checked before a long analysis starts,
     creating the session checks again, atomically)."""
-    if store.has_name(name):
-        raise SessionExists(f"session {name!r} already exists in {store.path}; choose another name")
+    if store.has_name(name, patient):
+        raise SessionExists(
+            f"session {name!r} already exists for patient {patient} in {store.path}; "
+            "choose another name"
+        )
 
 
 def finish(store: SessionStore, ref: str | int) -> SessionInfo:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from emotrace.errors import SessionError, SessionExists, StoreError
+from emotrace.sessions import coverage
 from emotrace.sessions._schema import SCHEMA_VERSION
 from emotrace.sessions.baseline import Baseline, BaselineStats, baseline_stats
 from emotrace.sessions.measures import AnalyticsConfig
@@ -139,6 +140,7 @@ class SessionStore:
         self._purge_pending = False
         self._retry: threading.Thread | None = None
         self._retry_stop = threading.Event()
+        self._coverage: dict[int, tuple[tuple[Any, ...], coverage.Coverage]] = {}
         if not self.path.exists():
             if not create:
                 raise StoreError(f"no emotrace workspace at {self.path} (nothing recorded yet)")
@@ -264,31 +266,75 @@ class SessionStore:
                 rows = self.conn.execute(
                     self._INFO_SQL + " WHERE s.patient = ? ORDER BY s.started_at, s.id", (patient,)
                 )
-            return [self._info(row) for row in rows.fetchall()]
+            return [self._measured(self._info(row)) for row in rows.fetchall()]
 
-    def has_name(self, name: str) -> bool:
-        """Whether a session is called ``name`` (exactly; ids are not names)."""
+    def has_name(self, name: str, patient: str) -> bool:
+        """Whether ``patient`` has a session called ``name`` (exactly; names are unique per
+        patient, and ids are not names)."""
         with sql_errors(self.path):
-            row = self.conn.execute("SELECT 1 FROM sessions WHERE name = ?", (name,)).fetchone()
+            row = self.conn.execute(
+                "SELECT 1 FROM sessions WHERE name = ? AND patient = ?", (name, patient)
+            ).fetchone()
         return row is not None
 
     def get(self, ref: str | int) -> SessionInfo:
-        """A session by name, or by id (a number that is not also a name)."""
+        """A session by ``PATIENT/NAME``, by name (refused when several patients have a session
+        of that name), or by id (a number that is not also a name)."""
         with sql_errors(self.path):
-            row = None
-            if isinstance(ref, str):
-                row = self.conn.execute(self._INFO_SQL + " WHERE s.name = ?", (ref,)).fetchone()
-            if row is None and str(ref).isdigit():
-                row = self.conn.execute(self._INFO_SQL + " WHERE s.id = ?", (int(ref),)).fetchone()
-            if row is None:
-                names = [r[0] for r in self.conn.execute("SELECT name FROM sessions LIMIT 6")]
+            rows: list[Any] = []
+            if isinstance(ref, str) and "/" in ref:
+                # Pseudonyms and names cannot hold "/" (``check_name``), so this is unambiguous.
+                patient, _, name = ref.partition("/")
+                rows = self.conn.execute(
+                    self._INFO_SQL + " WHERE s.patient = ? AND s.name = ?", (patient, name)
+                ).fetchall()
+            elif isinstance(ref, str):
+                rows = self.conn.execute(
+                    self._INFO_SQL + " WHERE s.name = ? ORDER BY s.patient", (ref,)
+                ).fetchall()
+            if len(rows) > 1:
+                patients = ", ".join(str(r[2]) for r in rows)
+                raise SessionError(
+                    f"session name {ref!r} is used by patients {patients}: give PATIENT/NAME "
+                    f"(e.g. {rows[0][2]}/{ref}) or the session id"
+                )
+            if not rows and str(ref).isdigit():
+                rows = self.conn.execute(self._INFO_SQL + " WHERE s.id = ?", (int(ref),)).fetchall()
+            if not rows:
+                names = [
+                    f"{r[0]}/{r[1]}"
+                    for r in self.conn.execute("SELECT patient, name FROM sessions LIMIT 6")
+                ]
                 hint = (
                     f"known: {', '.join(names[:5])}{', ...' if len(names) > 5 else ''}"
                     if names
                     else "the workspace has no sessions"
                 )
                 raise SessionError(f"no session {ref!r} in workspace {self.path} ({hint})")
-            return self._info(row)
+            return self._measured(self._info(rows[0]))
+
+    def _measured(self, info: SessionInfo) -> SessionInfo:
+        """``info`` with its :class:`Coverage` (cached until the session gets new frames)."""
+        with sql_errors(self.path):
+            # Excluded stretches count neither as recorded nor as breaks (see ``coverage``).
+            spans = self.conn.execute(
+                "SELECT time_s, end_s FROM markers WHERE session_id = ? AND excluded = 1"
+                " AND end_s IS NOT NULL ORDER BY time_s",
+                (info.id,),
+            ).fetchall()
+        key = (info.started_at, info.frames, info.last_time_s, tuple(spans))
+        cached = self._coverage.get(info.id)
+        if cached is None or cached[0] != key:
+            with sql_errors(self.path):
+                rows = self.conn.execute(
+                    "SELECT time_s, face FROM frames WHERE session_id = ? ORDER BY frame",
+                    (info.id,),
+                ).fetchall()
+            table = np.array(rows, np.float64).reshape(len(rows), 2)
+            measured = coverage.measure(table[:, 0], table[:, 1] > 0, excluded=spans)
+            cached = (key, measured)
+            self._coverage[info.id] = cached
+        return replace(info, coverage=cached[1])
 
     def markers(self, session_id: int) -> list[Marker]:
         """A session's markers in time order."""
@@ -378,7 +424,8 @@ class SessionStore:
                 )
         except sqlite3.IntegrityError:
             raise SessionExists(
-                f"session {name!r} already exists in {self.path}; choose another name"
+                f"session {name!r} already exists for patient {patient} in {self.path}; "
+                "choose another name"
             ) from None
         return int(cursor.lastrowid or 0)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from emotrace.errors import ModelError, SessionError
+from emotrace.sessions.coverage import Coverage
 
 #: Session states as stored. ``interrupted`` is also reported for a ``recording`` session whose
 #: writer is gone (killed, crashed, machine powered off).
@@ -117,6 +119,8 @@ class SessionInfo:
     first_time_s: float | None = None
     last_time_s: float | None = None
     markers: int = 0
+    #: Recorded and face-visible time (:mod:`.coverage`); ``None`` when not measured.
+    coverage: Coverage | None = None
 
     @property
     def duration_s(self) -> float:
@@ -151,7 +155,20 @@ class SessionInfo:
             "frames": self.frames,
             "visible_frames": self.visible_frames,
             "markers": self.markers,
+            **_coverage_dict(self.coverage),
         }
+
+
+def _coverage_dict(coverage: Coverage | None) -> dict[str, Any]:
+    """The face-visible figure as the API and exports give it (``None`` where unknown)."""
+    if coverage is None:
+        return {"visible_ratio": None, "recorded_s": None, "not_recorded_s": None}
+    ratio = coverage.visible_ratio
+    return {
+        "visible_ratio": None if math.isnan(ratio) else round(ratio, 6),
+        "recorded_s": round(coverage.recorded_s, 3),
+        "not_recorded_s": round(coverage.not_recorded_s, 3),
+    }
 
 
 @dataclass
