@@ -282,7 +282,8 @@ def summarize(
         transitions=transition_matrix(windows[config.transition_window_s], classes),
         segments=negative_segments(series, classes, config),
         peaks=affect_peaks(series, classes, config),
-        gaps=visible_gaps(series, config.min_gap_s, cov.breaks),
+        # An excluded stretch is neither a break nor a gap: it is listed on its own.
+        gaps=visible_gaps(series, config.min_gap_s, [*cov.breaks, *spans]),
         markers=marker_stats(
             series, [m for m in data.markers if not m.is_segment], classes, config.marker_window_s
         ),
