@@ -299,8 +299,9 @@ def test_markers_records_exports_report(
     assert live_marker.status_code == 201 and live_marker.json()["time_s"] >= 0
     assert client.post(f"/api/v1/sessions/{session['id']}/finish").status_code == 200
 
-    # A marker of a session not being recorded needs its time.
-    assert_error(client.post(f"/api/v1/sessions/{sid}/markers", json={"label": "x"}), 422)
+    # A marker of a complete session needs its time (an interrupted one's is now: issue 33 (6)).
+    finished = session["id"]
+    assert_error(client.post(f"/api/v1/sessions/{finished}/markers", json={"label": "x"}), 422)
     marker = client.post(f"/api/v1/sessions/{sid}/markers", json={"label": "topic", "time_s": 0.1})
     assert marker.status_code == 201
     mid = marker.json()["id"]
@@ -516,9 +517,10 @@ def test_video_file_times_come_from_the_client(
         assert json.loads(ws.recv(timeout=30)) == {"type": "resumed"}
         ws.send(json.dumps({"type": "pause"}))
         assert json.loads(ws.recv(timeout=30)) == {"type": "paused"}
-        # A reloaded page takes over unpaused.
+        # A page that takes over (issue 33 (8): it asks) goes on unpaused.
         with ws_client.connect(
-            f"{server.ws_base}/api/v1/sessions/{sid}/live", additional_headers=server.auth
+            f"{server.ws_base}/api/v1/sessions/{sid}/live?take_over=1",
+            additional_headers=server.auth,
         ) as reloaded:
             assert json.loads(reloaded.recv(timeout=30))["type"] == "ready"
             reloaded.send(frame_message(frames[0], 0.3))

@@ -19,7 +19,17 @@ Protocol (the page in ``static/js/live.js`` is the reference client):
 A socket that drops without ``stop`` leaves the session ``interrupted`` with everything received;
 so does a session that gets no message (frame, heartbeat...) for the server's idle timeout
 (``ServerConfig.idle_timeout_s``, 2 minutes), whether a socket is attached or none ever was.
-Connecting again to an interrupted session resumes it.
+Connecting again to an interrupted session resumes it; a complete one is refused (409).
+
+One page streams into a session at a time (another tab, a second window):
+
+* A socket to a session that a page streams into now is accepted, sent ``{"type":
+  "live_elsewhere", "detail": ...}`` and closed with code 4409 (:data:`LIVE_ELSEWHERE`); the
+  session goes on as it was. The session's ``streaming`` field in the API says so beforehand.
+* Connecting with ``?take_over=1`` takes the session over: the page streaming into it gets
+  ``{"type": "taken_over", "detail": ...}`` and its socket is closed with code 4410
+  (:data:`TAKEN_OVER`); the new socket gets ``ready`` and goes on with the same recording
+  (unpaused). The page that lost the session stops showing live data.
 """
 
 from __future__ import annotations
@@ -47,6 +57,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("emotrace.server")
 router = APIRouter()
+
+#: Close code of a socket refused because another page streams into the session.
+LIVE_ELSEWHERE = 4409
+#: Close code of the socket whose session another page took over (``?take_over=1``).
+TAKEN_OVER = 4410
 
 
 async def _refuse(websocket: WebSocket, status: int, error: str, detail: str) -> None:
@@ -94,7 +109,7 @@ async def _attach(s: ServerState, session_id: int) -> tuple[LiveSession | None, 
 
 
 @router.websocket("/api/v1/sessions/{session_id}/live")
-async def live_socket(websocket: WebSocket, session_id: int) -> None:
+async def live_socket(websocket: WebSocket, session_id: int, take_over: bool = False) -> None:
     """Stream frames into a session (see the module docstring)."""
     s = state(websocket)
     live, note, status = await _attach(s, session_id)
@@ -102,14 +117,26 @@ async def live_socket(websocket: WebSocket, session_id: int) -> None:
         await _refuse(websocket, status, "not found" if status == 404 else "conflict", note)
         return
     await websocket.accept()
+    previous = s.sockets.get(session_id)
+    if previous is not None and not _connected(previous):
+        previous = None  # a page that has gone: nothing to take over from
+    if previous is not None and not take_over:
+        # Accepted to say why: a browser cannot read a refused handshake's answer.
+        detail = "this session is being recorded in another tab or window"
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await websocket.send_json({"type": "live_elsewhere", "detail": detail})
+        await _close(websocket, LIVE_ELSEWHERE, detail)
+        return
     live.touch()
     live.generation += 1
     live.paused = False  # a reloaded page starts unpaused
     generation = live.generation
-    previous = s.sockets.get(session_id)
     s.sockets[session_id] = websocket
-    if previous is not None:  # a reloaded page takes over from its dead predecessor
-        await _close(previous)
+    if previous is not None:  # taken over: the other page stops streaming and says so
+        detail = "another tab or window took this session over"
+        with contextlib.suppress(Exception):  # it may be gone already
+            await previous.send_json({"type": "taken_over", "detail": detail})
+        await _close(previous, TAKEN_OVER, detail)
     await websocket.send_json(
         {
             "type": "ready",
@@ -184,14 +211,18 @@ async def _serve(s: ServerState, websocket: WebSocket, live: LiveSession, genera
             await websocket.send_json({"type": "error", "detail": "unknown message"})
 
 
-async def _close(websocket: WebSocket) -> None:
-    if (
+def _connected(websocket: WebSocket) -> bool:
+    return (
         websocket.application_state == WebSocketState.CONNECTED
         and websocket.client_state != WebSocketState.DISCONNECTED  # the client has gone
-    ):
+    )
+
+
+async def _close(websocket: WebSocket, code: int = 1000, reason: str = "") -> None:
+    if _connected(websocket):
         # Already closing from the other side: RuntimeError, or WebSocketDisconnect.
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-            await websocket.close()
+            await websocket.close(code, reason)
 
 
 async def notify_finished(s: ServerState, session_id: int, session: dict[str, Any]) -> None:

@@ -15,8 +15,6 @@ export const JPEG_QUALITY = 0.8;
 
 export const MIN_FRAME_INTERVAL_MS = 66; // at most ~15 frames/s: enough for emotions, spares the CPU
 
-export const FILE_STEP_S = 0.1; // a video file is analysed every 0.1 s of its own time
-
 // Stored in the page's language (t() where the buttons are made).
 export const PRESETS = [
   ["1", N_("topic change")],
@@ -33,28 +31,20 @@ export function startLive(session, source, media) {
   const video = $("#video");
   const live = {
     id: session.id, name: session.name, patient: session.patient, source,
-    fileMode: source === "file", stream: media.stream || null, video, ws: null,
+    stream: media.stream, video, ws: null,
     inflight: false, paused: false, stopped: false, sentAt: 0, lastSend: 0,
-    ticks: [], history: [], markers: [], patientTrack: null, objectUrl: null, heartbeat: null,
+    ticks: [], history: [], markers: [], patientTrack: null, heartbeat: null,
   };
   state.live = live;
   clearLiveView();
   startLiveBaseline(live);
-  $("#progress").hidden = !live.fileMode;
-  if (live.fileMode) {
-    live.objectUrl = URL.createObjectURL(media.file);
-    video.srcObject = null;
-    video.autoplay = false;
-    video.src = live.objectUrl;
-    video.addEventListener("loadeddata", () => { video.pause(); connect(live); }, { once: true });
-  } else {
-    video.removeAttribute("src");
-    video.autoplay = true;
-    video.srcObject = live.stream;
-    // A shared window that the user stops sharing ends the session like Stop.
-    live.stream.getVideoTracks()[0].addEventListener("ended", () => { if (!live.stopped) stopLive(false); });
-    connect(live);
-  }
+  // Video files are analysed by the server (file_session.js), not streamed from here.
+  video.removeAttribute("src");
+  video.autoplay = true;
+  video.srcObject = live.stream;
+  // A shared window that the user stops sharing ends the session like Stop.
+  live.stream.getVideoTracks()[0].addEventListener("ended", () => { if (!live.stopped) stopLive(false); });
+  connect(live);
   video.play().catch(() => {});
 }
 
@@ -73,7 +63,6 @@ export function clearLiveView() {
   $("#bars").replaceChildren();
   $("#patient-choice").textContent = "patient: largest face";
   listFaces(null, null);
-  $("#progress").value = 0;
   $("#pause").textContent = "Pause";
   for (const canvas of [$("#overlay"), $("#timeline")]) {
     canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
@@ -112,8 +101,7 @@ export function onMessage(live, message) {
     }, 1000 * (message.heartbeat_s || HEARTBEAT_S));
     setStatus(message.resumed ? "recording (resumed)" : "recording", "on");
     hideBanner();
-    if (live.fileMode) seekAndSend(live, 0);
-    else sendFrame(live);
+    sendFrame(live);
   } else if (message.type === "result" || message.type === "error") {
     live.inflight = false;
     if (message.type === "result") onResult(live, message);
@@ -125,19 +113,8 @@ export function onMessage(live, message) {
 
 export function scheduleNext(live) {
   if (live.paused || live.stopped) return;
-  if (live.fileMode) {
-    const next = live.video.currentTime + FILE_STEP_S;
-    if (next >= live.video.duration) stopLive(false);
-    else seekAndSend(live, next);
-    return;
-  }
   const wait = Math.max(0, MIN_FRAME_INTERVAL_MS - (performance.now() - live.lastSend));
   setTimeout(() => sendFrame(live), wait);
-}
-
-export function seekAndSend(live, time) {
-  live.video.addEventListener("seeked", () => sendFrame(live), { once: true });
-  live.video.currentTime = time;
 }
 
 export const grab = document.createElement("canvas");
@@ -157,7 +134,7 @@ export function sendFrame(live) {
   grab.getContext("2d").drawImage(video, 0, 0, width, height);
   live.inflight = true;
   live.lastSend = performance.now();
-  const time = live.fileMode ? video.currentTime : NaN;
+  const time = NaN; // cameras and screens
   grab.toBlob((jpeg) => {
     const header = new ArrayBuffer(8);
     new DataView(header).setFloat64(0, time, true); // NaN: "now" on the server's clock
@@ -190,7 +167,6 @@ export function onResult(live, result) {
   while (live.history.length && live.history[0].t < result.time_s - TIMELINE_S) live.history.shift();
   drawTimeline(live, result.time_s);
   describeTimeline(live.history, live.markers);
-  if (live.fileMode && live.video.duration) $("#progress").value = live.video.currentTime / live.video.duration;
 }
 
 export function choosePatient(event) {
@@ -218,10 +194,8 @@ export function followTrack(track, how) {
 export async function addMarker(label) {
   const live = state.live;
   if (!live || live.stopped || !label.trim()) return;
-  // The server stamps "now" on receipt (the moment of the click, give or take a few ms); a
-  // video file's marker is at the position shown.
+  // The server stamps "now" on receipt (the moment of the click, give or take a few ms).
   const body = { label: label.trim() };
-  if (live.fileMode) body.time_s = live.video.currentTime;
   try {
     const marker = await api("POST", `/sessions/${live.id}/markers`, body);
     live.markers.push(marker);
@@ -258,7 +232,6 @@ export async function stopLive(leaving) {
 export function releaseMedia(live) {
   clearInterval(live.heartbeat);
   if (live.stream) live.stream.getTracks().forEach((t) => t.stop());
-  if (live.objectUrl) URL.revokeObjectURL(live.objectUrl);
   live.video.srcObject = null;
   live.video.removeAttribute("src");
 }

@@ -4,7 +4,8 @@
 // This module routes between the views and wires the page's buttons and keys.
 
 import { PRESETS, addMarker, choosePatient, followTrack, showLive, stopLive, togglePause } from "./live.js";
-import { showNew, startNew } from "./new_session.js";
+import { cancelFile, showFile } from "./file_session.js";
+import { chooseFile, showNew, startNew } from "./new_session.js";
 import { checkInterrupted, hideBanner, resume } from "./resume.js";
 import { showReview } from "./review.js";
 import { renderSessions, showSessions } from "./sessions.js";
@@ -27,6 +28,7 @@ export async function route() {
   if (parts[0] === "new") return showNew(new URLSearchParams(query || ""));
   if (parts[0] === "live") return showLive(Number(parts[1]));
   if (parts[0] === "review") return showReview(Number(parts[1]));
+  if (parts[0] === "file") return showFile(Number(parts[1]));
   return showSessions();
 }
 
@@ -70,6 +72,8 @@ export async function init() {
     if (event.key === "Escape") { event.preventDefault(); event.target.blur(); }
   });
   $("#new-form").addEventListener("submit", startNew);
+  $("#video-file").addEventListener("change", chooseFile);
+  $("#file-cancel").addEventListener("click", cancelFile);
   $("#filter").addEventListener("input", renderSessions);
   $("#pause").addEventListener("click", togglePause);
   $("#stop").addEventListener("click", () => stopLive(false));

@@ -1,5 +1,7 @@
 // The New session form: pseudonym, name, consent and the source (camera, screen, video file).
 
+import { uploadFile } from "./file_session.js";
+import { t } from "./i18n.js";
 import { startLive } from "./live.js";
 import { $, api, remember, show } from "./util.js";
 
@@ -14,9 +16,15 @@ export function showNew(params) {
   // Consent is given for one recording: it is asked again every time, never carried over.
   $("#consent").checked = false;
   $("#new-error").textContent = "";
+  $("#upload-status").textContent = "";
 }
 
-export async function openSource(source, file) {
+// Choosing a file means the file is the source (the radio alone is easy to miss).
+export function chooseFile() {
+  if ($("#video-file").files.length) document.querySelector("input[name=source][value=file]").checked = true;
+}
+
+export async function openSource(source) {
   // Ask for the camera or the screen first: the browser wants that right after the click.
   if (source === "camera") {
     return { stream: await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: false }) };
@@ -24,8 +32,21 @@ export async function openSource(source, file) {
   if (source === "screen") {
     return { stream: await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false }) };
   }
-  if (!file) throw new Error("choose a video file");
-  return { file };
+  // Video files are not played here: the server analyses them (startFile).
+  throw new Error(t("A video file is analysed by the server: start a new session with it."));
+}
+
+// Upload the chosen file; the server analyses it and the file view follows the analysis.
+async function startFile(fields) {
+  const file = $("#video-file").files[0];
+  if (!file) throw new Error(t("Choose a video file first."));
+  const status = $("#upload-status");
+  const session = await uploadFile(fields, file, (fraction) => {
+    status.textContent = t("Uploading the video to emotrace on this computer: {pct}%",
+      { pct: Math.floor(100 * fraction) });
+  });
+  status.textContent = "";
+  location.hash = `#/file/${session.id}`;
 }
 
 export async function startNew(event) {
@@ -33,15 +54,18 @@ export async function startNew(event) {
   const error = $("#new-error");
   error.textContent = "";
   const source = document.querySelector("input[name=source]:checked").value;
-  const file = $("#video-file").files[0];
   const button = $("#start");
   button.disabled = true;
   let media = null;
   try {
-    media = await openSource(source, file);
     const body = { patient: $("#patient").value.trim(), consent: $("#consent").checked, source };
     const name = $("#session-name").value.trim();
     if (name) body.name = name;
+    if (source === "file") {
+      await startFile(body);
+      return;
+    }
+    media = await openSource(source);
     const session = await api("POST", "/sessions", body);
     remember({ id: session.id, source, name: session.name, patient: session.patient });
     startLive(session, source, media);
@@ -49,6 +73,7 @@ export async function startNew(event) {
   } catch (exc) {
     if (media && media.stream) media.stream.getTracks().forEach((t) => t.stop());
     error.textContent = exc.message || String(exc);
+    $("#upload-status").textContent = "";
   } finally {
     button.disabled = false;
   }

@@ -1,6 +1,7 @@
 // The review page: one session's report, downloads, notes and markers.
 
 import { showReviewBaseline } from "./baseline.js";
+import { finishSession, resume } from "./resume.js";
 import { $, api, clock, el, show, state, when } from "./util.js";
 
 // The review page shows exactly one session, or an error: every field, link and button is
@@ -23,6 +24,7 @@ export function clearReview() {
   $("#review-marker-form").onsubmit = (event) => event.preventDefault();
   $("#markers-table tbody").replaceChildren();
   $("#review-error").textContent = "";
+  $("#review-live").hidden = true;
   $("#compare").checked = false;
   $("#report-notes").checked = false;
 }
@@ -48,6 +50,7 @@ export async function showReview(id) {
   const visible = s.frames ? Math.round((100 * s.visible_frames) / s.frames) : 0;
   $("#review-meta").textContent =
     `${when(s.started_at)} · ${clock(s.duration_s)} · ${s.status} · ${s.frames} frames, face visible ${visible}% · consent: ${s.consent ? "yes" : "no"}`;
+  showRecovery(s);
   for (const format of ["csv", "jsonl", "parquet"]) $(`#dl-${format}`).href = `/api/v1/sessions/${s.id}/export?format=${format}`;
   $("#notes").value = s.notes;
   $("#save-notes").textContent = `Save notes to ${s.name}`;
@@ -85,6 +88,21 @@ export async function showReview(id) {
   $("#review-body").hidden = false;
   $("#review-downloads").hidden = false;
   loadReport(review);
+}
+
+// A session that is not complete can be resumed (or taken over from the tab that records it) and
+// finished from its review; a complete one offers neither.
+export function showRecovery(s) {
+  if (s.status === "complete") return;
+  $("#review-live-text").textContent = s.streaming
+    ? "This session is being recorded in another tab or window."
+    : `This session is ${s.status === "interrupted" ? "interrupted" : "not streaming"}: everything received is kept. Resume it to record more, or finish it.`;
+  $("#review-resume").textContent = s.streaming ? "Take over here" : "Resume";
+  $("#review-resume").onclick = () => resume({ id: s.id, name: s.name, patient: s.patient });
+  $("#review-finish").onclick = () => {
+    if (confirm(`Finish session ${s.name}? It is kept as it is now and cannot be resumed afterwards.`)) finishSession(s.id).then((done) => { if (done) showReview(s.id); });
+  };
+  $("#review-live").hidden = false;
 }
 
 // The report shown and its downloads: with the comparison and the notes only when ticked.

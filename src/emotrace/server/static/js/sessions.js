@@ -1,5 +1,6 @@
 // The sessions list: filter, exports, delete.
 
+import { finishSession, resume } from "./resume.js";
 import { $, api, clock, el, show, state, when } from "./util.js";
 
 export async function showSessions() {
@@ -31,16 +32,17 @@ export function renderSessions() {
     }
     const remove = el("button", { class: "secondary", type: "button", onclick: () => deleteSession(s) }, "Delete");
     if (s.live) remove.disabled = true;
+    const actions = el("td", {}, ...recoveryButtons(s), remove);
     body.append(
       el("tr", { "data-id": String(s.id) },
         el("td", {}, s.patient),
         el("td", {}, el("a", { href: s.live ? `#/live/${s.id}` : `#/review/${s.id}` }, s.name)),
         el("td", {}, when(s.started_at)),
         el("td", {}, clock(s.duration_s)),
-        el("td", { class: "status-" + s.status }, s.status + (s.live ? " (live)" : "")),
+        el("td", { class: "status-" + s.status }, statusText(s)),
         el("td", {}, visible),
         exports,
-        el("td", {}, remove)));
+        actions));
   }
   const empty = $("#sessions-empty");
   empty.textContent = state.sessions.length
@@ -58,4 +60,21 @@ export async function deleteSession(s) {
     alert("Not deleted: " + exc.message);
   }
   showSessions();
+}
+
+export function statusText(s) {
+  if (s.streaming) return "recording (live in a tab)";
+  return s.status + (s.live ? " (live, no page streaming)" : "");
+}
+
+// What can be done with a session not complete: resume or take over (which asks first) and
+// finish. A complete session offers neither.
+export function recoveryButtons(s) {
+  if (s.status === "complete") return [];
+  const again = el("button", { type: "button", class: "resume", onclick: () => resume({ id: s.id, name: s.name, patient: s.patient }) },
+    s.streaming ? "Take over" : "Resume");
+  const finish = el("button", { type: "button", class: "secondary finish", onclick: () => {
+    if (confirm(`Finish session ${s.name} of ${s.patient}? It is kept as it is now and cannot be resumed afterwards.`)) finishSession(s.id);
+  } }, "Finish");
+  return [again, finish];
 }

@@ -38,6 +38,7 @@ export async function api(method, path, body) {
     options.body = JSON.stringify(body);
   }
   const response = await fetch("/api/v1" + path, options);
+  if (response.status === 401) signedOut();
   if (response.status === 204) return null;
   const data = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(describeError(data.detail) || data.error || response.statusText);
