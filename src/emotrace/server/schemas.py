@@ -132,6 +132,9 @@ class Session(BaseModel):
     not_recorded_s: float | None
     #: Whether this server records it now (a page may be streaming into it).
     live: bool
+    #: Whether a page streams into it now (its WebSocket is attached): another tab asks before
+    #: taking it over.
+    streaming: bool
 
 
 class Marker(BaseModel):
@@ -139,9 +142,6 @@ class Marker(BaseModel):
     ``[time_s, end_s)``, and an ``excluded`` segment is left out of every analytic (its label
     says why)."""
 
-    #: Whether a page streams into it now (its WebSocket is attached): another tab asks before
-    #: taking it over.
-    streaming: bool
     id: int
     time_s: float
     label: str
@@ -272,13 +272,6 @@ class RecordsPage(BaseModel):
     records: list[dict[str, Any]]
 
 
-class DeletePending(BaseModel):
-    """``DELETE /api/v1/sessions/{id}`` answered 202: the session is deleted, but another process
-    reads the workspace, so its data leaves the write-ahead log only once that reader finishes;
-    the server completes the purge by itself then (or when it stops)."""
-
-    id: int
-    purged: Literal[False]
 class Series(BaseModel):
     """``GET .../series``: the patient's valence and arousal per frame (``null`` where no face),
     ``limit`` frames from ``offset``, for redrawing a live timeline."""
@@ -290,4 +283,11 @@ class Series(BaseModel):
     arousal: list[float | None]
 
 
+class DeletePending(BaseModel):
+    """``DELETE /api/v1/sessions/{id}`` answered 202: the session is deleted, but another process
+    reads the workspace, so its data leaves the write-ahead log only once that reader finishes;
+    the server completes the purge by itself then (or when it stops)."""
+
+    id: int
+    purged: Literal[False]
     detail: str

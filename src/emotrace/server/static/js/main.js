@@ -3,10 +3,10 @@
 //
 // This module routes between the views and wires the page's buttons and keys.
 
-import { PRESETS, addMarker, choosePatient, followTrack, showLive, stopLive, togglePause } from "./live.js";
+import { PRESETS, choosePatient, followTrack, showLive, stopLive } from "./live.js";
 import { cancelFile, showFile } from "./file_session.js";
 import { chooseFile, showNew, startNew } from "./new_session.js";
-import { checkInterrupted, hideBanner, resume } from "./resume.js";
+import { checkInterrupted, finishHere, hideBanner, mark, pause, resume, resumeHere, stop } from "./resume.js";
 import { showReview } from "./review.js";
 import { renderSessions, showSessions } from "./sessions.js";
 import { LANGUAGES, language, loadLanguage, setLanguage, t } from "./i18n.js";
@@ -33,13 +33,14 @@ export async function route() {
 }
 
 export function onKey(event) {
-  if (!state.live || $("#view-live").hidden) return;
+  // A parked live view (a session this tab does not stream into) answers the keys too.
+  if (!(state.live || state.parked) || $("#view-live").hidden) return;
   const target = event.target;
   if (target && ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName)) return;
   const preset = PRESETS.find(([key]) => key === event.key);
   if (preset) { event.preventDefault(); mark(t(preset[1])); }
   else if (event.key === "m") { event.preventDefault(); $("#marker-text").focus(); }
-  else if (event.key === " ") { event.preventDefault(); togglePause(); }
+  else if (event.key === " ") { event.preventDefault(); pause(); }
 }
 
 export async function init() {
@@ -64,7 +65,7 @@ export async function init() {
   }
   $("#marker-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    addMarker($("#marker-text").value);
+    mark($("#marker-text").value);
     $("#marker-text").value = "";
     $("#marker-text").blur(); // back to the page: 1-4, m and space act again
   });
@@ -75,14 +76,15 @@ export async function init() {
   $("#video-file").addEventListener("change", chooseFile);
   $("#file-cancel").addEventListener("click", cancelFile);
   $("#filter").addEventListener("input", renderSessions);
-  $("#pause").addEventListener("click", togglePause);
-  $("#stop").addEventListener("click", () => stopLive(false));
+  $("#pause").addEventListener("click", pause);
+  $("#stop").addEventListener("click", stop);
   $("#overlay").addEventListener("click", choosePatient);
   $("#patient-select").addEventListener("change", (event) => {
     followTrack(event.target.value === "" ? null : Number(event.target.value), t("chosen"));
   });
   $("#resume-btn").addEventListener("click", () => resume());
-  $("#resume-here").addEventListener("click", () => resume(remembered()));
+  $("#resume-here").addEventListener("click", resumeHere);
+  $("#finish-here").addEventListener("click", finishHere);
   $("#banner-dismiss").addEventListener("click", () => { hideBanner(); remember(null); });
   $("#banner-finish").addEventListener("click", async () => {
     const session = JSON.parse($("#banner").dataset.session || "null");
