@@ -6,7 +6,7 @@ import { describeTimeline } from "./timeline_text.js";
 import { relativeFace, startLiveBaseline } from "./baseline.js";
 import { TIMELINE_S, drawBars, drawOverlay, drawTimeline } from "./live_draw.js";
 import { listFaces } from "./patient_select.js";
-import { hideBanner, offerResume } from "./resume.js";
+import { hideBanner, lostLive, showParked } from "./resume.js";
 import { $, api, clock, el, remember, show, state } from "./util.js";
 
 export const FRAME_WIDTH = 640;
@@ -69,20 +69,40 @@ export function clearLiveView() {
   }
 }
 
+// Close codes of the server's live socket (server/websocket.py).
+export const LIVE_ELSEWHERE = 4409, TAKEN_OVER = 4410;
+
 export function connect(live) {
   setStatus("connecting", "");
-  const ws = new WebSocket(`ws://${location.host}/api/v1/sessions/${live.id}/live`);
+  // A take-over the clinician agreed to (resume.js) is asked for once, by this connection.
+  const takeOver = state.takeOver === live.id;
+  state.takeOver = null;
+  const query = takeOver ? "?take_over=1" : "";
+  const ws = new WebSocket(`ws://${location.host}/api/v1/sessions/${live.id}/live${query}`);
   ws.binaryType = "arraybuffer";
   live.ws = ws;
+  live.ready = false;
   ws.onmessage = (event) => onMessage(live, JSON.parse(event.data));
-  ws.onclose = () => {
+  ws.onclose = (event) => {
     clearInterval(live.heartbeat);
     if (live.ws !== ws || live.stopped) return;
     live.inflight = false;
     setStatus("disconnected", "off");
-    // The server kept everything received and marked the session interrupted.
-    offerResume({ id: live.id, name: live.name, patient: live.patient, source: live.source },
-      "The connection to the server was lost. Everything received is kept.");
+    if (event.code === LIVE_ELSEWHERE) {
+      // Another page streams into it (its state changed since this tab looked): ask first.
+      if (confirm(`Session ${live.name} (${live.patient}) is being recorded in another tab or window. Take it over here? That tab stops recording.`)) {
+        state.takeOver = live.id;
+        connect(live);
+      } else {
+        lostLive(live, "");
+      }
+    } else if (event.code === TAKEN_OVER) {
+      lostLive(live, "taken_over");
+    } else {
+      // The server kept everything received and marked the session interrupted (or refused the
+      // socket: the parked view finds out why, e.g. complete, or a server with a new token).
+      lostLive(live, live.ready ? "lost" : "");
+    }
   };
 }
 
@@ -94,6 +114,7 @@ export function setStatus(text, kind) {
 
 export function onMessage(live, message) {
   if (message.type === "ready") {
+    live.ready = true;
     clearInterval(live.heartbeat);
     const ws = live.ws;
     live.heartbeat = setInterval(() => {
@@ -249,19 +270,14 @@ export function finishLive(live, leaving) {
 export async function showLive(id) {
   show("view-live");
   const live = state.live;
-  $("#resume-hint").hidden = Boolean(live && live.id === id);
   if (live && live.id === id) {
+    $("#resume-hint").hidden = true;
     $("#live-title").textContent = `${live.patient} · ${live.name}`;
     $("#pause").textContent = live.paused ? "Resume" : "Pause";
     return;
   }
-  // Not streaming here (a reload, a link): offer to resume into the same session.
+  // Not streaming here (a reload, a link, a session another tab records): the session as the
+  // server has it, with Resume (or Take over) and Finish.
   if (!live) clearLiveView();
-  try {
-    const s = await api("GET", `/sessions/${id}`);
-    $("#live-title").textContent = `${s.patient} · ${s.name}`;
-    if (s.status === "complete") location.hash = `#/review/${id}`;
-  } catch (exc) {
-    $("#live-title").textContent = exc.message;
-  }
+  showParked(id);
 }
