@@ -293,7 +293,7 @@ def test_finish_stops_a_file_session_as_complete(
 
 @pytest.mark.browser
 def test_the_page_analyses_an_hevc_file_on_the_server(
-    server: Server, tmp_path: Path, upload_root: Path
+    server: Server, client: httpx.Client, tmp_path: Path, upload_root: Path
 ) -> None:
     _needs(HEVC)
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -339,5 +339,12 @@ def test_the_page_analyses_an_hevc_file_on_the_server(
         page.click("#start")
         page.wait_for_function("() => document.querySelector('#new-error').textContent !== ''")
         assert page.inner_text("#new-error").startswith(UNREADABLE)
+        # A cancelled video can be finished from the list, never resumed: it is analysed once.
+        cancelled = started(client, HEVC, fresh("cancelled-row"))
+        client.post(f"/api/v1/sessions/{cancelled}/analysis/cancel")
+        page.click("#nav-sessions")
+        row = page.wait_for_selector(f"#sessions-table tr[data-id='{cancelled}']")
+        assert row is not None and row.query_selector("button.finish") is not None
+        assert row.query_selector("button.resume") is None
         browser.close()
     assert uploads(server, upload_root) == []

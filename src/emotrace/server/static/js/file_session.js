@@ -8,6 +8,11 @@ import { $, api, clock, describeError, show, state } from "./util.js";
 
 export const POLL_MS = 500;
 
+// A session made from a video file: analysed by the server, never resumed.
+export const isFileSession = (s) => Boolean(s.settings && s.settings.source === "file");
+
+export const isAnalysing = (s) => isFileSession(s) && s.status === "recording";
+
 // The view follows one session at a time; a newer visit (or another view) ends the older poll.
 let visit = 0;
 const timeline = { id: null, points: [], duration: null, last: -1 };

@@ -1,6 +1,7 @@
 // The review page: one session's report, downloads, notes and markers.
 
 import { showReviewBaseline } from "./baseline.js";
+import { isFileSession } from "./file_session.js";
 import { finishSession, resume } from "./resume.js";
 import { $, api, clock, el, show, state, when } from "./util.js";
 
@@ -99,6 +100,13 @@ export function showRecovery(s) {
     : `This session is ${s.status === "interrupted" ? "interrupted" : "not streaming"}: everything received is kept. Resume it to record more, or finish it.`;
   $("#review-resume").textContent = s.streaming ? "Take over here" : "Resume";
   $("#review-resume").onclick = () => resume({ id: s.id, name: s.name, patient: s.patient });
+  // A video file is analysed once, never resumed.
+  $("#review-resume").hidden = isFileSession(s);
+  if (isFileSession(s)) {
+    $("#review-live-text").textContent = s.status === "recording"
+      ? "This video is still being analysed."
+      : "The analysis of this video stopped before its end: what was analysed is kept. Finish it to keep it as it is.";
+  }
   $("#review-finish").onclick = () => {
     if (confirm(`Finish session ${s.name}? It is kept as it is now and cannot be resumed afterwards.`)) finishSession(s.id).then((done) => { if (done) showReview(s.id); });
   };

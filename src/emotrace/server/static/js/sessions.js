@@ -1,7 +1,8 @@
 // The sessions list: filter, exports, delete.
 
+import { isAnalysing, isFileSession } from "./file_session.js";
 import { finishSession, resume } from "./resume.js";
-import { $, api, clock, el, show, state, when } from "./util.js";
+import { $, api, clock, el, faceVisible, show, state, when } from "./util.js";
 
 export async function showSessions() {
   show("view-sessions");
@@ -25,18 +26,18 @@ export function renderSessions() {
     .filter((s) => !filter || s.patient.toLowerCase().includes(filter))
     .sort((a, b) => b.started_at - a.started_at);
   for (const s of rows) {
-    const visible = s.frames ? Math.round((100 * s.visible_frames) / s.frames) + "%" : "–";
+    const visible = faceVisible(s);
     const exports = el("td");
     for (const format of ["csv", "jsonl", "parquet"]) {
       exports.append(el("a", { href: `/api/v1/sessions/${s.id}/export?format=${format}`, download: "" }, format.toUpperCase()));
     }
     const remove = el("button", { class: "secondary", type: "button", onclick: () => deleteSession(s) }, "Delete");
-    if (s.live) remove.disabled = true;
+    if (s.live || isAnalysing(s)) remove.disabled = true;
     const actions = el("td", {}, ...recoveryButtons(s), remove);
     body.append(
       el("tr", { "data-id": String(s.id) },
         el("td", {}, s.patient),
-        el("td", {}, el("a", { href: s.live ? `#/live/${s.id}` : `#/review/${s.id}` }, s.name)),
+        el("td", {}, el("a", { href: isAnalysing(s) ? `#/file/${s.id}` : s.live ? `#/live/${s.id}` : `#/review/${s.id}` }, s.name)),
         el("td", {}, when(s.started_at)),
         el("td", {}, clock(s.duration_s)),
         el("td", { class: "status-" + s.status }, statusText(s)),
@@ -63,6 +64,7 @@ export async function deleteSession(s) {
 }
 
 export function statusText(s) {
+  if (isAnalysing(s)) return "analysing the video";
   if (s.streaming) return "recording (live in a tab)";
   return s.status + (s.live ? " (live, no page streaming)" : "");
 }
@@ -76,5 +78,5 @@ export function recoveryButtons(s) {
   const finish = el("button", { type: "button", class: "secondary finish", onclick: () => {
     if (confirm(`Finish session ${s.name} of ${s.patient}? It is kept as it is now and cannot be resumed afterwards.`)) finishSession(s.id);
   } }, "Finish");
-  return [again, finish];
+  return isFileSession(s) ? [finish] : [again, finish]; // a video file is analysed once, never resumed
 }
