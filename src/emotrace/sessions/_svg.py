@@ -37,6 +37,9 @@ _PATTERN = (
     '<line x1="0" y1="0" x2="0" y2="7" stroke="#A63D17" stroke-width="2.5"/></pattern></defs>'
 )
 EXCLUDED_FILL = "url(#excluded)"
+#: A break in the recording (paused, interrupted): plain grey-blue, unlike the hatched "face not
+#: visible", since nothing was analysed there (see ``coverage``).
+BREAK_FILL = "#d5dde8"
 _LEFT, _RIGHT, _TOP, _BOTTOM = 48, 24, 18, 26
 
 
@@ -147,9 +150,10 @@ def stacked_area(
     classes: Sequence[str],
     markers: Sequence[float],
     excluded: Sequence[tuple[float, float]] = (),
+    breaks: Sequence[tuple[float, float]] = (),
 ) -> str:
     """Stacked emotion probabilities per time bin; missing bins hatched, ``excluded`` stretches
-    hatched red; markers dashed."""
+    hatched red, ``breaks`` in the recording plain grey-blue; markers dashed."""
     frame = Frame(900, 220, float(edges[0]), float(edges[-1]))
     valid = ~np.isnan(probs).any(axis=1)
     cum = np.concatenate([np.zeros((len(probs), 1)), np.nancumsum(probs, axis=1)], axis=1)
@@ -166,6 +170,7 @@ def stacked_area(
             ]
             parts.append(f'<polygon points="{" ".join(points)}" fill="{color(name)}"/>')
     parts.append(frame.spans(missing_spans(edges, valid), MISSING_FILL))
+    parts.append(frame.spans(breaks, BREAK_FILL))
     parts.append(frame.spans(excluded, EXCLUDED_FILL))
     parts += [frame.time_axis(), frame.markers(markers), "</svg>"]
     return "".join(parts)
@@ -177,6 +182,7 @@ def lines(
     markers: Sequence[float],
     shaded: Sequence[tuple[float, float]] = (),
     excluded: Sequence[tuple[float, float]] = (),
+    breaks: Sequence[tuple[float, float]] = (),
 ) -> str:
     """Lines over time in [-1, 1] (``(label, values per bin, colour)``), broken where NaN."""
     frame = Frame(900, 220, float(edges[0]), float(edges[-1]), -1.0, 1.0)
@@ -197,13 +203,20 @@ def lines(
                 f"<title>{html.escape(label)}</title></polyline>"
             )
     parts.append(frame.spans(missing_spans(edges, valid_any), MISSING_FILL, 0.8))
+    parts.append(frame.spans(breaks, BREAK_FILL))
     parts.append(frame.spans(excluded, EXCLUDED_FILL))
     parts += [frame.time_axis(), frame.markers(markers), "</svg>"]
     return "".join(parts)
 
 
-def strip(edges: Sequence[float], labels: Sequence[str | None], title: str) -> str:
-    """One coloured cell per window (its dominant emotion); missing windows hatched."""
+def strip(
+    edges: Sequence[float],
+    labels: Sequence[str | None],
+    title: str,
+    breaks: Sequence[tuple[float, float]] = (),
+) -> str:
+    """One coloured cell per window (its dominant emotion); missing windows hatched, breaks in
+    the recording plain grey-blue."""
     frame = Frame(900, 44, float(edges[0]), float(edges[-1]))
     parts = [frame.open(title)]
     for a, b, label in zip(edges[:-1], edges[1:], labels, strict=True):
@@ -214,6 +227,12 @@ def strip(edges: Sequence[float], labels: Sequence[str | None], title: str) -> s
             f'height="{44 - _TOP - 8}" fill="{fill}"><title>{clock(a)}-{clock(b)}: '
             f"{html.escape(label or 'missing')}</title></rect>"
         )
+    parts += [
+        f'<rect x="{_f(frame.x(a))}" y="{_TOP}" width="{_f(max(frame.x(b) - frame.x(a), 0.5))}" '
+        f'height="{44 - _TOP - 8}" fill="{BREAK_FILL}"><title>{clock(a)}-{clock(b)}: not '
+        "recorded (paused or interrupted)</title></rect>"
+        for a, b in breaks
+    ]
     parts.append("</svg>")
     return "".join(parts)
 
@@ -240,27 +259,39 @@ def bars(labels: Sequence[str], values: Sequence[float]) -> str:
     return "".join(parts)
 
 
-def small_trend(title: str, values: Sequence[float], labels: Sequence[str]) -> str:
-    """A small line chart of one measure over sessions (missing values leave a break)."""
+def small_trend(
+    title: str,
+    values: Sequence[float],
+    labels: Sequence[str],
+    scale: tuple[float, float],
+    fmt: str = "{:.2f}",
+) -> str:
+    """A small line chart of one measure over sessions on the fixed ``scale`` ``(low, high)``
+    of that measure (so two sessions' small difference is not blown up to the full height);
+    missing values leave a break. The x axis numbers the sessions 1, 2, ... (their names, in
+    full, are in each point's title and in the report's table)."""
     width, height = 280, 130
     ys = np.array(values, np.float64)
     ok = ~np.isnan(ys)
-    lo, hi = (float(ys[ok].min()), float(ys[ok].max())) if ok.any() else (0.0, 1.0)
-    pad = (hi - lo) * 0.15 or 0.5
-    frame = Frame(width, height, 0, max(len(ys) - 1, 1), lo - pad, hi + pad)
-    parts = [frame.open(title), frame.value_axis([lo, hi], "{:.2f}")]
+    lo, hi = scale
+    frame = Frame(width, height, 0, max(len(ys) - 1, 1), lo, hi)
+    parts = [frame.open(title), frame.value_axis([lo, (lo + hi) / 2, hi], fmt)]
     for a, b in runs(ok):
-        points = " ".join(f"{_f(frame.x(i))},{_f(frame.y(float(ys[i])))}" for i in range(a, b + 1))
+        points = " ".join(
+            f"{_f(frame.x(i))},{_f(frame.y(float(np.clip(ys[i], lo, hi))))}"
+            for i in range(a, b + 1)
+        )
         parts.append(f'<polyline points="{points}" fill="none" stroke="#0072B2" stroke-width="2"/>')
     for i in np.flatnonzero(ok).tolist():
         parts.append(
-            f'<circle cx="{_f(frame.x(i))}" cy="{_f(frame.y(ys[i]))}" r="3" fill="#0072B2">'
-            f"<title>{html.escape(labels[i])}: {ys[i]:.3g}</title></circle>"
+            f'<circle cx="{_f(frame.x(i))}" cy="{_f(frame.y(float(np.clip(ys[i], lo, hi))))}" '
+            f'r="3" fill="#0072B2"><title>{i + 1}. {html.escape(labels[i])}: {ys[i]:.3g}'
+            "</title></circle>"
         )
-    for i, label in enumerate(labels):
+    for i in range(len(labels)):
         parts.append(
             f'<text x="{_f(frame.x(i))}" y="{height - 8}" font-size="9" text-anchor="middle">'
-            f"{html.escape(label[:12])}</text>"
+            f"{i + 1}</text>"
         )
     parts.append(f'<text x="{width / 2}" y="11" font-size="11" text-anchor="middle">')
     parts.append(f"{html.escape(title)}</text></svg>")

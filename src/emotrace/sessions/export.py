@@ -1,7 +1,8 @@
 """Exports of one session: CSV, JSON Lines, Parquet (``pip install 'emotrace[parquet]'``).
 
-One row per stored frame: ``session_id, patient, frame, time_s, face_visible, track_id, x, y, w,
-h, score``, one ``p_<class>`` column per class, then the derived ``top_emotion, valence, arousal,
+One row per stored frame: ``session_id, patient, frame, time_s, face_visible, break_before_s
+(seconds not recorded just before the frame: paused or interrupted; 0 for most), track_id, x, y,
+w, h, score``, one ``p_<class>`` column per class, then the derived ``top_emotion, valence, arousal,
 negative_affect`` (see ``circumplex``). Frames without the patient's face have empty cells (CSV)
 or nulls (JSON Lines, Parquet): missing, not zero.
 
@@ -29,8 +30,10 @@ from typing import Any
 import numpy as np
 
 from emotrace.errors import SessionError, require
+from emotrace.sessions import _series
 from emotrace.sessions._private import open_private
 from emotrace.sessions.circumplex import RUSSELL_1980, Circumplex
+from emotrace.sessions.coverage import MAX_GAP_S
 from emotrace.sessions.types import SessionData
 
 FORMATS = ("csv", "jsonl", "parquet")
@@ -59,6 +62,7 @@ def columns(data: SessionData, circumplex: Circumplex = RUSSELL_1980) -> dict[st
         "frame": data.frames.tolist(),
         "time_s": [round(t, 4) for t in data.times.tolist()],
         "face_visible": visible.astype(int).tolist(),
+        "break_before_s": _breaks_before(data.times),
         "track_id": column(data.track_ids),
     }
     for i, name in enumerate("xywh"):
@@ -74,6 +78,17 @@ def columns(data: SessionData, circumplex: Circumplex = RUSSELL_1980) -> dict[st
     table["arousal"] = column(va[:, 1], 6)
     table["negative_affect"] = column(negative, 6)
     return table
+
+
+def _breaks_before(times: np.ndarray) -> list[float]:
+    """Per frame, the seconds of the break in the recording (paused, interrupted) just before
+    it, 0 for most frames: the same breaks as the face-visible figure's (``coverage``)."""
+    times = times.astype(np.float64)
+    out = np.zeros(len(times))
+    if len(times) > 1:
+        durations = _series.frame_durations(times, MAX_GAP_S)
+        out[1:] = np.maximum(times[1:] - (times[:-1] + durations[:-1]), 0.0)
+    return [round(v, 3) for v in out.tolist()]
 
 
 def _rows(table: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:

@@ -55,6 +55,8 @@ body{max-width:960px}table{font-size:13px}td,th{text-align:left}
 .muted{font-size:12px}.legend span{display:inline-block;margin-right:12px;
 font-size:12px}.legend i{display:inline-block;width:11px;height:11px;margin-right:4px;
 vertical-align:middle}.num{text-align:right}section{page-break-inside:avoid}
+svg{max-width:100%;height:auto}.scroll{overflow-x:auto;max-width:100%}
+td{overflow-wrap:break-word}
 """
 
 
@@ -79,7 +81,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], empty: str) -> 
         return f'<p class="muted">{_e(empty)}</p>'
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    # A wide table scrolls in its own box: the page keeps to its frame's width.
+    return f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>'
 
 
 def _legend(classes: Sequence[str]) -> str:
@@ -88,6 +91,8 @@ def _legend(classes: Sequence[str]) -> str:
     )
     missing = (
         '<span><i style="background:#e4e4e4;border:1px dashed #999"></i>face not visible</span>'
+        f'<span><i style="background:{_svg.BREAK_FILL}"></i>not recorded (paused or '
+        "interrupted)</span>"
         '<span><i style="background:repeating-linear-gradient(45deg,#A63D17 0 2px,#fbe9e2 2px '
         '5px)"></i>excluded</span>'
     )
@@ -104,8 +109,9 @@ def _header(s: SessionSummary) -> str:
         ("Date", _e(time.strftime("%Y-%m-%d %H:%M", time.localtime(info.started_at)))),
         ("Duration", clock(s.duration_s)),
         ("Model", _e(f"{model.name or 'unknown'} {model.version}".strip()) + _e(sha)),
-        ("Data quality", f"face visible {_pct(s.visible_ratio)} of the time, "
-         f"{len(s.gaps)} gap(s), recording {_e(info.status)}"
+        ("Data quality", f"face visible {_pct(s.visible_ratio)} of the recorded time, "
+         f"{len(s.gaps)} gap(s) without the face, not recorded (paused or interrupted) "
+         f"{clock(s.not_recorded_s)}, recording {_e(info.status)}"
          + (f"; {clock(s.excluded_s)} excluded" if s.excluded else "")),
         ("Consent recorded", "yes" if info.consent else "no"),
     ]  # fmt: skip
@@ -121,10 +127,11 @@ def _quality(s: SessionSummary) -> str:
     info, gaps = s.info, s.gaps
     missing = sum(g.duration_s for g in gaps)
     longest = max((g.duration_s for g in gaps), default=0.0)
-    fps = info.frames / s.duration_s if s.duration_s else math.nan
+    fps = info.frames / s.recorded_s if s.recorded_s > 0 else math.nan
     rows = [
-        [str(info.frames), str(info.visible_frames), _pct(s.visible_ratio), _num(fps, "{:.1f}"),
-         str(len(gaps)), clock(missing), clock(longest)],
+        [str(info.frames), clock(s.recorded_s), str(info.visible_frames), _pct(s.visible_ratio),
+         _num(fps, "{:.1f}"), str(len(gaps)), clock(missing), clock(longest),
+         f"{clock(s.not_recorded_s)} ({len(s.breaks)})"],
     ]  # fmt: skip
     note = ""
     if info.status != "complete":
@@ -132,8 +139,25 @@ def _quality(s: SessionSummary) -> str:
             f'<p class="caution">The recording is <b>{_e(info.status)}</b>: data end at '
             f"{clock(s.start_s + s.duration_s)}.</p>"
         )
-    header = ["frames", "with face", "face visible", "frames/s", "gaps ≥ 1 s", "missing", "longest"]
-    return f'<section id="quality"><h2>Data quality</h2>{_table(header, rows, "")}{note}</section>'
+    header = ["frames", "recorded", "with face", "face visible", "frames/s", "gaps ≥ 1 s",
+              "face missing", "longest", "not recorded (breaks)"]  # fmt: skip
+    breaks = ", ".join(
+        f"{clock(g.start_s)}–{clock(g.end_s)} ({clock(g.duration_s)})" for g in s.breaks
+    )
+    if breaks:
+        note += (
+            f'<p class="muted">Not recorded (paused or interrupted): {breaks}. Nothing was '
+            "analysed then, so these stretches count neither as face visible nor as face "
+            "missing.</p>"
+        )
+    explained = (
+        '<p class="muted">Face visible: share of the recorded time (the session less its '
+        "breaks) in which the patient's face was found.</p>"
+    )
+    return (
+        f'<section id="quality"><h2>Data quality</h2>{_table(header, rows, "")}{explained}'
+        f"{note}</section>"
+    )
 
 
 def _bins(s: SessionSummary) -> tuple[np.ndarray, np.ndarray]:
@@ -152,9 +176,12 @@ def _charts(s: SessionSummary) -> str:
     probs = binned_mean(bins, series.probabilities, n, weights)
     markers = [m.time_s for m in s.markers]
     excluded = [(m.time_s, m.end_s or m.time_s) for m in s.excluded]
+    breaks = [(g.start_s, g.end_s) for g in s.breaks]
     strips = "".join(
         f'<p class="muted">Dominant emotion per {w:g} s window</p>'
-        + _svg.strip([x.start_s for x in ws] + [ws[-1].end_s], [x.dominant for x in ws], f"{w:g} s")
+        + _svg.strip(
+            [x.start_s for x in ws] + [ws[-1].end_s], [x.dominant for x in ws], f"{w:g} s", breaks
+        )
         for w, ws in s.windows.items()
         if ws and w in s.config.windows_s
     )
@@ -166,11 +193,12 @@ def _charts(s: SessionSummary) -> str:
         markers,
         [(g.start_s, g.end_s) for g in s.segments],
         excluded,
+        breaks,
     )
     v = s.variability
     return (
         '<section id="timeline"><h2>Emotion timeline</h2>'
-        f"{_marks(s, edges)}{_svg.stacked_area(edges, probs, classes, markers, excluded)}"
+        f"{_marks(s, edges)}{_svg.stacked_area(edges, probs, classes, markers, excluded, breaks)}"
         f"{_legend(classes)}{strips}"
         '<p class="muted">Dashed lines: markers (numbers as in the marker table); bars above the '
         "chart: segments, and excluded stretches hatched red (left out of every figure).</p>"
@@ -265,6 +293,36 @@ def _baseline(s: SessionSummary) -> str:
         "the baseline's spread (not shown when the face hardly moved at rest). Calibrated labels: "
         "each frame's probabilities shifted by log(model's mean on neutral faces) − log(baseline "
         "mean), so the patient's resting face reads as the model's neutral face.</p></section>"
+    )
+
+
+def _attention(s: SessionSummary) -> str:
+    """Head orientation: facing the camera, turned too far to trust, looked-away episodes."""
+    c = s.config
+    if math.isnan(s.turned_ratio):
+        return (
+            '<section id="attention"><h2>Attention (head orientation)</h2><p class="muted">No '
+            "head orientation was recorded for this session (the Haar detector finds no "
+            "landmarks, and older sessions did not store it).</p></section>"
+        )
+    rows = [[clock(g.start_s), clock(g.end_s), clock(g.duration_s)] for g in s.looked_away]
+    left_out = (
+        " They are left out of every figure of this report (exclude_turned)."
+        if c.exclude_turned
+        else " Their probabilities are included in the figures above."
+    )
+    return (
+        '<section id="attention"><h2>Attention (head orientation)</h2>'
+        f"<p>Facing the camera {_pct(s.facing_ratio)} of the time the face was visible "
+        f"(|yaw| &lt; {c.facing_yaw_deg:g}°, |pitch| &lt; {c.facing_pitch_deg:g}°); head turned "
+        f"beyond that {_pct(s.turned_ratio)} of the face-visible time: the frames whose "
+        f"expression is least to be trusted.{left_out}</p>"
+        f'<p class="muted">Looked away (turned for at least {c.looked_away_min_s:g} s): '
+        f"{len(s.looked_away)} time(s).</p>"
+        + _table(["from", "to", "duration"], rows, "The patient never looked away that long.")
+        + '<p class="muted">Head orientation is approximate: roll is the geometry of the eye '
+        "line, yaw and pitch are estimated from five facial landmarks fitted to a generic face "
+        "(expect ±10° on one face).</p></section>"
     )
 
 
@@ -393,17 +451,43 @@ def _trend(sessions: Sequence[SessionSummary]) -> str:
         _svg.small_trend(
             MEASURE_LABELS.get(k, k.replace("_pct", " share (%)")),
             t.values[k],
-            [i.name for i in t.sessions],
+            names,
+            *_scale(k, t.values[k]),
         )
         for k in keys
     )
+    key = "; ".join(f"{n} = {_e(name)}" for n, name in enumerate(names, start=1))
     rows = [
         [_e(MEASURE_LABELS.get(k, k.replace("_pct", " share (%)"))),
          *(_num(v, "{:.2f}") for v in t.values[k]), _num(t.slopes[k], "{:+.2f}")]
         for k in keys
     ]  # fmt: skip
     table = _table(["measure", *names, "trend per session"], rows, "")
-    return f'<section id="trend"><h2>Session-to-session trend</h2>{charts}{table}</section>'
+    return (
+        f'<section id="trend"><h2>Session-to-session trend</h2>{charts}'
+        f'<p class="muted">Sessions: {key}. Each chart keeps its measure\'s own fixed scale '
+        "(shares 0–100 %, valence and arousal −1 to 1), so sessions compare at a glance.</p>"
+        f"{table}</section>"
+    )
+
+
+def _scale(key: str, values: Sequence[float]) -> tuple[tuple[float, float], str]:
+    """The fixed axis of a compared measure and its tick format: the measure's whole range,
+    never just the span of the values shown."""
+    if key.endswith("_pct"):
+        return (0.0, 100.0), "{:.0f}%"
+    if key in ("mean_valence", "mean_arousal", "negative_vs_baseline"):
+        return (-1.0, 1.0), "{:.1f}"
+    if key == "valence_sd":
+        return (0.0, 1.0), "{:.1f}"
+    finite = [abs(v) for v in values if not math.isnan(v)]
+    if key.endswith("_vs_baseline_sd"):  # in SDs of the baseline: ±3 unless a value is beyond
+        top = max(3.0, math.ceil(max(finite, default=0.0)))
+        return (-top, top), "{:+.0f}"
+    # Durations and anything else: from 0 to a round number above the largest value.
+    top = max(finite, default=1.0) or 1.0
+    step = 10 ** math.floor(math.log10(top))
+    return (0.0, math.ceil(top / step) * step), "{:.0f}"
 
 
 def _method(s: SessionSummary) -> str:
@@ -429,7 +513,8 @@ def render_report(
     s = summary
     parts = [_header(s), _quality(s)]
     if s.has_face:
-        parts += [_charts(s), _distribution(s), _baseline(s), _segments(s), _markers(s)]
+        parts += [_charts(s), _distribution(s), _attention(s), _baseline(s), _segments(s)]
+        parts.append(_markers(s))
         parts.append(_transitions(s))
     else:
         parts.append(

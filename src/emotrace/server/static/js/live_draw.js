@@ -5,6 +5,21 @@ import { $, clock, el } from "./util.js";
 
 export const TIMELINE_S = 300;
 
+// More than this between two results is a break in the recording (paused, a reload, a lost
+// connection): the timeline shows a band there and never draws a line across it. The same
+// 1 s as the server's analytics (emotrace.sessions.coverage.MAX_GAP_S).
+export const BREAK_S = 1.0;
+export const BREAK_FILL = "#d5dde8";
+
+// [from, to] of each break between consecutive history points.
+export function recordingBreaks(history) {
+  const breaks = [];
+  for (let i = 1; i < history.length; i++) {
+    if (history[i].t - history[i - 1].t > BREAK_S) breaks.push([history[i - 1].t, history[i].t]);
+  }
+  return breaks;
+}
+
 export function drawBars(face) {
   const bars = $("#bars");
   if (!face) {
@@ -80,15 +95,23 @@ export function drawTimeline(live, now) {
     if (m.time_s < start) continue;
     ctx.beginPath(); ctx.moveTo(x(m.time_s), top); ctx.lineTo(x(m.time_s), bottom); ctx.stroke();
   }
+  live.breaks = recordingBreaks(live.history);
+  ctx.fillStyle = BREAK_FILL;
+  for (const [a, b] of live.breaks) {
+    if (b < start) continue;
+    ctx.fillRect(x(Math.max(a, start)), top, x(b) - x(Math.max(a, start)), bottom - top);
+  }
   for (const [key, color] of [["v", "#0072B2"], ["a", "#B87700"]]) {
     ctx.strokeStyle = color;
     ctx.lineWidth = 2;
     ctx.beginPath();
-    let drawing = false;
+    let drawing = false, last = -Infinity;
     for (const point of live.history) {
       const value = timelineValue(key, point[key]);
+      const across = point.t - last > BREAK_S;
+      last = point.t;
       if (value === null || value === undefined) { drawing = false; continue; }
-      if (drawing) ctx.lineTo(x(point.t), y(value));
+      if (drawing && !across) ctx.lineTo(x(point.t), y(value));
       else ctx.moveTo(x(point.t), y(value));
       drawing = true;
     }

@@ -3,7 +3,7 @@
 import { showReviewBaseline } from "./baseline.js";
 import { isFileSession } from "./file_session.js";
 import { finishSession, resume } from "./resume.js";
-import { $, api, clock, el, show, state, when } from "./util.js";
+import { $, api, clock, el, faceVisible, show, state, when } from "./util.js";
 
 // The review page shows exactly one session, or an error: every field, link and button is
 // cleared when it opens and filled only with the session it names. Answers that arrive after
@@ -48,9 +48,9 @@ export async function showReview(id) {
   const review = { id: s.id, visit, label: `${s.patient} · ${s.name}` };
   state.review = review;
   $("#review-title").textContent = review.label;
-  const visible = s.frames ? Math.round((100 * s.visible_frames) / s.frames) : 0;
+  const visible = faceVisible(s);
   $("#review-meta").textContent =
-    `${when(s.started_at)} · ${clock(s.duration_s)} · ${s.status} · ${s.frames} frames, face visible ${visible}% · consent: ${s.consent ? "yes" : "no"}`;
+    `${when(s.started_at)} · ${clock(s.duration_s)} · ${s.status} · ${s.frames} frames, face visible ${visible}${s.not_recorded_s >= 1 ? ` · not recorded (paused or interrupted) ${clock(s.not_recorded_s)}` : ""} · consent: ${s.consent ? "yes" : "no"}`;
   showRecovery(s);
   for (const format of ["csv", "jsonl", "parquet"]) $(`#dl-${format}`).href = `/api/v1/sessions/${s.id}/export?format=${format}`;
   $("#notes").value = s.notes;

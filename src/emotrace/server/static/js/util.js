@@ -97,6 +97,13 @@ export function clock(seconds) {
   return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
 }
 
+// The session's face-visible figure as the server computes it (share of the recorded time,
+// pauses and interruptions left out; the report shows the same): "87%", or "–" without frames.
+export function faceVisible(s) {
+  return s.visible_ratio === null || s.visible_ratio === undefined
+    ? "–" : Math.round(100 * s.visible_ratio) + "%";
+}
+
 export function when(unix) {
   return dateTime(unix);
 }
