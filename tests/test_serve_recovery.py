@@ -458,6 +458,12 @@ def test_after_a_restart_with_a_new_token_the_page_says_so_and_resumes_from_list
         message = page.inner_text("#signed-out")
         assert "restarted" in message and "emotrace serve" in message and "?token=" in message
         assert "--open" in message
+        # A page loaded afresh with the old cookie: the server's own page says the same.
+        stale = context.new_page()
+        answer = stale.goto(after.base + "/")
+        assert answer is not None and answer.status == 401
+        assert "restarted server has a new token" in stale.content()
+        stale.close()
 
         page.goto(after.url)  # the new address, as printed
         page.wait_for_selector(f"#sessions-table tr[data-id='{sid}'] button.resume")

@@ -55,7 +55,9 @@ log = logging.getLogger("emotrace.server")
 _UNAUTHORIZED_PAGE = (
     "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>emotrace</title></head>"
     "<body><h1>emotrace: not signed in</h1><p>Open the address that <code>emotrace serve</code> "
-    "printed in its terminal (it ends with <code>?token=...</code>).</p></body></html>"
+    "printed in its terminal (it ends with <code>?token=...</code>). A restarted server has a new "
+    "token, so an address from before the restart no longer works; <code>emotrace serve "
+    "--open</code> opens the new one in the browser for you.</p></body></html>"
 )
 # The page that goes on to "/" (keeping the fragment) after the token was traded for the cookie,
 # for a sign-in that came from another site or a file (see AuthMiddleware._sign_in).
