@@ -162,7 +162,7 @@ def test_report_lists_segments_and_hatches_exclusions(workspace: Path) -> None:
     (full,) = _summaries(workspace, "full")
     html = render_report(full)
     assert 'id="parts"' in html and "patient left the room" in html
-    excluded = html[html.index('id="excluded"') :]
+    excluded = html[html.index('id="excluded-stretches"') :]
     assert "0:20–0:30" in excluded and "0:10" in excluded
     # Hatched on both charts and on the label track.
     assert html.count('fill="url(#excluded)"') >= 3

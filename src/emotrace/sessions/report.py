@@ -409,8 +409,8 @@ def _parts(s: SessionSummary) -> str:
         '<section id="parts"><h2>Segments</h2><p class="muted">Figures of the frames inside each '
         "segment; Δ is the difference from the session average.</p>"
         f"{_table(header, rows, 'No segments in this session.')}"
-        '<h3 id="excluded">Excluded stretches</h3><p class="muted">Left out of every figure in '
-        "this report, exactly as if they had not been recorded"
+        '<h3 id="excluded-stretches">Excluded stretches</h3><p class="muted">Left out of every '
+        "figure in this report, exactly as if they had not been recorded"
         + (f" ({clock(s.excluded_s)} in all)" if s.excluded else "")
         + ".</p>"
         f"{_table(['time', 'duration', 'reason'], excluded, 'Nothing was excluded.')}</section>"

@@ -5,6 +5,7 @@ import { N_, t } from "./i18n.js";
 import { describeTimeline } from "./timeline_text.js";
 import { relativeFace, startLiveBaseline } from "./baseline.js";
 import { TIMELINE_S, drawBars, drawOverlay, drawTimeline } from "./live_draw.js";
+import { closeSegment, showOpenSegment } from "./segments.js";
 import { listFaces } from "./patient_select.js";
 import { hideBanner, lostLive, showParked } from "./resume.js";
 import { $, api, clock, el, remember, show, state } from "./util.js";
@@ -54,6 +55,7 @@ export function clearLiveView() {
   state.lastResult = null;
   $("#marker-log").replaceChildren();
   $("#marker-text").value = ""; // text left there (Escape) belonged to the previous session
+  showOpenSegment(null);
   $("#fps").textContent = "– frames/s";
   const indicator = $("#face-ind");
   indicator.textContent = "No face yet";
@@ -167,6 +169,7 @@ export function sendFrame(live) {
 export function onResult(live, result) {
   state.lastResult = result;
   const now = performance.now();
+  live.resultAt = now; // the session's clock between results (segments.sessionNow)
   live.ticks.push(now);
   while (live.ticks.length > 20) live.ticks.shift();
   const span = (live.ticks[live.ticks.length - 1] - live.ticks[0]) / 1000;
@@ -240,6 +243,7 @@ export async function stopLive(leaving) {
   const live = state.live;
   if (!live || live.stopped) return;
   live.stopped = true;
+  await closeSegment(live); // a segment open at Stop ends there
   if (live.ws && live.ws.readyState === WebSocket.OPEN) {
     live.ws.send(JSON.stringify({ type: "stop" }));
     // finishLive runs when the server confirms; do not wait when navigating away.

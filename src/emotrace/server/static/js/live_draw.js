@@ -1,6 +1,7 @@
 // What the live view draws: the emotion bars, the boxes over the video and the timeline.
 
 import { timelineTicks, timelineValue } from "./baseline.js";
+import { drawMarkLabels, drawMarks } from "./segments.js";
 import { $, clock, el } from "./util.js";
 
 export const TIMELINE_S = 300;
@@ -90,11 +91,7 @@ export function drawTimeline(live, now) {
   }
   ctx.fillText(clock(start), left, height - 4);
   ctx.fillText(clock(end), right - 34, height - 4);
-  ctx.strokeStyle = "#767676"; // --marker: 4.5:1 on white
-  for (const m of live.markers) {
-    if (m.time_s < start) continue;
-    ctx.beginPath(); ctx.moveTo(x(m.time_s), top); ctx.lineTo(x(m.time_s), bottom); ctx.stroke();
-  }
+  drawMarks(ctx, live, x, { start, left, right, top, bottom }, now);
   live.breaks = recordingBreaks(live.history);
   ctx.fillStyle = BREAK_FILL;
   for (const [a, b] of live.breaks) {
@@ -118,4 +115,5 @@ export function drawTimeline(live, now) {
     ctx.stroke();
   }
   ctx.lineWidth = 1;
+  drawMarkLabels(ctx, live, x, { start, left, right, top, bottom }, now);
 }

@@ -8,6 +8,7 @@ import { cancelFile, showFile } from "./file_session.js";
 import { chooseFile, showNew, startNew } from "./new_session.js";
 import { checkInterrupted, finishHere, hideBanner, mark, pause, resume, resumeHere, stop } from "./resume.js";
 import { showReview } from "./review.js";
+import { cancelSegment, toggleSegment } from "./segments.js";
 import { renderSessions, showSessions } from "./sessions.js";
 import { LANGUAGES, language, loadLanguage, setLanguage, t } from "./i18n.js";
 import { $, api, el, remember, state } from "./util.js";
@@ -41,6 +42,8 @@ export function onKey(event) {
   if (preset) { event.preventDefault(); mark(t(preset[1])); }
   else if (event.key === "m") { event.preventDefault(); $("#marker-text").focus(); }
   else if (event.key === " ") { event.preventDefault(); pause(); }
+  else if (event.key === "s") { event.preventDefault(); toggleSegment(); }
+  else if (event.key === "Escape") cancelSegment();
 }
 
 export async function init() {
@@ -77,6 +80,7 @@ export async function init() {
   $("#file-cancel").addEventListener("click", cancelFile);
   $("#filter").addEventListener("input", renderSessions);
   $("#pause").addEventListener("click", pause);
+  $("#segment-toggle").addEventListener("click", toggleSegment);
   $("#stop").addEventListener("click", stop);
   $("#overlay").addEventListener("click", choosePatient);
   $("#patient-select").addEventListener("change", (event) => {

@@ -2,6 +2,7 @@
 
 import { showReviewBaseline } from "./baseline.js";
 import { isFileSession } from "./file_session.js";
+import { t } from "./i18n.js";
 import { finishSession, resume } from "./resume.js";
 import { $, api, clock, el, faceVisible, show, state, when } from "./util.js";
 
@@ -24,6 +25,8 @@ export function clearReview() {
   $("#save-notes").onclick = null;
   $("#review-marker-form").onsubmit = (event) => event.preventDefault();
   $("#markers-table tbody").replaceChildren();
+  $("#review-marker-end").value = "";
+  $("#review-marker-excluded").checked = false;
   $("#review-error").textContent = "";
   $("#review-live").hidden = true;
   $("#compare").checked = false;
@@ -75,11 +78,16 @@ export async function showReview(id) {
   $("#review-marker-form").onsubmit = async (event) => {
     event.preventDefault();
     try {
+      const end = $("#review-marker-end").value;
       await api("POST", `/sessions/${review.id}/markers`, {
         label: $("#review-marker-label").value, time_s: Number($("#review-marker-time").value),
+        // With an end it is a segment; ticked "exclude", left out of every figure.
+        end_s: end === "" ? null : Number(end), excluded: $("#review-marker-excluded").checked,
       });
       if (state.review !== review) return;
       $("#review-marker-label").value = "";
+      $("#review-marker-end").value = "";
+      $("#review-marker-excluded").checked = false;
       $("#review-error").textContent = "";
       refreshMarkers(review);
     } catch (exc) {
@@ -143,9 +151,15 @@ export function renderMarkers(review, markers) {
   for (const m of markers) {
     const time = el("input", { type: "number", min: "0", step: "0.1", value: m.time_s.toFixed(1) });
     const label = el("input", { value: m.label, maxlength: "200" });
+    const end = el("input", { type: "number", min: "0", step: "0.1", value: m.end_s === null ? "" : m.end_s.toFixed(1), "aria-label": t("End (s), empty for a point marker") });
+    const excluded = el("input", { type: "checkbox", "aria-label": t("Exclude from every figure (the label says why)") });
+    excluded.checked = m.excluded;
     const save = el("button", { type: "button", class: "secondary", onclick: async () => {
       try {
-        await api("PATCH", `/sessions/${review.id}/markers/${m.id}`, { label: label.value, time_s: Number(time.value) });
+        await api("PATCH", `/sessions/${review.id}/markers/${m.id}`, {
+          label: label.value, time_s: Number(time.value),
+          end_s: end.value === "" ? null : Number(end.value), excluded: excluded.checked,
+        });
         if (state.review !== review) return;
         $("#review-error").textContent = "";
         refreshMarkers(review);
@@ -153,6 +167,8 @@ export function renderMarkers(review, markers) {
         // The fields show what is stored, not what was refused.
         time.value = m.time_s.toFixed(1);
         label.value = m.label;
+        end.value = m.end_s === null ? "" : m.end_s.toFixed(1);
+        excluded.checked = m.excluded;
         failed(`Marker “${m.label}” not saved`, exc);
       }
     } }, "Save");
@@ -167,6 +183,7 @@ export function renderMarkers(review, markers) {
         failed(`Marker “${m.label}” not deleted`, exc);
       }
     } }, "Delete");
-    body.append(el("tr", { "data-id": String(m.id) }, el("td", {}, time), el("td", {}, label), el("td", {}, save, remove)));
+    body.append(el("tr", { "data-id": String(m.id), class: m.excluded ? "excluded" : "" }, el("td", {}, time), el("td", {}, label),
+      el("td", {}, end), el("td", {}, excluded), el("td", {}, save, remove)));
   }
 }

@@ -10,6 +10,7 @@ export const ACTIVE_KEY = "emotrace.active"; // the session this tab streams int
 export const FIELD_NAMES = {
   time_s: N_("Time"), label: N_("Label"), notes: N_("Notes"), patient: N_("Pseudonym"),
   name: N_("Session name"), consent: N_("Consent"), source: N_("Source"),
+  end_s: N_("End"), excluded: N_("Exclude"),
 };
 // Pydantic's common refusals, as sentences in the page's language; others keep the API's text.
 const REFUSALS = {
