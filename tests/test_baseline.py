@@ -246,7 +246,8 @@ def test_the_report_has_a_baseline_section_with_raw_and_relative_views(
     store: SessionStore,
 ) -> None:
     rng = np.random.default_rng(5)
-    record(store, "week-1", [(30, lambda i: resting(rng)), (10, lambda i: probs(happy=0.8))])
+    sid = record(store, "week-1", [(30, lambda i: resting(rng)), (10, lambda i: probs(happy=0.8))])
+    store.add_marker(sid, "topic: holidays", 31.0)
     summary, _ = report_summaries(store, "week-1")
     assert 'id="baseline"' in render_report(summary) and "No baseline" in render_report(summary)
     store.set_baseline("week-1", 0, 30)
@@ -256,6 +257,9 @@ def test_the_report_has_a_baseline_section_with_raw_and_relative_views(
     assert "week-1, 0:00–0:30" in section and "face visible 30.0 s (300 frames)" in section
     assert "time share (calibrated)" in section and "calibrated to the baseline" in section
     assert 'id="timeline"' in html  # the raw view stays
+    # The marker's window (happy) against the baseline: valence up by many baseline SDs.
+    row = section[section.index("<td>topic: holidays</td>") :].split("</tr>")[0]
+    assert float(row.split("<td>")[2].split("</td>")[0]) > 3
     # The calibrated neutral share of the rest (75 %) is in the table, the raw one is 0 %.
     row = section[section.index("<td>neutral</td>") :].split("</tr>")[0]
     assert row.startswith("<td>neutral</td><td>0%</td><td>7") and "the baseline" in html
@@ -280,6 +284,7 @@ def test_baseline_commands(tmp_path: Path) -> None:
     assert [(b["id"], b["active"], b["visible_s"]) for b in listed] == [(1, True, 18.0)]
     shown = emotrace("sessions", "show", "week-1", "--workspace", ws).stdout
     assert "vs baseline: valence +0.00" in shown and "calibrated time share: neutral 100%" in shown
+    assert "nan" not in shown  # a still face at rest has no SD units, not "+nan SD"
     as_json = json.loads(emotrace("sessions", "show", "week-1", "--json", "--workspace", ws).stdout)
     assert as_json["relative"]["calibrated"]["time_share"]["neutral"] == 1.0
     report = tmp_path / "r.html"

@@ -319,9 +319,13 @@ def _relative_lines(summary: SessionSummary) -> list[str]:
     lines = [rel.baseline.describe()]
     if summary.has_face:
         v, a = rel.affect["valence"], rel.affect["arousal"]
+
+        def sds(z: float) -> str:  # no SD units when the face hardly moved at rest
+            return "" if z != z else f" ({z:+.1f} SD)"
+
         lines.append(
-            f"vs baseline: valence {v['delta']:+.2f} ({v['z']:+.1f} SD), arousal "
-            f"{a['delta']:+.2f} ({a['z']:+.1f} SD), negative affect "
+            f"vs baseline: valence {v['delta']:+.2f}{sds(v['z'])}, arousal "
+            f"{a['delta']:+.2f}{sds(a['z'])}, negative affect "
             f"{rel.affect['negative_affect']['delta']:+.2f}"
         )
     if rel.calibrated_time_share is not None and summary.has_face:

@@ -269,6 +269,17 @@ def _baseline(s: SessionSummary) -> str:
     dist = _table(
         ["emotion", "time share (raw)", "time share (calibrated)", "baseline mean probability",
          "mean probability − baseline"], dist_rows, "")  # fmt: skip
+    marks = [
+        [clock(m["time_s"]), _e(m["label"]), _num(m["valence_z"], "{:+.1f}"),
+         _num(m["arousal_z"], "{:+.1f}"), _num(m["negative_delta"])]
+        for m in rel.markers
+    ]  # fmt: skip
+    if marks:
+        dist += _table(
+            ["time", "marker", "valence (SDs)", "arousal (SDs)", "negative affect − baseline"],
+            marks,
+            "",
+        )
     views = ""
     if rel.calibrated is not None and s.has_face:
         edges, bins = _bins(s)
