@@ -9,6 +9,7 @@ import { closeSegment, showOpenSegment } from "./segments.js";
 import { listFaces } from "./patient_select.js";
 import { hideBanner, lostLive, showParked } from "./resume.js";
 import { $, api, clock, el, remember, show, state } from "./util.js";
+import { WorkerSocket, canCaptureInWorker } from "./worker_socket.js";
 
 export const FRAME_WIDTH = 640;
 
@@ -80,8 +81,16 @@ export function connect(live) {
   const takeOver = state.takeOver === live.id;
   state.takeOver = null;
   const query = takeOver ? "?take_over=1" : "";
-  const ws = new WebSocket(`ws://${location.host}/api/v1/sessions/${live.id}/live${query}`);
+  const url = `ws://${location.host}/api/v1/sessions/${live.id}/live${query}`;
+  // A camera or a shared screen is captured, encoded and sent by a worker where the browser can
+  // (capture_worker.js): the page of a background tab is throttled, a worker is not.
+  live.inWorker = canCaptureInWorker(live.stream);
+  const ws = live.inWorker
+    ? new WorkerSocket(url, live.stream.getVideoTracks()[0],
+      { maxWidth: FRAME_WIDTH, quality: JPEG_QUALITY, minIntervalMs: MIN_FRAME_INTERVAL_MS })
+    : new WebSocket(url);
   ws.binaryType = "arraybuffer";
+  if (live.inWorker) ws.onsent = () => { live.lastSend = performance.now(); };
   live.ws = ws;
   live.ready = false;
   ws.onmessage = (event) => onMessage(live, JSON.parse(event.data));
@@ -119,7 +128,8 @@ export function onMessage(live, message) {
     live.ready = true;
     clearInterval(live.heartbeat);
     const ws = live.ws;
-    live.heartbeat = setInterval(() => {
+    // The worker beats itself: a background page's timers may fire once a minute.
+    if (!live.inWorker) live.heartbeat = setInterval(() => {
       if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "heartbeat" }));
     }, 1000 * (message.heartbeat_s || HEARTBEAT_S));
     setStatus(message.resumed ? "recording (resumed)" : "recording", "on");
@@ -135,7 +145,7 @@ export function onMessage(live, message) {
 }
 
 export function scheduleNext(live) {
-  if (live.paused || live.stopped) return;
+  if (live.paused || live.stopped || live.inWorker) return;
   const wait = Math.max(0, MIN_FRAME_INTERVAL_MS - (performance.now() - live.lastSend));
   setTimeout(() => sendFrame(live), wait);
 }
@@ -143,7 +153,7 @@ export function scheduleNext(live) {
 export const grab = document.createElement("canvas");
 
 export function sendFrame(live) {
-  if (live !== state.live || live.paused || live.stopped || live.inflight) return;
+  if (live.inWorker || live !== state.live || live.paused || live.stopped || live.inflight) return;
   if (!live.ws || live.ws.readyState !== WebSocket.OPEN) return;
   const video = live.video;
   if (!video.videoWidth) {

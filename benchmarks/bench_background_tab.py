@@ -1,0 +1,234 @@
+"""Frames a live session records with the page in a background tab, against the page in front.
+
+    python benchmarks/bench_background_tab.py                   # camera and screen, 4 rounds of 3 s
+    python benchmarks/bench_background_tab.py --rounds 6 --seconds 5 --json background.json
+
+A real ``emotrace serve`` on loopback (throw-away workspace) and headless Chromium driven by
+Playwright, as a user's browser runs it: Playwright's switches that keep background pages running
+(``--disable-background-timer-throttling``, ``--disable-backgrounding-occluded-windows``,
+``--disable-renderer-backgrounding``) are left out. Chromium's fake camera plays the shared clip
+``../shared/media/single_face.mp4`` (else scikit-image's astronaut) at 15 frames/s; its fake
+screen capture stands in for a video-call window. For each source the page records one session,
+``--rounds`` times with the page in front for ``--seconds``, then a second tab in front for as
+long (alternating, so a change in the machine's load falls on both). Frames are counted at the
+server: markers the server stamps on the session clock bound each stretch, and the stored frame
+times are counted in them.
+
+Each source runs twice in the same run: with the capture worker (``capture_worker.js``, what
+Chromium gets) and with the page's own loop (``drawImage`` + ``toBlob`` + ``send``, what browsers
+without ``MediaStreamTrackProcessor`` get; here forced by removing it from the page), so the two
+ratios compare. Also printed: the page's requestAnimationFrame rate in front and behind (how much
+Chromium throttles the page itself), the CPU's flags and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import httpx
+import numpy as np
+
+from bench_serve import SHARED, cpu_flags
+
+CHROMIUM = next(
+    (p for p in ("/usr/lib/chromium/chromium", "/usr/bin/chromium") if Path(p).is_file()), ""
+)
+UNTHROTTLED = [
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+    "--disable-renderer-backgrounding",
+]
+COUNT_RAF = """() => { window.rafTimes = []; const tick = () => {
+    window.rafTimes.push(performance.now()); requestAnimationFrame(tick); };
+    requestAnimationFrame(tick); }"""
+
+
+def camera_y4m(path: Path, n: int = 30) -> Path:
+    """A 640x480 YUV4MPEG2 clip of a real face at 15 frames/s (Chromium's fake camera)."""
+    frames: list[np.ndarray] = []
+    capture = cv2.VideoCapture(str(SHARED / "media" / "single_face.mp4"))
+    while len(frames) < n:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append(cv2.resize(image, (640, 480), interpolation=cv2.INTER_AREA))
+    if not frames:
+        from skimage import data
+
+        face = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+        frames = [cv2.resize(np.roll(face, 4 * i, axis=1), (640, 480)) for i in range(n)]
+    with path.open("wb") as handle:
+        handle.write(b"YUV4MPEG2 W640 H480 F15:1 Ip A1:1 C420jpeg\n")
+        for frame in frames:
+            handle.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+    return path
+
+
+def start_server(workspace: Path) -> tuple[subprocess.Popen[str], str, str]:
+    """``emotrace serve --port 0``; its base URL and token."""
+    env = {**os.environ, "BROWSER": "true", "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emotrace", "serve", "--port", "0", "--workspace", str(workspace)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        found = re.search(r"(http://\S+?)/\?token=(\S+)", line)
+        if found:
+            return process, found.group(1), found.group(2)
+    raise RuntimeError("the server printed no address")
+
+
+def rate(times: list[float], spans: list[tuple[float, float]]) -> float:
+    """Events per second of ``times`` inside ``spans``."""
+    inside = sum(a <= t < b for a, b in spans for t in times)
+    return inside / sum(b - a for a, b in spans)
+
+
+def measure(
+    context: Any,
+    url: str,
+    client: httpx.Client,
+    source: str,
+    worker: bool,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """One session from ``source``; frames/s at the server with the page in front and behind."""
+    page = context.new_page()
+    if not worker:  # a browser without MediaStreamTrackProcessor: the page's own loop
+        page.add_init_script("delete window.MediaStreamTrackProcessor")
+    page.goto(url)
+    page.click("#nav-new")
+    page.fill("#patient", "P-BENCH")
+    page.fill("#session-name", f"{source}-{'worker' if worker else 'page'}-{time.time_ns()}")
+    page.check("#consent")
+    page.check(f"input[name=source][value={source}]")
+    page.click("#start")
+    page.wait_for_function("() => (window.emotraceState.lastResult || {frame: -1}).frame >= 5")
+    sid, in_worker = page.evaluate(
+        "() => { const l = window.emotraceState.live; return [l.id, l.inWorker]; }"
+    )
+    assert bool(in_worker) == worker, (in_worker, worker)
+    page.evaluate(COUNT_RAF)
+    other = context.new_page()
+    other.goto(url.split("/?")[0] + "/api/v1/health")
+
+    def stamp(label: str) -> float:
+        response = client.post(f"/api/v1/sessions/{sid}/markers", json={"label": label})
+        response.raise_for_status()
+        return float(response.json()["time_s"])
+
+    spans: dict[str, list[tuple[float, float]]] = {"front": [], "back": []}
+    page_spans: dict[str, list[tuple[float, float]]] = {"front": [], "back": []}
+    for where in ("front", "back") * args.rounds:
+        (page if where == "front" else other).bring_to_front()
+        start, page_start = stamp(where), page.evaluate("performance.now()")
+        time.sleep(args.seconds)
+        spans[where].append((start, stamp(where)))
+        page_spans[where].append((page_start, page.evaluate("performance.now()")))
+    raf = page.evaluate("() => window.rafTimes")
+    page.bring_to_front()
+    page.click("#stop")
+    page.wait_for_selector("#view-review:not([hidden])")
+    other.close()
+    page.close()
+    rows = client.get(f"/api/v1/sessions/{sid}/records", params={"limit": 10_000}).json()
+    times = [float(r["time_s"]) for r in rows["records"]]
+    front, back = rate(times, spans["front"]), rate(times, spans["back"])
+    per_round = [
+        rate(times, [b]) / max(rate(times, [f]), 1e-9)
+        for f, b in zip(spans["front"], spans["back"], strict=True)
+    ]
+    return {
+        "source": source,
+        "capture": "worker" if worker else "page loop",
+        "front_fps": round(front, 2),
+        "back_fps": round(back, 2),
+        "ratio": round(back / front, 3) if front else None,
+        "ratio_per_round": [round(r, 2) for r in per_round],
+        "raf_front": round(1000 * rate(raf, page_spans["front"]), 1),
+        "raf_back": round(1000 * rate(raf, page_spans["back"]), 1),
+    }
+
+
+def describe(result: dict[str, Any]) -> str:
+    """One line of figures."""
+    return (
+        f"{result['source']:6s} {result['capture']:9s}: {result['front_fps']:5.1f} frames/s in "
+        f"front, {result['back_fps']:5.1f} behind another tab, ratio {result['ratio']:.2f} "
+        f"(per round {result['ratio_per_round']}); page rAF {result['raf_front']:.0f}/s in front, "
+        f"{result['raf_back']:.0f}/s behind"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sources", nargs="+", default=["camera", "screen"])
+    parser.add_argument("--rounds", type=int, default=4, help="front/back alternations")
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each stretch")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    if not CHROMIUM:
+        print("needs Chromium (Debian: apt-get install chromium)", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    print(cpu_flags())
+    print(f"os.cpu_count()={os.cpu_count()}; load average at start {os.getloadavg()[0]:.1f}")
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="emotrace-bench-bg-") as tmp:
+        camera = camera_y4m(Path(tmp) / "face.y4m")
+        process, base, token = start_server(Path(tmp) / "workspace")
+        try:
+            with (
+                httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as client,
+                sync_playwright() as playwright,
+            ):
+                browser = playwright.chromium.launch(
+                    executable_path=CHROMIUM,
+                    headless=True,
+                    ignore_default_args=UNTHROTTLED,
+                    args=[
+                        "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        "--disable-background-networking", "--disable-component-update",
+                        "--disable-sync", "--use-fake-ui-for-media-stream",
+                        "--use-fake-device-for-media-stream",
+                        f"--use-file-for-fake-video-capture={camera}",
+                        "--auto-select-desktop-capture-source=Entire screen",
+                    ],
+                )  # fmt: skip
+                context = browser.new_context(viewport={"width": 1280, "height": 800})
+                context.set_default_timeout(60_000)
+                for source in args.sources:
+                    for worker in (True, False):
+                        result = measure(
+                            context, f"{base}/?token={token}", client, source, worker, args
+                        )
+                        results.append(result)
+                        print(describe(result), flush=True)
+                browser.close()
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+    print(f"load average at end {os.getloadavg()[0]:.1f}")
+    if args.json:
+        args.json.write_text(json.dumps({"cpu": cpu_flags(), "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

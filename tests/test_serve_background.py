@@ -1,0 +1,204 @@
+"""Recording keeps its frame rate when the page is in a background tab (issue #33 item 10).
+
+Clinicians spend the session in the video-call window. Headless Chromium, as a user's Chrome
+would run it (Playwright's switches that stop Chromium from backgrounding a page are left out),
+records a session from the fake camera or the fake screen share; the frames the *server* receives
+are counted in a window with the page in front, then in one with a second tab brought to front.
+The windows are bounded by markers the server stamps on its own session clock, and the frames are
+counted from the stored per-frame times, so neither the page's clock nor the recorder's write
+batching enter the figure.
+
+What "background" does to the page here (measured with ``benchmarks/bench_background_tab.py``):
+``document.visibilityState`` stays "visible" in headless Chromium, but the page's rendering is
+throttled (requestAnimationFrame from 60 to ~5/s, the ``<video>`` element's frames to ~2/s,
+``canvas.toBlob`` to ~5/s); the test checks that rendering really was throttled, so it cannot pass
+because the tab never went to the back. Headless Chromium has no window occlusion; a minimised
+window throttles the page as a tab behind another does.
+
+Window length: 4 s each. The server answers 8-15 frames/s on this machine, so a window holds
+30-60 frames and one frame more or less moves the ratio by 2-3%, well inside the margin between
+the worker (~1.0) and the page's own loop (< 0.3); longer windows add seconds, not confidence.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from serve_helpers import Server, face_frames, running_server, write_y4m  # noqa: E402
+from test_serve_browser import BINARY, TIMEOUT_MS, fake_camera_args, start_session  # noqa: E402
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(BINARY).is_file(),
+        reason="needs Chromium (Debian: apt-get install chromium chromium-driver)",
+    ),
+]
+SLICES = 2  # front, back, front, back
+SLICE_S = 2.5
+MIN_RATIO = 0.9
+SERVER_ARGS = ("--max-side", "320", "--detect-every", "3")
+#: Playwright's defaults that keep a background page running as if in front; a user's browser
+#: has none of them.
+UNTHROTTLED = [
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+    "--disable-renderer-backgrounding",
+]
+# Counts requestAnimationFrame callbacks: proof that the page's rendering was throttled.
+COUNT_RAF = """() => { window.rafTimes = []; const tick = () => {
+    window.rafTimes.push(performance.now()); requestAnimationFrame(tick); };
+    requestAnimationFrame(tick); }"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(tmp_path_factory.mktemp("serve-background"), *SERVER_ARGS) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.base, headers=server.auth, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    camera = write_y4m(tmp_path_factory.mktemp("camera") / "face.y4m", face_frames(30))
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=BINARY,
+            headless=True,
+            args=[
+                *fake_camera_args(camera),
+                "--auto-select-desktop-capture-source=Entire screen",
+            ],
+            ignore_default_args=UNTHROTTLED,
+        )  # fmt: skip
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.set_default_timeout(TIMEOUT_MS)
+        yield context
+        context.close()
+        browser.close()
+
+
+def stamp(client: httpx.Client, session_id: int, label: str) -> float:
+    """A marker at the server's "now": a time on the session clock the frames are stored with."""
+    response = client.post(f"/api/v1/sessions/{session_id}/markers", json={"label": label})
+    response.raise_for_status()
+    return float(response.json()["time_s"])
+
+
+def frame_times(client: httpx.Client, session_id: int) -> list[float]:
+    response = client.get(f"/api/v1/sessions/{session_id}/records", params={"limit": 10_000})
+    response.raise_for_status()
+    return [float(row["time_s"]) for row in response.json()["records"]]
+
+
+def count(times: list[float], start: float, end: float) -> int:
+    return sum(start <= t < end for t in times)
+
+
+def rate(times: list[float], spans: list[tuple[float, float]]) -> float:
+    """Events per second of ``times`` that fall in ``spans`` (start, end)."""
+    return sum(count(times, a, b) for a, b in spans) / sum(b - a for a, b in spans)
+
+
+@pytest.mark.parametrize("source", ["camera", "screen"])
+def test_a_background_tab_keeps_the_frame_rate(
+    context: Any, server: Server, client: httpx.Client, source: str
+) -> None:
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(server.url)
+    start_session(page, "P-033", f"background-{source}", source)
+    page.wait_for_function("() => (window.emotraceState.lastResult || {frame: -1}).frame >= 5")
+    live = page.evaluate(
+        "() => { const l = window.emotraceState.live; return [l.id, l.inWorker]; }"
+    )
+    sid, in_worker = int(live[0]), live[1]
+    assert in_worker, "Chromium has MediaStreamTrackProcessor: frames go from the worker"
+    page.evaluate(COUNT_RAF)
+
+    # Front and back alternate, so a burst of load on the machine falls on both alike.
+    other = context.new_page()
+    other.goto(server.base + "/api/v1/health")
+    spans: dict[str, list[tuple[float, float]]] = {"front": [], "back": []}
+    page_spans: dict[str, list[tuple[float, float]]] = {"front": [], "back": []}
+    for where in ("front", "back") * SLICES:
+        (page if where == "front" else other).bring_to_front()
+        start, page_start = stamp(client, sid, where), page.evaluate("performance.now()")
+        time.sleep(SLICE_S)
+        spans[where].append((start, stamp(client, sid, where)))
+        page_spans[where].append((page_start, page.evaluate("performance.now()")))
+
+    raf = page.evaluate("() => window.rafTimes")
+    raf_front, raf_back = rate(raf, page_spans["front"]), rate(raf, page_spans["back"])
+    assert raf_back < 0.5 * raf_front, (
+        f"the page's rendering was not throttled ({raf_front * 1000:.1f} -> "
+        f"{raf_back * 1000:.1f} rAF/s): the tab did not go to the back"
+    )
+    page.bring_to_front()
+    page.click("#stop")  # through the worker, as every message of the live view
+    page.wait_for_selector("#view-review:not([hidden])")
+    assert client.get(f"/api/v1/sessions/{sid}").json()["status"] == "complete"
+    other.close()
+    page.close()
+
+    times = frame_times(client, sid)
+    in_front, behind = rate(times, spans["front"]), rate(times, spans["back"])
+    print(f"{source}: {in_front:.1f} frames/s in front, {behind:.1f} behind another tab")
+    assert in_front >= 3, f"only {in_front:.1f} frames/s with the page in front"
+    assert behind / in_front >= MIN_RATIO, (
+        f"{source}: {behind:.1f} frames/s with another tab in front against {in_front:.1f} "
+        f"in front ({behind / in_front:.2f} < {MIN_RATIO})"
+    )
+
+
+def test_pause_resume_and_the_patient_choice_go_through_the_worker(
+    context: Any, server: Server, client: httpx.Client
+) -> None:
+    page = context.new_page()
+    page.goto(server.url)
+    start_session(page, "P-033", "worker-controls", "camera")
+    page.wait_for_function("() => (window.emotraceState.lastResult || {frame: -1}).frame >= 2")
+    assert page.evaluate("() => window.emotraceState.live.inWorker")
+    sid = int(page.evaluate("() => window.emotraceState.live.id"))
+
+    # Following a track that does not exist: the server's results name no patient.
+    page.evaluate(
+        "() => window.emotraceState.live.ws.send(JSON.stringify({type: 'patient', track_id: 9999}))"
+    )
+    page.wait_for_function("() => window.emotraceState.lastResult.patient === null")
+    page.evaluate(
+        "() => window.emotraceState.live.ws.send(JSON.stringify({type: 'patient', track_id: null}))"
+    )
+    page.wait_for_function("() => window.emotraceState.lastResult.patient !== null")
+
+    page.click("#pause")
+    paused = stamp(client, sid, "paused")
+    time.sleep(1.5)
+    resumed = stamp(client, sid, "resuming")  # frames may follow at once
+    page.click("#pause")
+    after = page.evaluate("() => window.emotraceState.lastResult.frame")
+    page.wait_for_function("n => window.emotraceState.lastResult.frame > n + 3", arg=after)
+    page.click("#stop")
+    page.wait_for_selector("#view-review:not([hidden])")
+    page.close()
+
+    times = frame_times(client, sid)
+    # A frame already on its way when Pause was clicked may still land; none after it.
+    assert count(times, paused + 0.3, resumed) == 0, "frames were recorded while paused"
+    assert count(times, resumed, float("inf")) > 3, "no frame after Resume"
+    assert client.get(f"/api/v1/sessions/{sid}").json()["status"] == "complete"
