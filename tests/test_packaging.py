@@ -32,6 +32,8 @@ def test_wheel_installs_without_torch_and_labels_the_astronaut_happy(tmp_path: P
     (wheel,) = wheels.glob("emotrace-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "emotrace/assets/emotrace_default.onnx" in names
+    # Calibrated labels need the models' neutral reference (sessions/baseline.py).
+    assert "emotrace/assets/neutral_reference.json" in names
     assert "emotrace/py.typed" in names
     static = REPO / "src" / "emotrace" / "server" / "static"
     page_files = {f"emotrace/server/static/{p.relative_to(static)}" for p in static.rglob("*.*")}
