@@ -1,0 +1,248 @@
+"""Pauses and interruptions are breaks in the recording, not missing face (issue 33, item 3).
+
+One face-visible figure (``emotrace.sessions.coverage``: the share of the recorded time with the
+patient's face) is the same in the analytics, the store, the API (list, session, summary,
+report), the page (sessions list, review header, report) and the exports; the live timeline
+never joins its points across a pause. Analytics on synthetic streams, the rest on a real SQLite
+workspace, a real server on loopback and Debian's Chromium on the real page.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from emotrace.sessions import coverage
+from emotrace.sessions.analytics import summarize
+from emotrace.sessions.export import export_session
+from emotrace.sessions.report import render_report
+from emotrace.sessions.store import SessionStore
+from session_streams import CLASSES, data_from, onehot
+
+PAUSE_S = 30.0
+
+
+def paused(data: Any, at_s: float, pause_s: float) -> Any:
+    """``data`` with no frame for ``pause_s`` after ``at_s`` (Pause ... Resume)."""
+    data.times[data.times >= at_s] += pause_s
+    return data
+
+
+def test_a_pause_is_a_break_and_lowers_no_face_visible_figure() -> None:
+    # 20 s face, 10 s no face, 30 s face; a 30 s pause after 40 s.
+    s = summarize(paused(data_from([(20, "happy"), (10, None), (30, "sad")]), 40.0, PAUSE_S))
+    assert s.visible_ratio == pytest.approx(50 / 60)  # of the recorded time; the pause is not in
+    assert s.recorded_s == pytest.approx(60.0) and s.duration_s == pytest.approx(90.0)
+    assert [(round(g.start_s, 1), round(g.end_s, 1)) for g in s.breaks] == [(40.0, 70.0)]
+    assert s.not_recorded_s == pytest.approx(PAUSE_S, abs=0.01)
+    # The face-missing gap is the 10 s without a face, never the pause.
+    assert [(round(g.start_s, 1), round(g.end_s, 1)) for g in s.gaps] == [(20.0, 30.0)]
+    assert s.to_dict()["breaks"][0]["duration_s"] == pytest.approx(PAUSE_S, abs=0.01)
+    # A 30 s window straddling the pause is judged on the time that was recorded in it.
+    (w,) = [w for w in s.windows[30.0] if w.start_s == 30.0]
+    assert w.dominant == "sad" and w.visible == pytest.approx(1.0)
+
+
+def test_coverage_leaves_excluded_stretches_out_and_they_are_no_break() -> None:
+    times = np.arange(0, 60, 0.1)
+    face = np.ones(len(times), bool)
+    face[100:200] = False  # 10-20 s without a face
+    kept = coverage.measure(times, face)
+    assert kept.visible_ratio == pytest.approx(50 / 60) and kept.breaks == ()
+    # Excluding 5-25 s (the clinician: "patient left the room"): neither recorded nor a break.
+    cut = coverage.measure(times, face, excluded=[(5.0, 25.0)])
+    assert cut.recorded_s == pytest.approx(40.0) and cut.visible_ratio == pytest.approx(1.0)
+    assert cut.breaks == () and cut.not_recorded_s == 0.0
+    assert np.isnan(coverage.measure(np.zeros(0), np.zeros(0, bool)).visible_ratio)
+
+
+def _record(store: SessionStore, name: str, patient: str = "P-017") -> int:
+    """A finished session: 20 s face, 10 s none, 30 s face at 10 frames/s, paused 30 s at 40 s."""
+    sid = store.create_session(name, patient, CLASSES)
+    rows = []
+    for i in range(600):
+        t = i / 10 + (PAUSE_S if i >= 400 else 0.0)
+        if 200 <= i < 300:
+            rows.append((i, t, 0, None, None, None, None, None, None, None))
+        else:
+            p = onehot("happy" if i < 200 else "sad").astype("<f4").tobytes()
+            rows.append((i, t, 1, 1, 10, 10, 80, 80, 0.9, p))
+    store.append(sid, rows)
+    store.finish(sid)
+    return sid
+
+
+def test_the_store_and_the_summary_give_one_figure_and_exports_carry_the_break(
+    tmp_path: Path,
+) -> None:
+    with SessionStore(tmp_path, create=True) as store:
+        sid = _record(store, "week-1")
+        (listed,) = store.sessions()
+        data = store.load(sid)
+    summary = summarize(data)
+    assert listed.coverage is not None
+    assert listed.coverage.visible_ratio == pytest.approx(summary.visible_ratio)
+    assert listed.to_dict()["visible_ratio"] == pytest.approx(50 / 60, abs=1e-6)
+    assert listed.to_dict()["not_recorded_s"] == pytest.approx(PAUSE_S, abs=0.01)
+    html = render_report(summary)
+    assert "face visible 83% of the recorded time" in html
+    assert "not recorded (paused or interrupted) 0:30" in html
+    export_session(data, tmp_path / "out.csv")
+    with (tmp_path / "out.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    jumps = [(r["frame"], float(r["break_before_s"])) for r in rows if r["break_before_s"] != "0.0"]
+    assert jumps == [("400", pytest.approx(PAUSE_S, abs=0.01))]
+
+
+# -- the real server and page --------------------------------------------------------------
+
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from serve_helpers import Server, face_frames, running_server, write_y4m  # noqa: E402
+from test_serve_browser import (  # noqa: E402
+    BINARY,
+    TIMEOUT_MS,
+    fake_camera_args,
+    start_session,
+    wait_for_face,
+)
+
+needs_browser = pytest.mark.skipif(
+    not Path(BINARY).is_file(),
+    reason="needs Chromium (Debian: apt-get install chromium chromium-driver)",
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    workspace = tmp_path_factory.mktemp("serve-gaps")
+    with SessionStore(workspace, create=True) as store:  # recorded before the server starts
+        _record(store, "paused-1")
+    with running_server(workspace) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.base, headers=server.auth, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def page(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    camera = write_y4m(tmp_path_factory.mktemp("camera") / "face.y4m", face_frames(30))
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=BINARY, headless=True, args=fake_camera_args(camera)
+        )
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        tab = context.new_page()
+        tab.set_default_timeout(TIMEOUT_MS)
+        tab.on("dialog", lambda dialog: dialog.accept())
+        tab.goto(server.url)
+        tab.wait_for_selector("#view-sessions:not([hidden])")
+        yield tab
+        context.close()
+        browser.close()
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@needs_browser
+def test_list_review_report_and_api_show_the_same_face_visible_figure(
+    client: httpx.Client, page: Any
+) -> None:
+    (listed,) = [s for s in client.get("/api/v1/sessions").json() if s["name"] == "paused-1"]
+    sid = listed["id"]
+    one = client.get(f"/api/v1/sessions/{sid}").json()
+    summary = client.get(f"/api/v1/sessions/{sid}/summary").json()
+    report = client.get(f"/api/v1/sessions/{sid}/report").text
+    ratio = listed["visible_ratio"]
+    assert ratio == pytest.approx(50 / 60, abs=1e-6)
+    assert one["visible_ratio"] == ratio
+    raw = summary.get("raw", summary)  # the summary route may wrap raw and relative figures
+    assert raw["visible_ratio"] == pytest.approx(ratio, abs=1e-6)
+    assert listed["not_recorded_s"] == pytest.approx(PAUSE_S, abs=0.01)
+    pct = f"{round(100 * ratio)}%"
+    assert f"face visible {pct} of the recorded time" in report
+
+    page.evaluate("() => { location.hash = '#/sessions'; }")
+    row = page.locator(f'#sessions-table tr[data-id="{sid}"]')
+    row.wait_for()
+    assert pct in row.inner_text().split()
+    page.evaluate(f"() => {{ location.hash = '#/review/{sid}'; }}")
+    meta = page.locator("#review-meta")
+    page.wait_for_function("() => document.querySelector('#review-meta').textContent.length > 0")
+    assert f"face visible {pct}" in meta.inner_text()
+    assert "not recorded (paused or interrupted) 0:30" in meta.inner_text()
+    frame = page.frame_locator("#report")
+    assert f"face visible {pct} of the recorded time" in frame.locator("#header").inner_text()
+
+
+#: Colours the live timeline draws its lines with (valence; arousal), as RGB.
+LINE_COLOURS = [(0x00, 0x72, 0xB2), (0xB8, 0x77, 0x00)]
+
+
+def _timeline_pixels(page: Any) -> dict[str, Any]:
+    """The timeline canvas's pixels, the times of the results it drew and their x, as drawn
+    (``live_draw.drawTimeline``'s axis: the last 300 s, at least 10 s)."""
+    result: dict[str, Any] = page.evaluate(
+        """() => {
+          const live = window.emotraceState.live, canvas = document.querySelector('#timeline');
+          const now = live.history[live.history.length - 1].t;
+          const start = Math.max(0, now - 300), end = Math.max(now, start + 10);
+          const left = 30, right = canvas.width - 8;
+          const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+          return {
+            width: canvas.width, height: canvas.height, pixels: Array.from(data.data),
+            times: live.history.map((p) => p.t),
+            xs: live.history.map((p) => left + ((p.t - start) / (end - start)) * (right - left)),
+          };
+        }"""
+    )
+    return result
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@needs_browser
+def test_the_live_timeline_does_not_join_points_across_a_pause(
+    page: Any, client: httpx.Client
+) -> None:
+    start_session(page, "P-033", "pause-live", "camera")
+    first = wait_for_face(page)
+    for _ in range(3):
+        first = wait_for_face(page, first["frame"])
+    page.click("#pause")
+    page.wait_for_selector("#live-status:text('paused')")
+    time.sleep(2.5)  # well over the 1 s that makes a break
+    page.click("#pause")  # Resume
+    after = wait_for_face(page, first["frame"])
+    for _ in range(3):
+        after = wait_for_face(page, after["frame"])
+    drawn = _timeline_pixels(page)
+    jump = int(np.argmax(np.diff(drawn["times"])))
+    assert drawn["times"][jump + 1] - drawn["times"][jump] > 2.0, "the pause left no jump"
+    x0, x1 = drawn["xs"][jump], drawn["xs"][jump + 1]
+    assert x1 - x0 > 20
+    pixels = np.array(drawn["pixels"], np.uint8).reshape(drawn["height"], drawn["width"], 4)
+    inside = pixels[:, int(x0) + 3 : int(x1) - 2, :3].reshape(-1, 3).astype(int)
+    for colour in LINE_COLOURS:
+        near = np.abs(inside - np.array(colour)).sum(axis=1) < 60
+        assert not near.any(), f"a line of colour {colour} crosses the pause"
+    assert page.evaluate("() => window.emotraceState.live.breaks.length") == 1
+    sid = int(page.evaluate("() => window.emotraceState.live.id"))
+    page.click("#stop")
+    page.wait_for_selector("#view-review:not([hidden])")
+    info = client.get(f"/api/v1/sessions/{sid}").json()
+    # The server saw the same break: not recorded, and no face missing because of it.
+    assert info["not_recorded_s"] >= 1.5
+    assert info["visible_ratio"] > 0.9
