@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from emotrace.sessions._svg import _PATTERN, EXCLUDED_FILL, Frame
 from emotrace.sessions.types import clock
 
-MAX_ROWS = 4
+MAX_ROWS = 6
 _ROW = 16
 _CHAR_PX = 5.6  # mean advance of a 10 px sans-serif character
 _GAP_PX = 6
