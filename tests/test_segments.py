@@ -80,7 +80,11 @@ def test_an_excluded_stretch_is_exactly_as_if_never_recorded(workspace: Path) ->
     assert full.time_share["angry"] == 0 and later.time_share["angry"] > 0.1
     # The frames are still stored: the exclusion leaves them out of the analytics only.
     with SessionStore(workspace, readonly=True) as store:
-        assert store.get("P-017/full").frames == store.get("P-017/without").frames + 100
+        info = store.get("P-017/full")
+        assert info.frames == store.get("P-017/without").frames + 100
+    # The sessions list's face-visible figure is the summary's (one definition, one mask).
+    assert info.coverage is not None and info.coverage.breaks == ()
+    assert info.coverage.recorded_s == full.recorded_s == without.recorded_s
     # Trends across sessions compare the same numbers.
     assert trend([full, later]).values == trend([without, later]).values
     assert [m.label for m in full.excluded] == ["patient left the room"]

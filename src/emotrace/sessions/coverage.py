@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from emotrace.sessions import _series
+from emotrace.sessions.exclusions import in_spans
 
 #: Longest time between two frames that is still recording; longer is a break.
 MAX_GAP_S = 1.0
@@ -66,9 +67,7 @@ def measure(
     times = np.asarray(times, np.float64)
     face = np.asarray(face, bool)
     if len(excluded):
-        keep = np.ones(len(times), bool)
-        for a, b in excluded:
-            keep &= (times < a) | (times >= b)
+        keep = ~in_spans(times, excluded)
         times, face = times[keep], face[keep]
     if not len(times):
         return Coverage(0.0, 0.0, 0.0)

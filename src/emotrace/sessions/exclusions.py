@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emotrace.sessions.types import Marker, SessionData
+if TYPE_CHECKING:  # types imports coverage, which imports this module
+    from emotrace.sessions.types import Marker, SessionData
 
 Span = tuple[float, float]
 
@@ -34,8 +36,15 @@ def excluded_spans(markers: Sequence[Marker]) -> list[Span]:
 
 def excluded_mask(times: np.ndarray, markers: Sequence[Marker]) -> np.ndarray:
     """``True`` for each frame time inside an excluded stretch (start included, end not)."""
+    return in_spans(times, excluded_spans(markers))
+
+
+def in_spans(times: np.ndarray, spans: Sequence[Span]) -> np.ndarray:
+    """``True`` for each time inside one of ``spans`` ``[start, end)``: the one test of what an
+    excluded stretch covers (``coverage`` uses it on the stored stretches too)."""
+    times = np.asarray(times, np.float64)
     mask = np.zeros(len(times), bool)
-    for start, end in excluded_spans(markers):
+    for start, end in spans:
         mask |= (times >= start) & (times < end)
     return mask
 
