@@ -65,8 +65,8 @@ def check_recording_options(args: argparse.Namespace) -> None:
         return
     if args.patient is None:
         raise SessionError("--session needs --patient PSEUDONYM (never the patient's real name)")
-    check_name(args.session, "session name")
-    check_name(args.patient, "patient pseudonym")
+    args.session = check_name(args.session, "session name")
+    args.patient = check_name(args.patient, "patient pseudonym")
     if resolve_workspace(args.workspace).exists():
         from emotrace.sessions.rules import ensure_name_free
 

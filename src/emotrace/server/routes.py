@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import quote
 
 import numpy as np
 from fastapi import APIRouter, File, Query, Request, Response, Security, UploadFile
@@ -91,6 +92,13 @@ MARKER_LINKS = {
 MAX_LIVE = 32
 #: Why a session without ``consent: true`` is not recorded (422).
 NO_CONSENT = "a session is recorded only with the patient's consent: send consent: true"
+
+
+def attachment(filename: str) -> str:
+    """A download's Content-Disposition: a pseudonym with accents ("Núñez-3") goes in RFC 6266's
+    ``filename*`` (headers are Latin-1), with an ASCII ``filename`` for old clients."""
+    plain = "".join(c if c.isascii() and c.isprintable() and c != '"' else "_" for c in filename)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename)}"
 
 
 def _session(s: ServerState, info: SessionInfo) -> dict[str, Any]:
@@ -568,7 +576,7 @@ def export(
     return Response(
         content,
         media_type=MEDIA[format],
-        headers={"content-disposition": f'attachment; filename="{path.name}"'},
+        headers={"content-disposition": attachment(path.name)},
     )
 
 
@@ -618,7 +626,7 @@ def report(
     info, html = _report_html(request, session_id, compare, notes)
     headers = {"content-security-policy": REPORT_CSP}
     if download:
-        headers["content-disposition"] = f'attachment; filename="{info.file_stem}_report.html"'
+        headers["content-disposition"] = attachment(f"{info.file_stem}_report.html")
     return HTMLResponse(html, headers=headers)
 
 
@@ -647,7 +655,7 @@ def report_pdf(
     return Response(
         pdf,
         media_type="application/pdf",
-        headers={"content-disposition": f'attachment; filename="{info.file_stem}_report.pdf"'},
+        headers={"content-disposition": attachment(f"{info.file_stem}_report.pdf")},
     )
 
 

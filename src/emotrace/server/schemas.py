@@ -6,12 +6,24 @@ response against it. Names and pseudonyms follow :func:`emotrace.sessions.types.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
+
+from emotrace.sessions import types
 
 #: Session names and pseudonyms end up in file names: the same rule as the CLI's.
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+NAME_PATTERN = types.NAME_PATTERN
 #: Largest SQLite integer: ids beyond it cannot exist (and SQLite would refuse them).
 MAX_ID = 2**63 - 1
 
@@ -26,7 +38,22 @@ def _utf8(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_utf8)]
-Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+def _name(value: Any) -> Any:
+    # NFC first ("María" typed with a combining accent is the same pseudonym), then the rule,
+    # stated in full: "must match pattern ^[^\W_]..." helps nobody.
+    if not isinstance(value, str):
+        return value  # the str schema (strict) refuses it
+    normal = types.normal_name(value)
+    if not re.fullmatch(NAME_PATTERN, normal):
+        raise ValueError(f"must be {types.NAME_RULE}")
+    return normal
+
+
+Name = Annotated[
+    str, BeforeValidator(_name), WithJsonSchema({"type": "string", "pattern": NAME_PATTERN})
+]
 Seconds = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
 
 

@@ -34,6 +34,7 @@ from emotrace.sessions.types import (
     ModelInfo,
     SessionData,
     SessionInfo,
+    normal_name,
 )
 from emotrace.sessions.workspace import (
     BUSY_TIMEOUT_MS,
@@ -273,13 +274,16 @@ class SessionStore:
         patient, and ids are not names)."""
         with sql_errors(self.path):
             row = self.conn.execute(
-                "SELECT 1 FROM sessions WHERE name = ? AND patient = ?", (name, patient)
+                "SELECT 1 FROM sessions WHERE name = ? AND patient = ?",
+                (normal_name(name), normal_name(patient)),
             ).fetchone()
         return row is not None
 
     def get(self, ref: str | int) -> SessionInfo:
         """A session by ``PATIENT/NAME``, by name (refused when several patients have a session
         of that name), or by id (a number that is not also a name)."""
+        if isinstance(ref, str):
+            ref = normal_name(ref)
         with sql_errors(self.path):
             rows: list[Any] = []
             if isinstance(ref, str) and "/" in ref:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,18 +20,30 @@ from emotrace.sessions.coverage import Coverage
 RECORDING, COMPLETE, INTERRUPTED = "recording", "complete", "interrupted"
 
 # Pseudonyms and session names end up in file names (exports, reports), so they are restricted to
-# characters that are safe on every file system and cannot smuggle in a path.
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# characters that are safe on every file system and cannot smuggle in a path: letters of any
+# alphabet (accented ones too, for Spanish-speaking clinicians' codes such as "Núñez-3"), digits,
+# '.', '_' and '-'; no spaces, which keeps a full real name ("Maria Lopez Garcia") out.
+NAME_PATTERN = r"^[^\W_][\w.-]{0,63}$"
+#: The rule as every interface states it (the page beside the field, the API, the CLI).
+NAME_RULE = (
+    "1-64 letters (accents allowed), digits, '.', '_' or '-', starting with a letter or digit, "
+    "no spaces"
+)
+_NAME = re.compile(NAME_PATTERN)
+
+
+def normal_name(value: str) -> str:
+    """``value`` in Unicode NFC, so "María" typed on any keyboard is one pseudonym."""
+    return unicodedata.normalize("NFC", value)
 
 
 def check_name(value: str, what: str) -> str:
-    """``value`` if it is a valid session name or pseudonym, else :class:`SessionError`."""
-    if not _NAME.fullmatch(value):
-        raise SessionError(
-            f"{what} {value!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return value
+    """``value`` (in NFC) if it is a valid session name or pseudonym, else
+    :class:`SessionError`."""
+    normal = normal_name(value)
+    if not _NAME.fullmatch(normal):
+        raise SessionError(f"{what} {value!r} is not valid: use {NAME_RULE}")
+    return normal
 
 
 def clock(seconds: float) -> str:

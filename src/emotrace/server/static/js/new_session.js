@@ -1,9 +1,12 @@
 // The New session form: pseudonym, name, consent and the source (camera, screen, video file).
 
 import { uploadFile } from "./file_session.js";
-import { t } from "./i18n.js";
+import { N_, t } from "./i18n.js";
 import { startLive } from "./live.js";
 import { $, api, remember, show } from "./util.js";
+
+export const NAME_RULE = N_("Use 1-64 letters (accents allowed), digits, \".\", \"_\" or \"-\", " +
+  "starting with a letter or digit, without spaces (e.g. P-017).");
 
 export function showNew(params) {
   show("view-new");
@@ -12,6 +15,14 @@ export function showNew(params) {
   if (params.get("source")) {
     const radio = document.querySelector(`input[name=source][value="${params.get("source")}"]`);
     if (radio) radio.checked = true;
+  }
+  // The browser's own "Please match the requested format" tells nobody what the format is.
+  for (const input of [$("#patient"), $("#session-name")]) {
+    input.oninput = () => {
+      input.setCustomValidity("");
+      if (input.validity.patternMismatch) input.setCustomValidity(t(NAME_RULE));
+    };
+    input.oninput();
   }
   // Consent is given for one recording: it is asked again every time, never carried over.
   $("#consent").checked = false;
