@@ -259,8 +259,8 @@ function renderParked(parked) {
   const elsewhere = s.streaming;
   let text;
   if (elsewhere) {
-    text = (parked.reason === "taken_over" ? REASONS.taken_over + " " : "") +
-      "It is being recorded in another tab or window. Markers set here are saved at the session's time.";
+    text = (parked.reason === "taken_over" ? REASONS.taken_over : "This session is being recorded in another tab or window.") +
+      " Markers set here are saved at the session's time.";
   } else {
     const status = s.status === "interrupted" ? "interrupted" : "not streaming";
     text = `${REASONS[parked.reason] ? REASONS[parked.reason] + " " : ""}This session is ${status} (${s.frames} frames kept). Resume to record; markers set here are saved anyway, at the session's time.`;
