@@ -185,6 +185,14 @@ def test_list_review_report_and_api_show_the_same_face_visible_figure(
     assert "not recorded (paused or interrupted) 0:30" in meta.inner_text()
     frame = page.frame_locator("#report")
     assert f"face visible {pct} of the recorded time" in frame.locator("#header").inner_text()
+    # Issue 33 (15): the report fits its frame (it was 900 px of charts inside 817).
+    for width in (1280, 800):
+        page.set_viewport_size({"width": width, "height": 900})
+        sizes = frame.locator("body").evaluate(
+            "b => [b.ownerDocument.documentElement.scrollWidth, window.innerWidth]"
+        )
+        assert sizes[0] <= sizes[1], (width, sizes)
+    page.set_viewport_size({"width": 1280, "height": 900})
 
 
 #: Colours the live timeline draws its lines with (valence; arousal), as RGB.
