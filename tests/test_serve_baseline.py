@@ -141,6 +141,16 @@ def test_page_review_sets_a_baseline_and_live_bars_turn_relative(
         # A new session of the patient is analysed against it: the switch is offered live.
         start_session(page, patient, "week-1", "camera")
         page.wait_for_selector("#relative:not([disabled])")
+        # Marking a baseline live: start and end a moment apart is refused with the reason.
+        last = "() => { const r = window.emotraceState.lastResult; return r ? r.time_s : -1; }"
+        page.wait_for_function(f"() => ({last})() >= 0")
+        page.click("#baseline-start")
+        page.wait_for_selector("#baseline-note:has-text('Baseline from')")
+        started = page.evaluate(last)
+        page.wait_for_function(f"() => ({last})() > {started}")  # the live clock moved on
+        page.click("#baseline-end")
+        page.wait_for_selector("#baseline-note:has-text('at least 10 s')")
+        assert client.get(f"/api/v1/patients/{patient}/baseline").json()["id"] == baseline["id"]
         page.check("#relative")
         # A result drawn after the switch (the bars are redrawn per result).
         switched = page.evaluate("() => (window.emotraceState.lastResult || {frame: -1}).frame")
