@@ -320,7 +320,8 @@ class Relative:
         }
         if self.calibrated_time_share is not None:
             out.update(
-                {f"{c}_calibrated_pct": 100 * s for c, s in self.calibrated_time_share.items()}
+                # Read by the report's trend as "happy (calibrated) share (%)".
+                {f"{c} (calibrated)_pct": 100 * s for c, s in self.calibrated_time_share.items()}
             )
         return out
 
