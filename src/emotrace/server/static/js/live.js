@@ -7,7 +7,7 @@ import { relativeFace, startLiveBaseline } from "./baseline.js";
 import { TIMELINE_S, drawBars, drawOverlay, drawTimeline } from "./live_draw.js";
 import { closeSegment, showOpenSegment } from "./segments.js";
 import { listFaces } from "./patient_select.js";
-import { hideBanner, lostLive, showParked } from "./resume.js";
+import { hideBanner, lostLive, showParked, takeOverQuestion } from "./resume.js";
 import { $, api, clock, el, remember, show, state } from "./util.js";
 import { WorkerSocket, canCaptureInWorker } from "./worker_socket.js";
 
@@ -101,7 +101,7 @@ export function connect(live) {
     setStatus("disconnected", "off");
     if (event.code === LIVE_ELSEWHERE) {
       // Another page streams into it (its state changed since this tab looked): ask first.
-      if (confirm(`Session ${live.name} (${live.patient}) is being recorded in another tab or window. Take it over here? That tab stops recording.`)) {
+      if (confirm(takeOverQuestion(live))) {
         state.takeOver = live.id;
         connect(live);
       } else {

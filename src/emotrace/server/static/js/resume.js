@@ -6,9 +6,11 @@
 // every PARKED_POLL_MS, and every control says what it does here: markers are saved (the server
 // stamps its clock), Pause says there is nothing to pause, Stop finishes the session.
 
+import { t } from "./i18n.js";
 import { TIMELINE_S, drawBars, drawTimeline } from "./live_draw.js";
 import { addMarker, clearLiveView, releaseMedia, setStatus, startLive, stopLive, togglePause } from "./live.js";
 import { openSource } from "./new_session.js";
+import { describeTimeline } from "./timeline_text.js";
 import { $, api, clock, el, remember, remembered, state } from "./util.js";
 
 export const PARKED_POLL_MS = 2000;
@@ -22,7 +24,7 @@ export const RELOAD_GRACE_MS = 1500;
 
 export function offerResume(session, text) {
   const banner = $("#banner");
-  $("#banner-text").textContent = `${text} Session ${session.name} (${session.patient}).`;
+  $("#banner-text").textContent = t("{text} Session {name} ({patient}).", { text, name: session.name, patient: session.patient });
   banner.hidden = false;
   banner.dataset.session = JSON.stringify(session);
 }
@@ -47,21 +49,21 @@ export async function resume(sessionArg) {
   try {
     s = await api("GET", `/sessions/${session.id}`);
   } catch (exc) {
-    say("Could not resume: " + exc.message);
+    say(t("Could not resume: {message}", { message: exc.message }));
     return;
   }
   if (s.status === "complete") {
-    say(`Session ${s.name} is complete: a complete session cannot be resumed.`);
+    say(t("Session {name} is complete: a complete session cannot be resumed.", { name: s.name }));
     remember(null);
     if (!location.hash.startsWith("#/review/")) location.hash = `#/review/${s.id}`;
     return;
   }
   const source = (s.settings && s.settings.source) || session.source || "camera";
   if (source === "file") {
-    say("A video file cannot be resumed where it stopped: finish this session, then start a new one with the file.");
+    say(t("A video file cannot be resumed where it stopped: finish this session, then start a new one with the file."));
     return;
   }
-  if (s.streaming && !confirm(`Session ${s.name} (${s.patient}) is being recorded in another tab or window. Take it over here? That tab stops recording.`)) return;
+  if (s.streaming && !confirm(takeOverQuestion(s))) return;
   const info = { id: s.id, name: s.name, patient: s.patient, source };
   try {
     if (state.live && !state.live.stopped) { releaseMedia(state.live); state.live.stopped = true; }
@@ -73,15 +75,20 @@ export async function resume(sessionArg) {
     hideBanner();
     location.hash = `#/live/${s.id}`;
   } catch (exc) {
-    say("Could not resume: " + exc.message);
+    say(t("Could not resume: {message}", { message: exc.message }));
   }
+}
+
+export function takeOverQuestion(s) {
+  return t("Session {name} ({patient}) is being recorded in another tab or window. Take it over here? That tab stops recording.",
+    { name: s.name, patient: s.patient });
 }
 
 export async function finishSession(id) {
   try {
     await api("POST", `/sessions/${id}/finish`);
   } catch (exc) {
-    say("Not finished: " + exc.message);
+    say(t("Not finished: {message}", { message: exc.message }));
     return false;
   }
   if (remembered() && remembered().id === id) remember(null);
@@ -102,7 +109,7 @@ export async function checkInterrupted() {
     }
     if (s.status === "complete") remember(null);
     else if (!s.streaming && !(state.live && state.live.id === s.id)) {
-      offerResume(active, "The last session was interrupted (the page was closed or reloaded).");
+      offerResume(active, t("The last session was interrupted (the page was closed or reloaded)."));
     }
   } catch {
     remember(null);
@@ -121,8 +128,8 @@ export function pause() {
   const parked = state.parked;
   if (!parked) return;
   say(parked.session && parked.session.streaming
-    ? "Another tab or window records this session: pause it there, or take it over here."
-    : "Not recording: nothing to pause. Resume to record.");
+    ? t("Another tab or window records this session: pause it there, or take it over here.")
+    : t("Not recording: nothing to pause. Resume to record."));
 }
 
 export function stop() {
@@ -131,9 +138,13 @@ export function stop() {
   if (!parked || !parked.session) return;
   const s = parked.session;
   const question = s.streaming
-    ? `Another tab or window records session ${s.name}. Stop it there and finish the session?`
-    : `Finish session ${s.name}? It is kept as it is now and cannot be resumed afterwards.`;
+    ? t("Another tab or window records session {name}. Stop it there and finish the session?", { name: s.name })
+    : finishQuestion(s);
   if (confirm(question)) finishSession(s.id);
+}
+
+export function finishQuestion(s) {
+  return t("Finish session {name}? It is kept as it is now and cannot be resumed afterwards.", { name: s.name });
 }
 
 export function resumeHere() {
@@ -153,10 +164,10 @@ async function markParked(parked, label) {
     if (state.parked !== parked) return;
     parked.markers.push(marker);
     $("#marker-log").prepend(el("li", {}, `${clock(marker.time_s)} ${marker.label}`));
-    say(`Marker saved at ${clock(marker.time_s)}.`);
+    say(t("Marker saved at {time}.", { time: clock(marker.time_s) }));
     drawParked(parked);
   } catch (exc) {
-    $("#marker-log").prepend(el("li", { class: "error" }, "marker not saved: " + exc.message));
+    $("#marker-log").prepend(el("li", { class: "error" }, t("Marker not saved: {message}", { message: exc.message })));
   }
 }
 
@@ -164,9 +175,13 @@ async function markParked(parked, label) {
 
 // Why this tab shows a session it does not stream into, in the clinician's words.
 const REASONS = {
-  taken_over: "Another tab or window took this session over; this tab no longer records it.",
-  lost: "The connection to the server was lost. Everything received is kept.",
+  taken_over: () => t("Another tab or window took this session over; this tab no longer records it."),
+  lost: () => t("The connection to the server was lost. Everything received is kept."),
 };
+
+function reasonText(reason) {
+  return REASONS[reason] ? REASONS[reason]() : "";
+}
 
 export function unpark() {
   const parked = state.parked;
@@ -183,8 +198,8 @@ export function showParked(id, reason = "") {
   const parked = { id, reason, session: null, markers: [], history: [], total: 0, timer: null, first: true };
   state.parked = parked;
   drawBars(null);
-  setStatus("not recording", "warn");
-  $("#resume-text").textContent = REASONS[reason] || "Loading the session…";
+  setStatus(t("not recording"), "warn");
+  $("#resume-text").textContent = reasonText(reason) || t("Loading the session…");
   $("#resume-here").hidden = true;
   $("#finish-here").hidden = true;
   $("#resume-hint").hidden = false;
@@ -203,7 +218,7 @@ export function lostLive(live, reason) {
   clearLiveView();
   if (!$("#view-live").hidden && location.hash === `#/live/${live.id}`) showParked(live.id, reason);
   if (reason === "lost") {
-    offerResume({ id: live.id, name: live.name, patient: live.patient, source: live.source }, REASONS.lost);
+    offerResume({ id: live.id, name: live.name, patient: live.patient, source: live.source }, reasonText("lost"));
   }
 }
 
@@ -232,7 +247,7 @@ async function refreshParked(parked) {
     renderParked(parked);
   } catch (exc) {
     if (state.parked !== parked) return;
-    $("#resume-text").textContent = "Could not load the session: " + exc.message;
+    $("#resume-text").textContent = t("Could not load the session: {message}", { message: exc.message });
   }
   if (state.parked === parked && !$("#view-live").hidden) {
     parked.timer = setTimeout(() => refreshParked(parked), PARKED_POLL_MS);
@@ -252,24 +267,28 @@ async function loadSeries(parked, frames) {
 function drawParked(parked) {
   const times = [0, ...parked.history.map((p) => p.t), ...parked.markers.map((m) => m.time_s)];
   drawTimeline(parked, Math.max(...times));
+  describeTimeline(parked.history, parked.markers, true);
 }
 
 function renderParked(parked) {
   const s = parked.session;
   const elsewhere = s.streaming;
-  let text;
+  const parts = [];
   if (elsewhere) {
-    text = (parked.reason === "taken_over" ? REASONS.taken_over : "This session is being recorded in another tab or window.") +
-      " Markers set here are saved at the session's time.";
+    parts.push(parked.reason === "taken_over" ? reasonText("taken_over") : t("This session is being recorded in another tab or window."),
+      t("Markers set here are saved at the session's time."));
   } else {
-    const status = s.status === "interrupted" ? "interrupted" : "not streaming";
-    text = `${REASONS[parked.reason] ? REASONS[parked.reason] + " " : ""}This session is ${status} (${s.frames} frames kept). Resume to record; markers set here are saved anyway, at the session's time.`;
+    const frames = s.frames;
+    parts.push(reasonText(parked.reason),
+      s.status === "interrupted" ? t("This session is interrupted ({frames} frames kept).", { frames })
+        : t("This session is not streaming ({frames} frames kept).", { frames }),
+      t("Resume to record; markers set here are saved anyway, at the session's time."));
   }
-  const pill = parked.reason === "taken_over" ? "taken over"
-    : elsewhere ? "recording elsewhere" : s.status === "interrupted" ? "interrupted" : "not recording";
+  const pill = parked.reason === "taken_over" ? t("taken over")
+    : elsewhere ? t("recording elsewhere") : s.status === "interrupted" ? t("interrupted") : t("not recording");
   setStatus(pill, "warn");
-  $("#resume-text").textContent = text;
-  $("#resume-here").textContent = elsewhere ? "Take over here" : "Resume";
+  $("#resume-text").textContent = parts.filter(Boolean).join(" ");
+  $("#resume-here").textContent = elsewhere ? t("Take over here") : t("Resume");
   $("#resume-here").hidden = false;
   $("#finish-here").hidden = false;
   $("#pause").textContent = "Pause";

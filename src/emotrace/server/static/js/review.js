@@ -3,7 +3,7 @@
 import { showReviewBaseline } from "./baseline.js";
 import { isFileSession } from "./file_session.js";
 import { t } from "./i18n.js";
-import { finishSession, resume } from "./resume.js";
+import { finishQuestion, finishSession, resume } from "./resume.js";
 import { $, api, clock, el, faceVisible, show, state, when } from "./util.js";
 
 // The review page shows exactly one session, or an error: every field, link and button is
@@ -104,9 +104,11 @@ export async function showReview(id) {
 export function showRecovery(s) {
   if (s.status === "complete") return;
   $("#review-live-text").textContent = s.streaming
-    ? "This session is being recorded in another tab or window."
-    : `This session is ${s.status === "interrupted" ? "interrupted" : "not streaming"}: everything received is kept. Resume it to record more, or finish it.`;
-  $("#review-resume").textContent = s.streaming ? "Take over here" : "Resume";
+    ? t("This session is being recorded in another tab or window.")
+    : s.status === "interrupted"
+      ? t("This session is interrupted: everything received is kept. Resume it to record more, or finish it.")
+      : t("This session is not streaming: everything received is kept. Resume it to record more, or finish it.");
+  $("#review-resume").textContent = s.streaming ? t("Take over here") : t("Resume");
   $("#review-resume").onclick = () => resume({ id: s.id, name: s.name, patient: s.patient });
   // A video file is analysed once, never resumed.
   $("#review-resume").hidden = isFileSession(s);
@@ -116,7 +118,7 @@ export function showRecovery(s) {
       : "The analysis of this video stopped before its end: what was analysed is kept. Finish it to keep it as it is.";
   }
   $("#review-finish").onclick = () => {
-    if (confirm(`Finish session ${s.name}? It is kept as it is now and cannot be resumed afterwards.`)) finishSession(s.id).then((done) => { if (done) showReview(s.id); });
+    if (confirm(finishQuestion(s))) finishSession(s.id).then((done) => { if (done) showReview(s.id); });
   };
   $("#review-live").hidden = false;
 }

@@ -1,7 +1,8 @@
 // The sessions list: filter, exports, delete.
 
 import { isAnalysing, isFileSession } from "./file_session.js";
-import { finishSession, resume } from "./resume.js";
+import { t } from "./i18n.js";
+import { finishQuestion, finishSession, resume } from "./resume.js";
 import { $, api, clock, el, faceVisible, show, state, when } from "./util.js";
 
 export async function showSessions() {
@@ -65,8 +66,8 @@ export async function deleteSession(s) {
 
 export function statusText(s) {
   if (isAnalysing(s)) return "analysing the video";
-  if (s.streaming) return "recording (live in a tab)";
-  return s.status + (s.live ? " (live, no page streaming)" : "");
+  if (s.streaming) return t("recording (live in a tab)");
+  return s.live ? t("recording (no page streaming)") : s.status;
 }
 
 // What can be done with a session not complete: resume or take over (which asks first) and
@@ -74,9 +75,9 @@ export function statusText(s) {
 export function recoveryButtons(s) {
   if (s.status === "complete") return [];
   const again = el("button", { type: "button", class: "resume", onclick: () => resume({ id: s.id, name: s.name, patient: s.patient }) },
-    s.streaming ? "Take over" : "Resume");
+    s.streaming ? t("Take over") : t("Resume"));
   const finish = el("button", { type: "button", class: "secondary finish", onclick: () => {
-    if (confirm(`Finish session ${s.name} of ${s.patient}? It is kept as it is now and cannot be resumed afterwards.`)) finishSession(s.id);
-  } }, "Finish");
+    if (confirm(finishQuestion(s))) finishSession(s.id);
+  } }, t("Finish"));
   return isFileSession(s) ? [finish] : [again, finish]; // a video file is analysed once, never resumed
 }
