@@ -133,8 +133,29 @@ def test_live_segment_key_and_review_form(page: Any, server: Server) -> None:  #
     assert segment["end_s"] > segment["time_s"] >= 0
     assert page.evaluate("() => window.emotraceState.live.markers.length") == 1
 
+    # A segment open across a reload: the resumed live view shows it open, s stores it whole.
+    page.fill("#marker-text", "discussion")
+    page.press("#marker-text", "Escape")
+    page.keyboard.press("s")
+    page.wait_for_selector("#segment-open:not([hidden])")
+    opened = page.evaluate("() => window.emotraceState.live.openSegment.start")
+    page.reload()
+    page.wait_for_selector("#resume-hint:not([hidden])")
+    page.click("#resume-here")
+    page.wait_for_selector("#segment-open:not([hidden])")
+    assert "discussion" in page.inner_text("#segment-open")
+    resumed = wait_for_face(page)
+    assert resumed["time_s"] > opened
+    with page.expect_response(lambda r: r.request.method == "POST" and "/markers" in r.url) as r:
+        page.keyboard.press("s")
+    assert r.value.status == 201, r.value.text()
+    across = r.value.json()
+    assert across["label"] == "discussion" and across["time_s"] == pytest.approx(opened)
+    assert across["end_s"] >= resumed["time_s"]
+
     page.click("#stop")
     page.wait_for_selector("#view-review:not([hidden])")
+    assert page.evaluate("() => localStorage.getItem('emotrace.openSegment')") is None
     row = page.locator(f"#markers-table tbody tr[data-id='{segment['id']}']")
     assert float(row.locator("input").nth(2).input_value()) == round(segment["end_s"], 1)
     # The form: an excluded stretch with its reason.
@@ -156,4 +177,4 @@ def test_live_segment_key_and_review_form(page: Any, server: Server) -> None:  #
     page.wait_for_function("() => document.querySelector('#review-error').textContent !== ''")
     error = page.inner_text("#review-error")
     assert "End must come after the start" in error and "[" not in error, error
-    assert len(session_info(server, page, sid)["marker_list"]) == 2
+    assert len(session_info(server, page, sid)["marker_list"]) == 3

@@ -5,7 +5,7 @@ import { N_, t } from "./i18n.js";
 import { describeTimeline } from "./timeline_text.js";
 import { relativeFace, startLiveBaseline } from "./baseline.js";
 import { TIMELINE_S, drawBars, drawOverlay, drawTimeline } from "./live_draw.js";
-import { closeSegment, showOpenSegment } from "./segments.js";
+import { closeSegment, restoreOpenSegment } from "./segments.js";
 import { listFaces } from "./patient_select.js";
 import { hideBanner, lostLive, showParked, takeOverQuestion } from "./resume.js";
 import { $, api, clock, el, remember, show, state } from "./util.js";
@@ -56,7 +56,7 @@ export function clearLiveView() {
   state.lastResult = null;
   $("#marker-log").replaceChildren();
   $("#marker-text").value = ""; // text left there (Escape) belonged to the previous session
-  showOpenSegment(null);
+  restoreOpenSegment(state.live);
   $("#fps").textContent = "– frames/s";
   const indicator = $("#face-ind");
   indicator.textContent = "No face yet";

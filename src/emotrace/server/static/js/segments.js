@@ -1,6 +1,8 @@
 // Segments in the live view and marker labels on its timeline. "s" opens a segment (labelled
 // with the text in the marker field, or "segment"), "s" again closes and stores it, Escape
-// cancels it; Stop closes an open one first. Excluded stretches (set in the review) are hatched.
+// cancels it; Stop closes an open one first. An open segment outlives a reload or a lost
+// connection: the live view that resumes the session shows it open. Excluded stretches (set in
+// the review) are hatched.
 
 import { t } from "./i18n.js";
 import { $, api, clock, el, state } from "./util.js";
@@ -13,6 +15,23 @@ export function sessionNow(live) {
   return result.time_s + (performance.now() - live.resultAt) / 1000;
 }
 
+const OPEN_KEY = "emotrace.openSegment";
+
+function keep(live) {
+  try {
+    if (live.openSegment) localStorage.setItem(OPEN_KEY, JSON.stringify({ id: live.id, ...live.openSegment }));
+    else localStorage.removeItem(OPEN_KEY);
+  } catch { /* no storage: the open segment lives in this page only */ }
+}
+
+// A live view starts: its session's segment left open by an earlier page is open again.
+export function restoreOpenSegment(live) {
+  let kept = null;
+  try { kept = JSON.parse(localStorage.getItem(OPEN_KEY) || "null"); } catch { kept = null; }
+  if (live && !live.openSegment && kept && kept.id === live.id) live.openSegment = { start: kept.start, label: kept.label };
+  showOpenSegment(live);
+}
+
 export function toggleSegment() {
   const live = state.live;
   if (!live || live.stopped) return;
@@ -21,6 +40,7 @@ export function toggleSegment() {
   const label = field.value.trim() || t("segment");
   field.value = "";
   live.openSegment = { start: sessionNow(live), label };
+  keep(live);
   showOpenSegment(live);
 }
 
@@ -28,6 +48,7 @@ export function cancelSegment() {
   const live = state.live;
   if (!live || !live.openSegment) return;
   live.openSegment = null;
+  keep(live);
   showOpenSegment(live);
 }
 
@@ -40,6 +61,7 @@ export async function closeSegment(live) {
   const body = { label: open.label, time_s: open.start, end_s: Math.max(sessionNow(live), open.start + 0.1) };
   try {
     const segment = await api("POST", `/sessions/${live.id}/markers`, body);
+    if (!live.openSegment) keep(live); // stored: forget it (kept while unsaved, for a resume)
     live.markers.push(segment);
     $("#marker-log").prepend(el("li", {}, `${clock(segment.time_s)}–${clock(segment.end_s)} ${segment.label}`));
   } catch (exc) {
