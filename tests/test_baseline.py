@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -176,6 +177,10 @@ def test_relative_measures_are_differences_and_sds_from_the_baseline(store: Sess
     assert summary.relative.mean_probability_delta["happy"] == pytest.approx(0.5)
     assert summary.relative.mean_probability_delta["neutral"] == pytest.approx(-0.5)
     assert summary.measures()["valence_vs_baseline_sd"] == pytest.approx(1.0)
+    assert summary.relative.spread_ratio["valence"] == pytest.approx(0)  # steadier than at rest
+    own = summarize(store.load("rest"), baseline=baseline).relative
+    assert own is not None and own.affect["valence"]["z"] == pytest.approx(0, abs=1e-9)
+    assert own.spread_ratio["valence"] == pytest.approx(1.0)
     body = summary.to_dict()["relative"]
     assert body["valence"]["z"] == pytest.approx(1.0) and body["baseline"]["id"] == baseline.id
 
@@ -256,6 +261,7 @@ def test_the_report_has_a_baseline_section_with_raw_and_relative_views(
     section = html[html.index('id="baseline"') :]
     assert "week-1, 0:00–0:30" in section and "face visible 30.0 s (300 frames)" in section
     assert "time share (calibrated)" in section and "calibrated to the baseline" in section
+    assert re.search(r"Variability against rest .*: valence \d+\.\d×, arousal \d+\.\d×", section)
     assert 'id="timeline"' in html  # the raw view stays
     # The marker's window (happy) against the baseline: valence up by many baseline SDs.
     row = section[section.index("<td>topic: holidays</td>") :].split("</tr>")[0]

@@ -301,6 +301,8 @@ class Relative:
     reference: NeutralReference | None
     mean_probability_delta: dict[str, float]
     affect: dict[str, dict[str, float]]
+    #: The session's SD of valence and arousal over the baseline's (``sd_ratio``).
+    spread_ratio: dict[str, float]
     calibrated_time_share: dict[str, float] | None
     calibrated_mean_probability: dict[str, float] | None
     calibrated_windows: dict[float, list[Window]] | None
@@ -335,6 +337,7 @@ class Relative:
             "valence": self.affect["valence"],
             "arousal": self.affect["arousal"],
             "negative_affect": self.affect["negative_affect"],
+            "sd_ratio": self.spread_ratio,
             "calibrated": None
             if reference is None
             else {
@@ -382,6 +385,13 @@ def relative(
             AFFECT, (series.valence, series.arousal, series.negative), strict=True
         )
     }
+    # Variability in units of the resting variability: 2.0, twice as changeable as at rest.
+    spread_ratio = {}
+    for name, values in (("valence", series.valence), ("arousal", series.arousal)):
+        ok = ~np.isnan(values) & (w > 0)
+        sd = _weighted_sd(values[ok], w[ok], affect[name]["value"]) if ok.any() else math.nan
+        rest_sd = getattr(stats, name).sd
+        spread_ratio[name] = sd / rest_sd if rest_sd >= MIN_SD else math.nan
 
     def z(name: str, values: np.ndarray) -> np.ndarray:
         spread: Spread = getattr(stats, name)
@@ -431,6 +441,7 @@ def relative(
             c: mean_p[k] - stats.mean_probabilities[k] for k, c in enumerate(classes)
         },
         affect=affect,
+        spread_ratio=spread_ratio,
         calibrated_time_share=share,
         calibrated_mean_probability=cal_mean,
         calibrated_windows=windows,

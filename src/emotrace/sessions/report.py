@@ -259,6 +259,12 @@ def _baseline(s: SessionSummary) -> str:
         rows,
         "",
     )
+    ratio = {k: "–" if math.isnan(v) else f"{v:.1f}×" for k, v in rel.spread_ratio.items()}
+    affect += (
+        f'<p class="muted">Variability against rest (SD of this session over the baseline\'s): '
+        f"valence {ratio['valence']}, arousal {ratio['arousal']}. Peaks, sustained negative "
+        "affect and transitions above are raw.</p>"
+    )
     classes = s.info.classes
     share = rel.calibrated_time_share
     dist_rows = [
