@@ -246,7 +246,9 @@ def test_the_live_timeline_does_not_join_points_across_a_pause(
     for colour in LINE_COLOURS:
         near = np.abs(inside - np.array(colour)).sum(axis=1) < 60
         assert not near.any(), f"a line of colour {colour} crosses the pause"
-    assert page.evaluate("() => window.emotraceState.live.breaks.length") == 1
+    # The page keeps the breaks it drew (a loaded machine may add short ones of its own).
+    spans = page.evaluate("() => window.emotraceState.live.breaks")
+    assert any(b - a > 2.0 for a, b in spans), spans
     sid = int(page.evaluate("() => window.emotraceState.live.id"))
     page.click("#stop")
     page.wait_for_selector("#view-review:not([hidden])")
@@ -254,3 +256,49 @@ def test_the_live_timeline_does_not_join_points_across_a_pause(
     # The server saw the same break: not recorded, and no face missing because of it.
     assert info["not_recorded_s"] >= 1.5
     assert info["visible_ratio"] > 0.9
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@needs_browser
+def test_head_orientation_is_drawn_in_the_live_view_on_demand(page: Any) -> None:
+    # Issue 35 (2): the server sends yaw, pitch and roll per face; the page draws them when
+    # "Head orientation" is ticked, and marks a face turned beyond the analytics' limits.
+    start_session(page, "P-035", "pose-live", "camera")
+    result = wait_for_face(page)
+    face = result["faces"][result["patient"]]
+    assert all(isinstance(face[k], int | float) for k in ("yaw", "pitch", "roll")), face
+
+    def label_pixels() -> int:
+        """Pixels of the pose label's dark backing (rgba(13, 17, 23, 0.75)) on the overlay."""
+        count: int = page.evaluate(
+            """() => {
+              const c = document.querySelector('#overlay');
+              const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+              let n = 0;
+              for (let i = 0; i < d.length; i += 4) {
+                const dark = d[i] === 13 && d[i + 1] === 17 && d[i + 2] === 23;
+                if (dark && Math.abs(d[i + 3] - 191) < 3) n++;
+              }
+              return n;
+            }"""
+        )
+        return count
+
+    assert not page.is_checked("#show-pose")
+    assert label_pixels() == 0
+    page.check("#show-pose")  # redraws the last result at once
+    assert label_pixels() > 500
+    turned = page.evaluate(
+        """async () => {
+          const draw = await import('/static/js/live_draw.js');
+          return [draw.tooTurned({yaw: 30, pitch: 0}), draw.tooTurned({yaw: 10, pitch: -21}),
+                  draw.tooTurned({yaw: 24, pitch: 19}), draw.tooTurned({yaw: null, pitch: null})];
+        }"""
+    )
+    assert turned == [True, True, False, False]
+    page.reload()  # remembered
+    page.wait_for_selector("#view-live:not([hidden]), #view-sessions:not([hidden])")
+    assert page.is_checked("#show-pose")
+    page.uncheck("#show-pose")
+    page.evaluate("() => { location.hash = '#/sessions'; }")

@@ -2,7 +2,8 @@
 
 import { timelineTicks, timelineValue } from "./baseline.js";
 import { drawMarkLabels, drawMarks } from "./segments.js";
-import { $, clock, el } from "./util.js";
+import { t } from "./i18n.js";
+import { $, clock, el, state } from "./util.js";
 
 export const TIMELINE_S = 300;
 
@@ -69,7 +70,69 @@ export function drawOverlay(result) {
     ctx.fillRect(x * scale - 1, ty - 20, tw, 20);
     ctx.fillStyle = "#0d1117";
     ctx.fillText(text, x * scale + 4, ty - 2);
+    if (showPose()) drawPose(ctx, face, { x: x * scale, y: y * scale, w: w * scale, h: h * scale });
   }
+}
+
+// Head orientation on demand ("Head orientation" in the live view, remembered): the angles under
+// each box, and a face turned beyond the analytics' limits (AnalyticsConfig.facing_yaw_deg and
+// facing_pitch_deg) marked as too turned for its expression to be trusted.
+export const FACING_YAW_DEG = 25;
+export const FACING_PITCH_DEG = 20;
+const POSE_KEY = "emotrace.pose";
+
+export function showPose() {
+  const toggle = $("#show-pose");
+  return Boolean(toggle && toggle.checked);
+}
+
+export function tooTurned(face) {
+  return face.yaw !== null && face.yaw !== undefined && face.pitch !== null &&
+    face.pitch !== undefined &&
+    (Math.abs(face.yaw) >= FACING_YAW_DEG || Math.abs(face.pitch) >= FACING_PITCH_DEG);
+}
+
+function drawPose(ctx, face, box) {
+  ctx.save();
+  ctx.font = "600 13px system-ui, sans-serif";
+  ctx.textBaseline = "top";
+  const lines = [];
+  if (face.yaw === null || face.yaw === undefined) lines.push(t("head orientation unknown"));
+  else {
+    const deg = (v) => `${Math.round(v)}°`;
+    lines.push(`yaw ${deg(face.yaw)} · pitch ${deg(face.pitch)} · roll ${deg(face.roll)}`);
+    if (tooTurned(face)) lines.push(t("too turned to trust"));
+  }
+  const turned = tooTurned(face);
+  if (turned) { // a dashed amber box over the face's own: visible whatever the face's colour
+    ctx.strokeStyle = "#E69F00";
+    ctx.lineWidth = 3;
+    ctx.setLineDash([6, 4]);
+    ctx.strokeRect(box.x - 4, box.y - 4, box.w + 8, box.h + 8);
+    ctx.setLineDash([]);
+  }
+  const left = box.x;
+  let y = box.y + box.h + 4;
+  for (const line of lines) {
+    const tw = ctx.measureText(line).width + 10;
+    ctx.fillStyle = turned ? "#E69F00" : "rgba(13, 17, 23, 0.75)";
+    ctx.fillRect(left - 1, y, tw, 18);
+    ctx.fillStyle = turned ? "#0d1117" : "#ffffff";
+    ctx.fillText(line, left + 4, y + 2);
+    y += 20;
+  }
+  ctx.restore();
+}
+
+// The toggle redraws the last result at once (no need to wait for the next frame) and is
+// remembered for the next session.
+const poseToggle = $("#show-pose");
+if (poseToggle) {
+  poseToggle.checked = localStorage.getItem(POSE_KEY) === "1";
+  poseToggle.addEventListener("change", () => {
+    localStorage.setItem(POSE_KEY, poseToggle.checked ? "1" : "0");
+    if (state.lastResult) drawOverlay(state.lastResult);
+  });
 }
 
 export function drawTimeline(live, now) {
