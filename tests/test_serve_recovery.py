@@ -322,6 +322,15 @@ def test_a_reload_mid_session_shows_the_session_as_stored_and_every_control_acts
     resumed = wait_for_face(page, stored["frames"] - 1)
     assert int(page.evaluate("() => window.emotraceState.live.id")) == sid
     assert resumed["frame"] >= stored["frames"]
+    # The resumed view goes on from the stored timeline and markers, not from an empty view.
+    page.wait_for_function(
+        "n => window.emotraceState.live.history.length > n", arg=stored["frames"]
+    )
+    first_stored = page.evaluate(
+        "async id => (await (await fetch(`/api/v1/sessions/${id}/series`)).json()).time_s[0]", sid
+    )
+    assert page.evaluate("() => window.emotraceState.live.history[0].t") == first_stored
+    assert page.locator("#marker-log li").count() == 3
     page.click("#stop")
     page.wait_for_selector("#view-review:not([hidden])")
     info = session_info(server, page, sid)

@@ -72,11 +72,31 @@ export async function resume(sessionArg) {
     remember(info);
     state.takeOver = s.streaming ? s.id : null; // read by connect()
     startLive(info, source, media);
+    seedLive(state.live, s);
     hideBanner();
     location.hash = `#/live/${s.id}`;
   } catch (exc) {
     say(t("Could not resume: {message}", { message: exc.message }));
   }
+}
+
+// A resumed live view goes on from what the server has, not from an empty view: the stored
+// timeline (as far back as it shows) and every marker.
+async function seedLive(live, s) {
+  if (!live || live.id !== s.id) return;
+  live.markers.unshift(...s.marker_list);
+  $("#marker-log").replaceChildren(...live.markers.slice().reverse()
+    .map((m) => el("li", {}, `${clock(m.time_s)} ${m.label}`)));
+  const stored = { id: s.id, history: [], total: 0 };
+  try {
+    await loadSeries(stored, s.frames);
+  } catch {
+    return; // the timeline fills from the results that arrive
+  }
+  if (state.live !== live) return;
+  const first = live.history.length ? live.history[0].t : Infinity;
+  live.history.unshift(...stored.history.filter((p) => p.t < first));
+  if (live.history.length) drawTimeline(live, live.history[live.history.length - 1].t);
 }
 
 export function takeOverQuestion(s) {
@@ -258,7 +278,7 @@ async function loadSeries(parked, frames) {
   if (frames <= parked.total) return;
   const offset = parked.total || Math.max(0, frames - SERIES_FRAMES);
   const page = await api("GET", `/sessions/${parked.id}/series?offset=${offset}&limit=${SERIES_FRAMES}`);
-  page.time_s.forEach((t, i) => parked.history.push({ t, v: page.valence[i], a: page.arousal[i] }));
+  page.time_s.forEach((time, i) => parked.history.push({ t: time, v: page.valence[i], a: page.arousal[i] }));
   parked.total = offset + page.time_s.length;
   const last = parked.history.length ? parked.history[parked.history.length - 1].t : 0;
   while (parked.history.length && parked.history[0].t < last - TIMELINE_S) parked.history.shift();
