@@ -126,8 +126,11 @@ def test_page_review_sets_a_baseline_and_live_bars_turn_relative(
         page.goto(server.url)
         page.evaluate("id => { location.hash = `#/review/${id}`; }", intake)
         page.wait_for_selector("#review-baseline-info:has-text('No baseline')")
-        page.fill("#review-baseline-start", "0")
-        page.fill("#review-baseline-end", "4")
+        # A range picked on the review's timeline (it fills the segment form) is taken over.
+        page.fill("#review-marker-time", "0")
+        page.fill("#review-marker-end", "4")
+        page.click("#review-baseline-pick")
+        assert page.input_value("#review-baseline-end") == "4"
         page.click("#review-baseline-form button[type=submit]")
         page.wait_for_selector("#review-baseline-error:has-text('at least 10 s')")
         page.fill("#review-baseline-end", "30")

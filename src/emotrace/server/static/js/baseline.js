@@ -127,6 +127,17 @@ export async function showReviewBaseline(review, session, changed) {
     $("#review-baseline-start").value = Number(from).toFixed(1);
     $("#review-baseline-end").value = Number(to).toFixed(1);
   };
+  // The range dragged on the review's timeline (it fills the segment form's start and end).
+  $("#review-baseline-pick").onclick = () => {
+    const from = $("#review-marker-time"), to = $("#review-marker-end");
+    if (!from || !to || from.value === "" || to.value === "") {
+      error.textContent = t("Drag across the timeline first.");
+      return;
+    }
+    error.textContent = "";
+    $("#review-baseline-start").value = from.value;
+    $("#review-baseline-end").value = to.value;
+  };
   $("#review-baseline-form").onsubmit = async (event) => {
     event.preventDefault();
     try {
