@@ -290,6 +290,8 @@ def _baseline(s: SessionSummary) -> str:
     if rel.calibrated is not None and s.has_face:
         edges, bins = _bins(s)
         probs = binned_mean(bins, rel.calibrated, len(edges) - 1, s.series.durations)
+        marker_times = [m.time_s for m in s.markers]
+        breaks = [(g.start_s, g.end_s) for g in s.breaks]
         strips = "".join(
             f'<p class="muted">Dominant calibrated emotion per {w:g} s window</p>'
             + _svg.strip([x.start_s for x in ws] + [ws[-1].end_s], [x.dominant for x in ws],
@@ -298,7 +300,7 @@ def _baseline(s: SessionSummary) -> str:
         )  # fmt: skip
         views = (
             "<h3>Emotion timeline, calibrated to the baseline</h3>"
-            f"{_svg.stacked_area(edges, probs, classes, [m.time_s for m in s.markers])}"
+            f"{_svg.stacked_area(edges, probs, classes, marker_times, breaks=breaks)}"
             f"{_legend(classes)}{strips}"
         )
     elif rel.reference is None:
@@ -504,7 +506,7 @@ def _scale(key: str, values: Sequence[float]) -> tuple[tuple[float, float], str]
     # Durations and anything else: from 0 to a round number above the largest value.
     top = max(finite, default=1.0) or 1.0
     step = 10 ** math.floor(math.log10(top))
-    return (0.0, math.ceil(top / step) * step), "{:.0f}"
+    return (0.0, math.ceil(top / step) * step), "{:g}"
 
 
 def _method(s: SessionSummary) -> str:
