@@ -114,9 +114,16 @@ def test_live_segment_key_and_review_form(page: Any, server: Server) -> None:  #
     page.evaluate("() => document.activeElement && document.activeElement.blur()")
     page.fill("#marker-text", "exercise")
     page.press("#marker-text", "Escape")  # back to the page, the text stays for the segment
+    wait_for_face(page, first["frame"] + 1)
+    started_at = session_info(server, page, sid)["started_at"]
+    pressed = time.time() - started_at  # the server's clock: the same machine's
     page.keyboard.press("s")
     page.wait_for_selector("#segment-open:not([hidden])")
     assert "exercise" in page.inner_text("#segment-open")
+    opened = page.evaluate("() => window.emotraceState.live.openSegment.start")
+    # The page's estimate of the session clock is the moment of the key press (the analysis
+    # time of the last frame included: without it, it lagged by that much under load).
+    assert abs(opened - pressed) < 0.4, (opened, pressed)
     wait_for_face(page, first["frame"] + 3)  # the segment lasts a few frames
     with page.expect_response(lambda r: r.request.method == "POST" and "/markers" in r.url) as r:
         page.keyboard.press("s")
@@ -158,14 +165,30 @@ def test_live_segment_key_and_review_form(page: Any, server: Server) -> None:  #
     assert page.evaluate("() => localStorage.getItem('emotrace.openSegment')") is None
     row = page.locator(f"#markers-table tbody tr[data-id='{segment['id']}']")
     assert float(row.locator("input").nth(2).input_value()) == round(segment["end_s"], 1)
-    # The form: an excluded stretch with its reason.
-    page.fill("#review-marker-time", "0")
-    page.fill("#review-marker-label", "camera moved")
-    page.fill("#review-marker-end", "0.5")
+    # An excluded stretch with its reason, its times picked by dragging across the timeline.
+    page.wait_for_function("() => window.emotraceState.review?.timeline?.times.length > 0")
+    span = page.evaluate(
+        "() => { const v = window.emotraceState.review.timeline;"
+        " return Math.max(1, ...v.times, ...v.markers.map(m => m.end_s ?? m.time_s)); }"
+    )
+    box = page.locator("#review-timeline").bounding_box()
+    assert box is not None
+    middle = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + 0.2 * box["width"], middle)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.6 * box["width"], middle, steps=5)
+    page.mouse.up()
+    start = float(page.input_value("#review-marker-time"))
+    end = float(page.input_value("#review-marker-end"))
+    assert end - start == pytest.approx(0.4 * span * box["width"] / (box["width"] - 8), abs=0.2)
+    assert page.evaluate("() => document.activeElement.id") == "review-marker-label"
+    page.keyboard.type("camera moved")
     page.check("#review-marker-excluded")
     with page.expect_response(lambda r: r.request.method == "POST" and "/markers" in r.url) as r:
         page.click("#review-marker-form button[type=submit]")
     assert r.value.status == 201, r.value.text()
+    stored = r.value.json()
+    assert (stored["time_s"], stored["end_s"], stored["excluded"]) == (start, end, True)
     page.wait_for_selector("#markers-table tbody tr.excluded")
     page.frame_locator("#report").locator("#excluded-stretches").wait_for()
     assert "camera moved" in page.frame_locator("#report").locator("#parts").inner_text()

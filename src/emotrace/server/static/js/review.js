@@ -3,6 +3,7 @@
 import { showReviewBaseline } from "./baseline.js";
 import { isFileSession } from "./file_session.js";
 import { t } from "./i18n.js";
+import { showReviewTimeline, updateReviewTimeline } from "./review_timeline.js";
 import { finishQuestion, finishSession, resume } from "./resume.js";
 import { $, api, clock, el, faceVisible, show, state, when } from "./util.js";
 
@@ -27,6 +28,7 @@ export function clearReview() {
   $("#markers-table tbody").replaceChildren();
   $("#review-marker-end").value = "";
   $("#review-marker-excluded").checked = false;
+  $("#review-pick").textContent = t("Drag across the timeline to pick a segment's start and end.");
   $("#review-error").textContent = "";
   $("#review-live").hidden = true;
   $("#compare").checked = false;
@@ -74,6 +76,7 @@ export async function showReview(id) {
   $("#compare").onchange = () => loadReport(review);
   $("#report-notes").onchange = () => loadReport(review);
   renderMarkers(review, s.marker_list);
+  showReviewTimeline(review, s.marker_list).catch(() => { /* the form works without it */ });
   showReviewBaseline(review, s, () => loadReport(review));
   $("#review-marker-form").onsubmit = async (event) => {
     event.preventDefault();
@@ -141,6 +144,7 @@ export async function refreshMarkers(review) {
   const markers = await api("GET", `/sessions/${review.id}/markers`);
   if (state.review !== review) return;
   renderMarkers(review, markers);
+  updateReviewTimeline(review, markers);
   loadReport(review);
 }
 

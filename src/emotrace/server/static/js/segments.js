@@ -7,12 +7,14 @@
 import { t } from "./i18n.js";
 import { $, api, clock, el, state } from "./util.js";
 
-// The session's clock (seconds since its start, the server's): the last result's time plus
-// what has passed since it arrived, so a segment's bounds are those of the key presses.
+// The session's clock (seconds since its start, the server's): the last result's time (when the
+// server began analysing its frame), the analysis time, and what has passed since the answer
+// arrived, so a segment's bounds are those of the key presses give or take the network's delay
+// (a point marker is stamped by the server on arrival).
 export function sessionNow(live) {
   const result = state.lastResult;
   if (!result || live.resultAt === undefined) return 0;
-  return result.time_s + (performance.now() - live.resultAt) / 1000;
+  return result.time_s + (result.server_ms || 0) / 1000 + (performance.now() - live.resultAt) / 1000;
 }
 
 const OPEN_KEY = "emotrace.openSegment";
