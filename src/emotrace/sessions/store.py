@@ -740,7 +740,8 @@ class SessionStore:
 
     def baselines(self, patient: str | None = None) -> list[Baseline]:
         """Baselines (of one ``patient``), newest first, the replaced ones included."""
-        where, args = (" WHERE b.patient = ?", (patient,)) if patient is not None else ("", ())
+        # In NFC, as sessions store it: "María" typed on any keyboard is one patient.
+        where, args = (" WHERE b.patient = ?", (normal_name(patient),)) if patient else ("", ())
         with sql_errors(self.path):
             rows = self.conn.execute(
                 self._BASELINE_SQL + where + " ORDER BY b.created_at DESC, b.id DESC", args
