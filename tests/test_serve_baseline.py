@@ -97,6 +97,7 @@ def test_api_sets_lists_replaces_and_clears_a_patients_baseline(client: httpx.Cl
     again = client.delete("/api/v1/patients/P-017/baseline")
     assert again.status_code == 404 and again.json()["error"] == "not found"
     assert client.get("/api/v1/patients/not%20a%20name/baselines").status_code == 422
+    assert client.get("/api/v1/patients/Mar%C3%ADa/baselines").json() == []  # accents are fine
 
 
 @pytest.mark.slow
