@@ -2,22 +2,26 @@
 
 Clinicians spend the session in the video-call window. Headless Chromium, as a user's Chrome
 would run it (Playwright's switches that stop Chromium from backgrounding a page are left out),
-records a session from the fake camera or the fake screen share; the frames the *server* receives
-are counted in a window with the page in front, then in one with a second tab brought to front.
-The windows are bounded by markers the server stamps on its own session clock, and the frames are
-counted from the stored per-frame times, so neither the page's clock nor the recorder's write
-batching enter the figure.
+records sessions from the fake camera or the fake screen share, and the frames the *server*
+receives are counted with the page in front and with another tab in front. The stretches are
+bounded by markers the server stamps on its own session clock, and the frames are counted from the
+stored per-frame times, so neither the page's clock nor the recorder's write batching enter the
+figure.
 
 What "background" does to the page here (measured with ``benchmarks/bench_background_tab.py``):
 ``document.visibilityState`` stays "visible" in headless Chromium, but the page's rendering is
 throttled (requestAnimationFrame from 60 to ~5/s, the ``<video>`` element's frames to ~2/s,
 ``canvas.toBlob`` to ~5/s); the test checks that rendering really was throttled, so it cannot pass
 because the tab never went to the back. Headless Chromium has no window occlusion; a minimised
-window throttles the page as a tab behind another does.
+window throttles the page as a tab behind another does (the benchmark's ``--hide minimize``).
 
-Window length: 4 s each. The server answers 8-15 frames/s on this machine, so a window holds
-30-60 frames and one frame more or less moves the ratio by 2-3%, well inside the margin between
-the worker (~1.0) and the page's own loop (< 0.3); longer windows add seconds, not confidence.
+Design and timing: two tabs record two sessions at once and take turns in front, 2 s each, 4 turns
+(8 s per source, where the issue's two 10 s windows would take 20). At every moment one session is
+recorded from the front and one from the back, on the same machine, server and source, so a burst
+of load from other processes falls on both alike. Measured one after the other instead (one
+session, 4 s in front then 4 s behind, or alternating every second), the ratio ranged 0.78-1.6 at
+a load average of 20 on this 2-core machine and failed 2 runs in 20; paired, it stayed within
+0.98-1.15. The worker gives ~1.0 here, the page's own loop ~0.1 (the issue's 9 frames against 152).
 """
 
 from __future__ import annotations
@@ -44,9 +48,11 @@ pytestmark = [
         reason="needs Chromium (Debian: apt-get install chromium chromium-driver)",
     ),
 ]
-SLICES = 2  # front, back, front, back
-SLICE_S = 2.5
+TURNS = 4  # each tab twice in front, twice behind
+TURN_S = 2.0
 MIN_RATIO = 0.9
+#: Lighter detection leaves the server room above the page's 15 frames/s, so what is measured is
+#: the page's pace rather than the server's share of a busy machine.
 SERVER_ARGS = ("--max-side", "320", "--detect-every", "3")
 #: Playwright's defaults that keep a background page running as if in front; a user's browser
 #: has none of them.
@@ -93,6 +99,20 @@ def context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         browser.close()
 
 
+def begin(context: Any, server: Server, name: str, source: str) -> tuple[Any, int]:
+    """A new tab recording a session from ``source`` (the New session form); the tab, the id."""
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(server.url)
+    try:
+        start_session(page, "P-033", f"{name}-{time.time_ns()}", source)  # names are unique
+    except sync_api.TimeoutError:
+        error = page.inner_text("#new-error")
+        raise AssertionError(f"no live view at {page.url}; the form says {error!r}") from None
+    page.wait_for_function("() => (window.emotraceState.lastResult || {frame: -1}).frame >= 3")
+    return page, int(page.evaluate("() => window.emotraceState.live.id"))
+
+
 def stamp(client: httpx.Client, session_id: int, label: str) -> float:
     """A marker at the server's "now": a time on the session clock the frames are stored with."""
     response = client.post(f"/api/v1/sessions/{session_id}/markers", json={"label": label})
@@ -119,45 +139,50 @@ def rate(times: list[float], spans: list[tuple[float, float]]) -> float:
 def test_a_background_tab_keeps_the_frame_rate(
     context: Any, server: Server, client: httpx.Client, source: str
 ) -> None:
-    page = context.new_page()
-    page.on("dialog", lambda dialog: dialog.accept())
-    page.goto(server.url)
-    start_session(page, "P-033", f"background-{source}", source)
-    page.wait_for_function("() => (window.emotraceState.lastResult || {frame: -1}).frame >= 5")
-    live = page.evaluate(
-        "() => { const l = window.emotraceState.live; return [l.id, l.inWorker]; }"
-    )
-    sid, in_worker = int(live[0]), live[1]
-    assert in_worker, "Chromium has MediaStreamTrackProcessor: frames go from the worker"
-    page.evaluate(COUNT_RAF)
+    # Two tabs record two sessions at once and take turns in front: at every moment one session
+    # is recorded from the front and one from the back, on the same machine, server and source,
+    # so a change in the machine's load falls on both alike.
+    tabs = [begin(context, server, f"background-{source}-{i}", source) for i in range(2)]
+    for page, _ in tabs:
+        in_worker = page.evaluate("() => window.emotraceState.live.inWorker")
+        assert in_worker, "Chromium has MediaStreamTrackProcessor: frames go from the worker"
+        page.evaluate(COUNT_RAF)
+    spans: list[dict[str, list[tuple[float, float]]]] = [{"front": [], "back": []} for _ in tabs]
+    page_spans: list[dict[str, list[tuple[float, float]]]] = [
+        {"front": [], "back": []} for _ in tabs
+    ]
+    for turn in range(TURNS):
+        front = tabs[turn % 2][0]
+        front.bring_to_front()
+        starts = [
+            (stamp(client, sid, "turn"), page.evaluate("performance.now()")) for page, sid in tabs
+        ]
+        time.sleep(TURN_S)
+        for i, (page, sid) in enumerate(tabs):
+            where = "front" if page is front else "back"
+            spans[i][where].append((starts[i][0], stamp(client, sid, "turn")))
+            page_spans[i][where].append((starts[i][1], page.evaluate("performance.now()")))
 
-    # Front and back alternate, so a burst of load on the machine falls on both alike.
-    other = context.new_page()
-    other.goto(server.base + "/api/v1/health")
-    spans: dict[str, list[tuple[float, float]]] = {"front": [], "back": []}
-    page_spans: dict[str, list[tuple[float, float]]] = {"front": [], "back": []}
-    for where in ("front", "back") * SLICES:
-        (page if where == "front" else other).bring_to_front()
-        start, page_start = stamp(client, sid, where), page.evaluate("performance.now()")
-        time.sleep(SLICE_S)
-        spans[where].append((start, stamp(client, sid, where)))
-        page_spans[where].append((page_start, page.evaluate("performance.now()")))
+    frames: dict[str, int] = {"front": 0, "back": 0}
+    seconds: dict[str, float] = {"front": 0.0, "back": 0.0}
+    for i, (page, sid) in enumerate(tabs):
+        raf = page.evaluate("() => window.rafTimes")
+        raf_front, raf_back = rate(raf, page_spans[i]["front"]), rate(raf, page_spans[i]["back"])
+        assert raf_back < 0.5 * raf_front, (
+            f"the page's rendering was not throttled ({raf_front * 1000:.1f} -> "
+            f"{raf_back * 1000:.1f} rAF/s): the tab did not go to the back"
+        )
+        page.bring_to_front()
+        page.click("#stop")  # through the worker, as every message of the live view
+        page.wait_for_selector("#view-review:not([hidden])")
+        assert client.get(f"/api/v1/sessions/{sid}").json()["status"] == "complete"
+        page.close()
+        times = frame_times(client, sid)
+        for where in ("front", "back"):
+            frames[where] += sum(count(times, a, b) for a, b in spans[i][where])
+            seconds[where] += sum(b - a for a, b in spans[i][where])
 
-    raf = page.evaluate("() => window.rafTimes")
-    raf_front, raf_back = rate(raf, page_spans["front"]), rate(raf, page_spans["back"])
-    assert raf_back < 0.5 * raf_front, (
-        f"the page's rendering was not throttled ({raf_front * 1000:.1f} -> "
-        f"{raf_back * 1000:.1f} rAF/s): the tab did not go to the back"
-    )
-    page.bring_to_front()
-    page.click("#stop")  # through the worker, as every message of the live view
-    page.wait_for_selector("#view-review:not([hidden])")
-    assert client.get(f"/api/v1/sessions/{sid}").json()["status"] == "complete"
-    other.close()
-    page.close()
-
-    times = frame_times(client, sid)
-    in_front, behind = rate(times, spans["front"]), rate(times, spans["back"])
+    in_front, behind = frames["front"] / seconds["front"], frames["back"] / seconds["back"]
     print(f"{source}: {in_front:.1f} frames/s in front, {behind:.1f} behind another tab")
     assert in_front >= 3, f"only {in_front:.1f} frames/s with the page in front"
     assert behind / in_front >= MIN_RATIO, (
@@ -169,12 +194,8 @@ def test_a_background_tab_keeps_the_frame_rate(
 def test_pause_resume_and_the_patient_choice_go_through_the_worker(
     context: Any, server: Server, client: httpx.Client
 ) -> None:
-    page = context.new_page()
-    page.goto(server.url)
-    start_session(page, "P-033", "worker-controls", "camera")
-    page.wait_for_function("() => (window.emotraceState.lastResult || {frame: -1}).frame >= 2")
+    page, sid = begin(context, server, "worker-controls", "camera")
     assert page.evaluate("() => window.emotraceState.live.inWorker")
-    sid = int(page.evaluate("() => window.emotraceState.live.id"))
 
     # Following a track that does not exist: the server's results name no patient.
     page.evaluate(
@@ -202,3 +223,21 @@ def test_pause_resume_and_the_patient_choice_go_through_the_worker(
     assert count(times, paused + 0.3, resumed) == 0, "frames were recorded while paused"
     assert count(times, resumed, float("inf")) > 3, "no frame after Resume"
     assert client.get(f"/api/v1/sessions/{sid}").json()["status"] == "complete"
+
+
+def test_without_media_stream_track_processor_the_page_sends_the_frames(
+    context: Any, server: Server, client: httpx.Client
+) -> None:
+    # Firefox and Safari have no MediaStreamTrackProcessor on the page: the page's own loop.
+    without = context.browser.new_context(viewport={"width": 1280, "height": 800})
+    without.set_default_timeout(TIMEOUT_MS)
+    without.add_init_script("delete window.MediaStreamTrackProcessor")
+    page, sid = begin(without, server, "page-loop", "camera")
+    assert page.evaluate("() => window.emotraceState.live.inWorker") is False
+    first = page.evaluate("() => window.emotraceState.lastResult.frame")
+    page.wait_for_function("n => window.emotraceState.lastResult.frame > n + 3", arg=first)
+    page.click("#stop")
+    page.wait_for_selector("#view-review:not([hidden])")
+    without.close()
+    info = client.get(f"/api/v1/sessions/{sid}").json()
+    assert info["status"] == "complete" and info["frames"] > 5, info
