@@ -97,6 +97,7 @@ def test_the_neutral_reference_belongs_to_the_bundled_models_by_sha256() -> None
     assert neutral_reference("0" * 64) is None
 
 
+@pytest.mark.slow  # 607 faces through the model: 2-6 s
 def test_the_reference_is_the_default_models_mean_on_fer2013_valid_neutral(
     fer2013_dir: Path,
 ) -> None:
