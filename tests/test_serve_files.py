@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import stat
 import subprocess
 import sys
@@ -228,6 +229,31 @@ def test_an_undecodable_file_is_a_one_line_422_and_leaves_nothing(
     empty = upload(client, b"", "empty")
     assert empty.status_code == 422 and "empty" in empty.json()["detail"]
     assert client.get("/api/v1/sessions").json() == before  # no session, none recording
+    assert uploads(server, upload_root) == []
+
+
+def test_a_video_over_the_limit_is_refused_before_it_is_read(
+    server: Server, upload_root: Path
+) -> None:
+    # 17 GiB declared, over the 16 GiB default of --max-video-mb: a 413 without reading a byte.
+    port = int(server.base.rsplit(":", 1)[1])
+    head = (
+        "POST /api/v1/file-sessions?patient=P-1&consent=true HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{port}\r\nAuthorization: Bearer {server.token}\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Length: {17 * 1024**3}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head.encode())
+        reply = b""
+        while b"\r\n\r\n" not in reply:  # the head, then the body it announces
+            reply += sock.recv(65536)
+        status, _, rest = reply.partition(b"\r\n\r\n")
+        length = re.search(rb"content-length: (\d+)", status, re.IGNORECASE)
+        assert length is not None, reply
+        while len(rest) < int(length.group(1)):
+            rest += sock.recv(65536)
+    assert status.startswith(b"HTTP/1.1 413"), reply
+    assert b"--max-video-mb" in rest, reply
     assert uploads(server, upload_root) == []
 
 
