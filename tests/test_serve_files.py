@@ -30,7 +30,7 @@ pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 
 from conftest import SHARED, run_emotrace_in_process  # noqa: E402
-from serve_helpers import Server, running_server  # noqa: E402
+from serve_helpers import Server, face_frames, running_server  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -229,6 +229,27 @@ def test_an_undecodable_file_is_a_one_line_422_and_leaves_nothing(
     empty = upload(client, b"", "empty")
     assert empty.status_code == 422 and "empty" in empty.json()["detail"]
     assert client.get("/api/v1/sessions").json() == before  # no session, none recording
+    assert uploads(server, upload_root) == []
+
+
+def test_a_video_damaged_part_way_keeps_what_was_read_and_says_so(
+    server: Server, client: httpx.Client, upload_root: Path, tmp_path: Path
+) -> None:
+    import cv2
+
+    video = tmp_path / "damaged.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 15, (640, 480))
+    for frame in face_frames(40):
+        writer.write(frame)
+    writer.release()
+    data = video.read_bytes()
+    video.write_bytes(data[: len(data) // 2])  # its header still promises 40 frames
+    sid = started(client, video, fresh("damaged"))
+    ended = wait_ended(client, sid)
+    assert ended["state"] == "failed" and 10 <= ended["frames_done"] < 40
+    assert "damaged or truncated" in ended["error"] and "\n" not in ended["error"]
+    info = session(client, sid)
+    assert info["status"] == "interrupted" and info["frames"] == ended["frames_done"]
     assert uploads(server, upload_root) == []
 
 
