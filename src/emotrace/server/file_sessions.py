@@ -39,8 +39,10 @@ if TYPE_CHECKING:
 
 #: Files analysed at once; beyond, an upload is refused (409) until one ends.
 MAX_RUNNING = 2
-#: Ended analyses whose final progress stays available to a page that polls late.
+#: Ended analyses whose final progress stays available to a page that polls late...
 KEEP_ENDED = 64
+#: ... the last few of them with their timeline points (an hour of video holds ~20 MB of them).
+KEEP_POINTS = 4
 #: Points of the patient's valence/arousal timeline kept per analysis (~1 h at 30 frames/s).
 MAX_POINTS = 120_000
 #: Seconds a cancel waits for the analysis thread to stop (one frame takes milliseconds).
@@ -302,6 +304,8 @@ class FileSessions:
             self.ended[analysis.session_id] = analysis.progress
             while len(self.ended) > KEEP_ENDED:
                 self.ended.popitem(last=False)
+            for old in list(self.ended.values())[:-KEEP_POINTS]:
+                old.points = []
 
     def progress(self, session_id: int) -> FileProgress | None:
         """The analysis of ``session_id``, running or recently ended; ``None`` if unknown."""
