@@ -86,8 +86,19 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    # Location, message and type only: the offending input is not echoed back.
-    fields = [{k: e.get(k) for k in ("loc", "msg", "type")} for e in exc.errors()]
+    # Location, message, type and the rule's limits (ctx: {"ge": 0}, so a page can say the rule in
+    # its own language); the offending input is not echoed back.
+    fields = []
+    for error in exc.errors():
+        field = {k: error.get(k) for k in ("loc", "msg", "type")}
+        limits = {
+            k: v
+            for k, v in (error.get("ctx") or {}).items()
+            if isinstance(v, int | float | str) and not isinstance(v, bool)
+        }
+        if limits:
+            field["ctx"] = limits
+        fields.append(field)
     return error_response(422, "invalid request", jsonable_encoder(fields))
 
 

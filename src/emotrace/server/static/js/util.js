@@ -70,7 +70,9 @@ export function describeError(detail) {
     const field = FIELD_NAMES[key] ? t(FIELD_NAMES[key]) : (key ? key.replace(/_/g, " ") : t("The request"));
     let text;
     if (item.type === "string_pattern_mismatch" && key === "label") text = t("must not be blank");
-    else if (REFUSALS[item.type]) text = t(REFUSALS[item.type], item.ctx || {});
+    else if (REFUSALS[item.type] && !/\{\w+\}/.test(t(REFUSALS[item.type], item.ctx || {}))) {
+      text = t(REFUSALS[item.type], item.ctx || {});
+    }
     else {
       text = String(item.msg || t("is not valid"));
       text = text.replace(/^Value error, /, "").replace(/^(Input|String|Value) should /, "must ");
