@@ -604,6 +604,23 @@ def test_serve_passes_every_detector_setting_to_its_detector() -> None:
     assert detector_of("--max-side", "0").__class__.__name__ == "YuNetFaceDetector"
 
 
+def test_the_pdf_report_is_printed_by_chromium_as_documented(client: httpx.Client) -> None:
+    """The 200 answer of ``report.pdf`` as the OpenAPI schema gives it (test_serve_fuzz fuzzes
+    the route on a server without Chromium: one print here instead of one per fuzzed call)."""
+    from emotrace.sessions.report import find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("needs Chromium to print the PDF (Debian: apt-get install chromium)")
+    sid = new_session(client, name="pdf-report")["id"]
+    assert client.post(f"/api/v1/sessions/{sid}/finish").status_code == 200
+    pdf = client.get(f"/api/v1/sessions/{sid}/report.pdf", params={"compare": True, "notes": True})
+    assert pdf.status_code == 200, pdf.text
+    assert pdf.headers["content-type"] == "application/pdf"
+    disposition = pdf.headers["content-disposition"]
+    assert disposition.startswith("attachment") and "_report.pdf" in disposition
+    assert pdf.content[:5] == b"%PDF-" and len(pdf.content) > 5_000
+
+
 def test_a_pdf_without_chromium_is_a_503_that_names_what_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
