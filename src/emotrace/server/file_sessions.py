@@ -184,7 +184,9 @@ class FileAnalysis:
         from emotrace.video.run import analyze_source
 
         progress = self.progress
-        status = COMPLETE
+        # The state the page sees changes last: once it is no longer "analysing", the session
+        # has ended and the video is gone.
+        status, state, error = COMPLETE, COMPLETED, None
         try:
             # This thread's own detector (OpenCV's are not thread-safe), the shared classifier.
             recognizer = EmotionRecognizer(
@@ -198,16 +200,12 @@ class FileAnalysis:
                 errors="return",
             )
             if run.error is not None:
-                status, progress.state = INTERRUPTED, FAILED
-                progress.error = _describe(run.error, progress)
+                status, state, error = INTERRUPTED, FAILED, _describe(run.error, progress)
             elif self._stop.is_set():
                 status = self._status
-                progress.state = CANCELLED if status == INTERRUPTED else COMPLETED
-            else:
-                progress.state = COMPLETED
+                state = CANCELLED if status == INTERRUPTED else COMPLETED
         except BaseException as exc:  # Ctrl+C or a failing writer: end it all
-            status, progress.state = INTERRUPTED, FAILED
-            progress.error = _describe(exc, progress)
+            status, state, error = INTERRUPTED, FAILED, _describe(exc, progress)
         finally:
             self.source.close()
             from emotrace.server.uploads import UploadArea
@@ -216,8 +214,9 @@ class FileAnalysis:
             try:
                 self.recorder.close(status)
             except Exception as exc:  # reported in the progress, never raised
-                progress.state, progress.error = FAILED, f"the session could not be ended: {exc}"
+                state, error = FAILED, f"the session could not be ended: {exc}"
             progress.ended = time.monotonic()
+            progress.error, progress.state = error, state
             self._on_end(self)
 
 
