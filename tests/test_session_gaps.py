@@ -225,7 +225,7 @@ def _timeline_pixels(page: Any) -> dict[str, Any]:
 def test_the_live_timeline_does_not_join_points_across_a_pause(
     page: Any, client: httpx.Client
 ) -> None:
-    start_session(page, "P-033", "pause-live", "camera")
+    start_session(page, "P-033", f"pause-live-{time.monotonic_ns()}", "camera")
     first = wait_for_face(page)
     for _ in range(3):
         first = wait_for_face(page, first["frame"])
@@ -264,7 +264,7 @@ def test_the_live_timeline_does_not_join_points_across_a_pause(
 def test_head_orientation_is_drawn_in_the_live_view_on_demand(page: Any) -> None:
     # Issue 35 (2): the server sends yaw, pitch and roll per face; the page draws them when
     # "Head orientation" is ticked, and marks a face turned beyond the analytics' limits.
-    start_session(page, "P-035", "pose-live", "camera")
+    start_session(page, "P-035", f"pose-live-{time.monotonic_ns()}", "camera")
     result = wait_for_face(page)
     face = result["faces"][result["patient"]]
     assert all(isinstance(face[k], int | float) for k in ("yaw", "pitch", "roll")), face
