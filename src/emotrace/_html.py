@@ -27,11 +27,11 @@ img{max-width:100%}.muted{color:#666}
 """
 
 
-def page(title: str, body: str, css: str = "") -> str:
+def page(title: str, body: str, css: str = "", lang: str = "en") -> str:
     """A complete HTML page: ``title`` is plain text (escaped here), ``body`` is HTML, and
-    ``css`` the report's own rules after :data:`BASE_CSS`."""
+    ``css`` the report's own rules after :data:`BASE_CSS`; ``lang``: the language it is in."""
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<!DOCTYPE html>\n<html lang="{escape(lang)}"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{escape(title)}</title><style>{BASE_CSS}{css}</style></head>"

@@ -17,10 +17,16 @@ from importlib import resources
 
 from emotrace.errors import InputError
 
-__all__ = ["LANGUAGES", "Translator", "catalog", "check_language", "translator"]
+__all__ = ["LANGUAGES", "N_", "Translator", "catalog", "check_language", "translator"]
 
 #: The languages a page or report can be shown in, with their own names.
 LANGUAGES = {"en": "English", "es": "Español"}
+
+
+def N_(text: str) -> str:
+    """``text`` unchanged: marks English text that is translated later, where it is shown
+    (``tr(LABELS[key])``), so the catalog checks find it."""
+    return text
 
 
 def check_language(lang: str) -> str:
@@ -63,17 +69,28 @@ class Translator:
 
     def number(self, value: float, digits: int = 0, signed: bool = False) -> str:
         """``value`` with ``digits`` decimals; a decimal comma where the language uses one."""
-        out = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
-        return out.replace(".", ",") if self.lang == "es" else out
+        return self.decimal(f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}")
 
     def percent(self, share: float, digits: int = 0) -> str:
         """A share in [0, 1] as a percentage (``87%``; Spanish writes ``87 %``)."""
-        return self.number(100 * share, digits) + ("\u00a0%" if self.lang == "es" else "%")
+        return self.decimal(f"{share:.{digits}%}")
+
+    def decimal(self, text: str) -> str:
+        """A number written the English way (``0.43``, ``87%``, from a format string) written
+        this language's way (``0,43`` and ``87 %`` in Spanish)."""
+        if self.lang != "es":
+            return text
+        text = text.replace(".", ",")
+        return text[:-1] + "\u00a0%" if text.endswith("%") else text
 
     def date_time(self, unix: float) -> str:
         """A moment as the language writes it: ``2026-12-07 15:07`` or ``07/12/2026 15:07``."""
         fmt = "%d/%m/%Y %H:%M" if self.lang == "es" else "%Y-%m-%d %H:%M"
         return time.strftime(fmt, time.localtime(unix))
+
+    def date(self, unix: float) -> str:
+        """The day of a moment as the language writes it: ``2026-12-07`` or ``07/12/2026``."""
+        return time.strftime("%d/%m/%Y" if self.lang == "es" else "%Y-%m-%d", time.localtime(unix))
 
 
 def translator(lang: str = "en") -> Translator:

@@ -1,7 +1,8 @@
 """Small inline-SVG charts for the session report: no plotting library, no external resources.
 
 Every chart takes values that may be NaN (missing) and draws missing stretches as a hatched band
-or a break in the line, never as a value.
+or a break in the line, never as a value. Its words and numbers are in the language of the
+:class:`~emotrace.i18n.Translator` it is given (``tr``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from emotrace.i18n import Translator
 from emotrace.sessions._series import runs
 from emotrace.sessions.types import clock
 
@@ -96,15 +98,15 @@ class Frame:
             tick += step
         return "".join(parts)
 
-    def value_axis(self, ticks: Sequence[float], fmt: str = "{:.1f}") -> str:
-        """Left axis with grid lines at ``ticks``."""
+    def value_axis(self, ticks: Sequence[float], tr: Translator, fmt: str = "{:.1f}") -> str:
+        """Left axis with grid lines at ``ticks`` (``fmt``, written ``tr``'s way)."""
         parts = []
         for value in ticks:
             y = self.y(value)
             parts.append(
                 f'<line x1="{_LEFT}" y1="{_f(y)}" x2="{self.width - _RIGHT}" y2="{_f(y)}" '
                 f'stroke="#dddddd"/><text x="{_LEFT - 4}" y="{_f(y + 3)}" font-size="10" '
-                f'text-anchor="end">{fmt.format(value)}</text>'
+                f'text-anchor="end">{tr.decimal(fmt.format(value))}</text>'
             )
         return "".join(parts)
 
@@ -151,13 +153,18 @@ def stacked_area(
     markers: Sequence[float],
     excluded: Sequence[tuple[float, float]] = (),
     breaks: Sequence[tuple[float, float]] = (),
+    *,
+    tr: Translator,
 ) -> str:
     """Stacked emotion probabilities per time bin; missing bins hatched, ``excluded`` stretches
     hatched red, ``breaks`` in the recording plain grey-blue; markers dashed."""
     frame = Frame(900, 220, float(edges[0]), float(edges[-1]))
     valid = ~np.isnan(probs).any(axis=1)
     cum = np.concatenate([np.zeros((len(probs), 1)), np.nancumsum(probs, axis=1)], axis=1)
-    parts = [frame.open("stacked emotion timeline"), frame.value_axis([0, 0.5, 1], "{:.0%}")]
+    parts = [
+        frame.open(tr("stacked emotion timeline")),
+        frame.value_axis([0, 0.5, 1], tr, "{:.0%}"),
+    ]
     for a, b in runs(valid):
         xs = [frame.x(float(t)) for t in edges[a : b + 2]]
         for k, name in enumerate(classes):
@@ -183,11 +190,13 @@ def lines(
     shaded: Sequence[tuple[float, float]] = (),
     excluded: Sequence[tuple[float, float]] = (),
     breaks: Sequence[tuple[float, float]] = (),
+    *,
+    tr: Translator,
 ) -> str:
     """Lines over time in [-1, 1] (``(label, values per bin, colour)``), broken where NaN."""
     frame = Frame(900, 220, float(edges[0]), float(edges[-1]), -1.0, 1.0)
-    parts = [frame.open("valence and arousal"), frame.spans(shaded, "#D55E00", 0.15)]
-    parts.append(frame.value_axis([-1, -0.5, 0, 0.5, 1]))
+    parts = [frame.open(tr("valence and arousal")), frame.spans(shaded, "#D55E00", 0.15)]
+    parts.append(frame.value_axis([-1, -0.5, 0, 0.5, 1], tr))
     centers = (edges[:-1] + edges[1:]) / 2
     valid_any = np.zeros(len(centers), bool)
     for label, values, stroke in series:
@@ -214,6 +223,8 @@ def strip(
     labels: Sequence[str | None],
     title: str,
     breaks: Sequence[tuple[float, float]] = (),
+    *,
+    tr: Translator,
 ) -> str:
     """One coloured cell per window (its dominant emotion); missing windows hatched, breaks in
     the recording plain grey-blue."""
@@ -225,35 +236,37 @@ def strip(
         parts.append(
             f'<rect x="{_f(x0)}" y="{_TOP}" width="{_f(max(x1 - x0, 0.5))}" '
             f'height="{44 - _TOP - 8}" fill="{fill}"><title>{clock(a)}-{clock(b)}: '
-            f"{html.escape(label or 'missing')}</title></rect>"
+            f"{html.escape(tr(label) if label else tr('missing'))}</title></rect>"
         )
+    not_recorded = html.escape(tr("not recorded (paused or interrupted)"))
     parts += [
         f'<rect x="{_f(frame.x(a))}" y="{_TOP}" width="{_f(max(frame.x(b) - frame.x(a), 0.5))}" '
-        f'height="{44 - _TOP - 8}" fill="{BREAK_FILL}"><title>{clock(a)}-{clock(b)}: not '
-        "recorded (paused or interrupted)</title></rect>"
+        f'height="{44 - _TOP - 8}" fill="{BREAK_FILL}"><title>{clock(a)}-{clock(b)}: '
+        f"{not_recorded}</title></rect>"
         for a, b in breaks
     ]
     parts.append("</svg>")
     return "".join(parts)
 
 
-def bars(labels: Sequence[str], values: Sequence[float]) -> str:
-    """Horizontal bars of fractions (0-1), one per emotion."""
+def bars(labels: Sequence[str], values: Sequence[float], *, tr: Translator) -> str:
+    """Horizontal bars of fractions (0-1), one per emotion (``labels``: class names)."""
     width, row = 520, 22
     height = row * len(labels) + 10
+    title = html.escape(tr("distribution of emotions"))
     parts = [
         f'<svg width="{width}" height="{height}" role="img" '
-        'aria-label="distribution of emotions"><title>distribution of emotions</title>'
+        f'aria-label="{title}"><title>{title}</title>'
     ]
     for i, (label, value) in enumerate(zip(labels, values, strict=True)):
         y = 5 + i * row
         share = 0.0 if math.isnan(value) else value
         parts.append(
             f'<text x="84" y="{y + 14}" font-size="12" text-anchor="end">'
-            f"{html.escape(label)}</text>"
+            f"{html.escape(tr(label))}</text>"
             f'<rect x="90" y="{y + 3}" width="{_f(360 * share)}" height="{row - 6}" '
             f'fill="{color(label)}"/><text x="{_f(96 + 360 * share)}" y="{y + 14}" '
-            f'font-size="12">{share:.0%}</text>'
+            f'font-size="12">{tr.percent(share)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -265,6 +278,8 @@ def small_trend(
     labels: Sequence[str],
     scale: tuple[float, float],
     fmt: str = "{:.2f}",
+    *,
+    tr: Translator,
 ) -> str:
     """A small line chart of one measure over sessions on the fixed ``scale`` ``(low, high)``
     of that measure (so two sessions' small difference is not blown up to the full height);
@@ -275,7 +290,7 @@ def small_trend(
     ok = ~np.isnan(ys)
     lo, hi = scale
     frame = Frame(width, height, 0, max(len(ys) - 1, 1), lo, hi)
-    parts = [frame.open(title), frame.value_axis([lo, (lo + hi) / 2, hi], fmt)]
+    parts = [frame.open(title), frame.value_axis([lo, (lo + hi) / 2, hi], tr, fmt)]
     for a, b in runs(ok):
         points = " ".join(
             f"{_f(frame.x(i))},{_f(frame.y(float(np.clip(ys[i], lo, hi))))}"
@@ -285,8 +300,8 @@ def small_trend(
     for i in np.flatnonzero(ok).tolist():
         parts.append(
             f'<circle cx="{_f(frame.x(i))}" cy="{_f(frame.y(float(np.clip(ys[i], lo, hi))))}" '
-            f'r="3" fill="#0072B2"><title>{i + 1}. {html.escape(labels[i])}: {ys[i]:.3g}'
-            "</title></circle>"
+            f'r="3" fill="#0072B2"><title>{i + 1}. {html.escape(labels[i])}: '
+            f"{tr.decimal(f'{ys[i]:.3g}')}</title></circle>"
         )
     for i in range(len(labels)):
         parts.append(

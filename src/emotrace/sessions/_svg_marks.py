@@ -12,6 +12,7 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from emotrace.i18n import Translator
 from emotrace.sessions._svg import _PATTERN, EXCLUDED_FILL, Frame
 from emotrace.sessions.types import clock
 
@@ -62,8 +63,9 @@ def layout(frame: Frame, marks: Sequence[Mark]) -> list[tuple[Mark, int, str, fl
     return placed
 
 
-def track(t0: float, t1: float, marks: Sequence[Mark], width: int = 900) -> str:
-    """An SVG strip of ``marks`` between ``t0`` and ``t1`` (the charts' time range)."""
+def track(t0: float, t1: float, marks: Sequence[Mark], width: int = 900, *, tr: Translator) -> str:
+    """An SVG strip of ``marks`` between ``t0`` and ``t1`` (the charts' time range); its title
+    in ``tr``'s language (the marks' text comes translated)."""
     # A stretch outside the charts' range (excluded at the very start or end) is not drawn;
     # the report lists it all the same.
     marks = [m for m in marks if m.start_s <= t1 and (m.end_s or m.start_s) >= t0]
@@ -71,7 +73,7 @@ def track(t0: float, t1: float, marks: Sequence[Mark], width: int = 900) -> str:
     rows = 1 + max((row for _, row, _, _ in placed), default=0)
     height = rows * _ROW + 6
     frame = Frame(width, height, t0, t1)
-    title = "markers, segments and excluded stretches"
+    title = html.escape(tr("markers, segments and excluded stretches"))
     parts = [
         f'<svg class="marks" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         f'role="img" aria-label="{title}"><title>{title}</title>{_PATTERN}'

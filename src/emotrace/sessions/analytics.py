@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from emotrace.errors import SessionError
+from emotrace.i18n import N_
 from emotrace.sessions import _series, coverage
 from emotrace.sessions.baseline import Baseline, Relative, relative
 from emotrace.sessions.circumplex import RUSSELL_1980, Circumplex
@@ -311,17 +312,18 @@ def _share(durations: np.ndarray, part: np.ndarray, whole: np.ndarray) -> float:
     return float((durations * part).sum()) / total if total else math.nan
 
 
-#: Labels of the measures compared across sessions (keys of ``SessionSummary.measures``).
+#: Labels of the measures compared across sessions (keys of ``SessionSummary.measures``), in
+#: English: the report shows them in its language (``tr(MEASURE_LABELS[key])``).
 MEASURE_LABELS = {
-    "duration_min": "duration (min)",
-    "visible_pct": "face visible (%)",
-    "mean_valence": "mean valence",
-    "mean_arousal": "mean arousal",
-    "valence_sd": "valence variability (SD)",
-    "negative_pct": "sustained negative affect (% of visible time)",
-    "valence_vs_baseline_sd": "valence vs baseline (SD)",
-    "arousal_vs_baseline_sd": "arousal vs baseline (SD)",
-    "negative_vs_baseline": "negative affect vs baseline (difference)",
+    "duration_min": N_("duration (min)"),
+    "visible_pct": N_("face visible (%)"),
+    "mean_valence": N_("mean valence"),
+    "mean_arousal": N_("mean arousal"),
+    "valence_sd": N_("valence variability (SD)"),
+    "negative_pct": N_("sustained negative affect (% of visible time)"),
+    "valence_vs_baseline_sd": N_("valence vs baseline (SD)"),
+    "arousal_vs_baseline_sd": N_("arousal vs baseline (SD)"),
+    "negative_vs_baseline": N_("negative affect vs baseline (difference)"),
 }
 
 
