@@ -1,7 +1,7 @@
 // The live view: frames go to the server over a WebSocket as ~640 px JPEG; the next frame is sent
 // only when the previous result has come back, so nothing queues and latency stays one round trip.
 
-import { N_, t } from "./i18n.js";
+import { N_, number, t } from "./i18n.js";
 import { describeTimeline } from "./timeline_text.js";
 import { relativeFace, startLiveBaseline } from "./baseline.js";
 import { TIMELINE_S, drawBars, drawOverlay, drawTimeline } from "./live_draw.js";
@@ -57,16 +57,16 @@ export function clearLiveView() {
   $("#marker-log").replaceChildren();
   $("#marker-text").value = ""; // text left there (Escape) belonged to the previous session
   restoreOpenSegment(state.live);
-  $("#fps").textContent = "– frames/s";
+  $("#fps").textContent = t("– frames/s");
   const indicator = $("#face-ind");
-  indicator.textContent = "No face yet";
+  indicator.textContent = t("No face yet");
   indicator.className = "pill";
   $("#patient-label").textContent = "";
   describeTimeline([], [], true);
   $("#bars").replaceChildren();
-  $("#patient-choice").textContent = "patient: largest face";
+  $("#patient-choice").textContent = t("patient: largest face");
   listFaces(null, null);
-  $("#pause").textContent = "Pause";
+  $("#pause").textContent = t("Pause");
   for (const canvas of [$("#overlay"), $("#timeline")]) {
     canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
   }
@@ -76,7 +76,7 @@ export function clearLiveView() {
 export const LIVE_ELSEWHERE = 4409, TAKEN_OVER = 4410;
 
 export function connect(live) {
-  setStatus("connecting", "");
+  setStatus(t("connecting"), "");
   // A take-over the clinician agreed to (resume.js) is asked for once, by this connection.
   const takeOver = state.takeOver === live.id;
   state.takeOver = null;
@@ -98,7 +98,7 @@ export function connect(live) {
     clearInterval(live.heartbeat);
     if (live.ws !== ws || live.stopped) return;
     live.inflight = false;
-    setStatus("disconnected", "off");
+    setStatus(t("disconnected"), "off");
     if (event.code === LIVE_ELSEWHERE) {
       // Another page streams into it (its state changed since this tab looked): ask first.
       if (confirm(takeOverQuestion(live))) {
@@ -132,7 +132,7 @@ export function onMessage(live, message) {
     if (!live.inWorker) live.heartbeat = setInterval(() => {
       if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "heartbeat" }));
     }, 1000 * (message.heartbeat_s || HEARTBEAT_S));
-    setStatus(message.resumed ? "recording (resumed)" : "recording", "on");
+    setStatus(message.resumed ? t("recording (resumed)") : t("recording"), "on");
     hideBanner();
     sendFrame(live);
   } else if (message.type === "result" || message.type === "error") {
@@ -184,16 +184,16 @@ export function onResult(live, result) {
   while (live.ticks.length > 20) live.ticks.shift();
   const span = (live.ticks[live.ticks.length - 1] - live.ticks[0]) / 1000;
   const fps = span > 0 ? (live.ticks.length - 1) / span : 0;
-  $("#fps").textContent = `${fps.toFixed(1)} frames/s · ${Math.round(now - live.lastSend)} ms`;
+  $("#fps").textContent = t("{fps} frames/s · {ms} ms", { fps: number(fps, 1), ms: Math.round(now - live.lastSend) });
   const patient = result.patient === null ? null : result.faces[result.patient];
   const indicator = $("#face-ind");
   // Both are live regions: announced when they change, so set only then, not every frame.
-  const seen = patient ? "Face visible" : "No face";
+  const seen = patient ? t("Face visible") : t("No face");
   if (indicator.textContent !== seen) indicator.textContent = seen;
   indicator.className = "pill " + (patient ? "on" : "off");
   const shown = relativeFace(patient); // calibrated to the baseline when switched so
   const label = shown ? shown.label : "";
-  if ($("#patient-label").textContent !== label) $("#patient-label").textContent = label;
+  if ($("#patient-label").textContent !== t(label)) $("#patient-label").textContent = t(label);
   drawBars(shown);
   drawOverlay(result);
   listFaces(result, live.patientTrack);
@@ -244,8 +244,8 @@ export function togglePause() {
   if (!live || live.stopped || !live.ws) return;
   live.paused = !live.paused;
   live.ws.send(JSON.stringify({ type: live.paused ? "pause" : "resume" }));
-  $("#pause").textContent = live.paused ? "Resume" : "Pause";
-  setStatus(live.paused ? "paused" : "recording", live.paused ? "warn" : "on");
+  $("#pause").textContent = live.paused ? t("Resume") : t("Pause");
+  setStatus(live.paused ? t("paused") : t("recording"), live.paused ? "warn" : "on");
   if (!live.paused) scheduleNext(live);
 }
 
@@ -277,7 +277,7 @@ export function finishLive(live, leaving) {
   if (live.ws) live.ws.close();
   if (state.live === live) state.live = null;
   remember(null);
-  setStatus("finished", "");
+  setStatus(t("finished"), "");
   if (!leaving) location.hash = `#/review/${live.id}`;
 }
 
@@ -287,7 +287,7 @@ export async function showLive(id) {
   if (live && live.id === id) {
     $("#resume-hint").hidden = true;
     $("#live-title").textContent = `${live.patient} · ${live.name}`;
-    $("#pause").textContent = live.paused ? "Resume" : "Pause";
+    $("#pause").textContent = live.paused ? t("Resume") : t("Pause");
     return;
   }
   // Not streaming here (a reload, a link, a session another tab records): the session as the

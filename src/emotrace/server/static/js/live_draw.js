@@ -33,7 +33,7 @@ export function drawBars(face) {
   if (bars.children.length !== entries.length) {
     bars.replaceChildren(...entries.map(([name]) =>
       el("div", { class: "bar", "data-class": name },
-        el("span", {}, name), el("div", { class: "track" }, el("div", { class: "fill" })),
+        el("span", {}, t(name)), el("div", { class: "track" }, el("div", { class: "fill" })),
         el("span", { class: "pct" }, ""))));
   }
   for (const [name, p] of entries) {
@@ -63,7 +63,7 @@ export function drawOverlay(result) {
     ctx.lineWidth = face.patient ? 3 : 2;
     ctx.strokeStyle = color;
     ctx.strokeRect(x * scale, y * scale, w * scale, h * scale);
-    const text = `${face.label} ${Math.round(100 * face.confidence)}%`;
+    const text = `${t(face.label)} ${Math.round(100 * face.confidence)}%`;
     const tw = ctx.measureText(text).width + 10;
     const ty = Math.max(20, y * scale);
     ctx.fillStyle = color;
@@ -100,7 +100,7 @@ function drawPose(ctx, face, box) {
   if (face.yaw === null || face.yaw === undefined) lines.push(t("head orientation unknown"));
   else {
     const deg = (v) => `${Math.round(v)}°`;
-    lines.push(`yaw ${deg(face.yaw)} · pitch ${deg(face.pitch)} · roll ${deg(face.roll)}`);
+    lines.push(t("yaw {yaw} · pitch {pitch} · roll {roll}", { yaw: deg(face.yaw), pitch: deg(face.pitch), roll: deg(face.roll) }));
     if (tooTurned(face)) lines.push(t("too turned to trust"));
   }
   const turned = tooTurned(face);

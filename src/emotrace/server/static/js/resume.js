@@ -311,6 +311,6 @@ function renderParked(parked) {
   $("#resume-here").textContent = elsewhere ? t("Take over here") : t("Resume");
   $("#resume-here").hidden = false;
   $("#finish-here").hidden = false;
-  $("#pause").textContent = "Pause";
+  $("#pause").textContent = t("Pause");
   drawParked(parked);
 }

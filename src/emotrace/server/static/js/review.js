@@ -14,7 +14,7 @@ export let reviewVisit = 0;
 
 export function clearReview() {
   state.review = null;
-  $("#review-title").textContent = "Session";
+  $("#review-title").textContent = t("Session");
   $("#review-meta").textContent = "";
   $("#review-body").hidden = true;
   $("#review-downloads").hidden = true;
@@ -22,7 +22,7 @@ export function clearReview() {
   $("#report").src = "about:blank";
   $("#notes").value = "";
   $("#notes-saved").textContent = "";
-  $("#save-notes").textContent = "Save notes";
+  $("#save-notes").textContent = t("Save notes");
   $("#save-notes").onclick = null;
   $("#review-marker-form").onsubmit = (event) => event.preventDefault();
   $("#markers-table tbody").replaceChildren();
@@ -54,21 +54,26 @@ export async function showReview(id) {
   state.review = review;
   $("#review-title").textContent = review.label;
   const visible = faceVisible(s);
-  $("#review-meta").textContent =
-    `${when(s.started_at)} · ${clock(s.duration_s)} · ${s.status} · ${s.frames} frames, face visible ${visible}${s.not_recorded_s >= 1 ? ` · not recorded (paused or interrupted) ${clock(s.not_recorded_s)}` : ""} · consent: ${s.consent ? "yes" : "no"}`;
+  const meta = [
+    when(s.started_at), clock(s.duration_s), t(s.status),
+    t("{frames} frames, face visible {visible}", { frames: s.frames, visible }),
+  ];
+  if (s.not_recorded_s >= 1) meta.push(t("not recorded (paused or interrupted) {time}", { time: clock(s.not_recorded_s) }));
+  meta.push(t("consent: {answer}", { answer: s.consent ? t("yes") : t("no") }));
+  $("#review-meta").textContent = meta.join(" · ");
   showRecovery(s);
   for (const format of ["csv", "jsonl", "parquet"]) $(`#dl-${format}`).href = `/api/v1/sessions/${s.id}/export?format=${format}`;
   $("#notes").value = s.notes;
-  $("#save-notes").textContent = `Save notes to ${s.name}`;
+  $("#save-notes").textContent = t("Save notes to {name}", { name: s.name });
   $("#save-notes").onclick = async () => {
     const notes = $("#notes").value;
     try {
       await api("PATCH", `/sessions/${review.id}`, { notes });
       if (state.review !== review) return;
-      $("#notes-saved").textContent = `saved to ${review.label}`;
+      $("#notes-saved").textContent = t("saved to {session}", { session: review.label });
       loadReport(review);
     } catch (exc) {
-      if (state.review === review) $("#notes-saved").textContent = "Not saved: " + exc.message;
+      if (state.review === review) $("#notes-saved").textContent = t("Not saved: {error}", { error: exc.message });
     }
   };
   $("#compare-wrap").hidden = others.length === 0;
@@ -94,7 +99,7 @@ export async function showReview(id) {
       $("#review-error").textContent = "";
       refreshMarkers(review);
     } catch (exc) {
-      if (state.review === review) $("#review-error").textContent = "Marker not added: " + exc.message;
+      if (state.review === review) $("#review-error").textContent = t("Marker not added: {error}", { error: exc.message });
     }
   };
   $("#review-body").hidden = false;
@@ -117,8 +122,8 @@ export function showRecovery(s) {
   $("#review-resume").hidden = isFileSession(s);
   if (isFileSession(s)) {
     $("#review-live-text").textContent = s.status === "recording"
-      ? "This video is still being analysed."
-      : "The analysis of this video stopped before its end: what was analysed is kept. Finish it to keep it as it is.";
+      ? t("This video is still being analysed.")
+      : t("The analysis of this video stopped before its end: what was analysed is kept. Finish it to keep it as it is.");
   }
   $("#review-finish").onclick = () => {
     if (confirm(finishQuestion(s))) finishSession(s.id).then((done) => { if (done) showReview(s.id); });
@@ -175,20 +180,20 @@ export function renderMarkers(review, markers) {
         label.value = m.label;
         end.value = m.end_s === null ? "" : m.end_s.toFixed(1);
         excluded.checked = m.excluded;
-        failed(`Marker “${m.label}” not saved`, exc);
+        failed(t("Marker “{label}” not saved", { label: m.label }), exc);
       }
-    } }, "Save");
+    } }, t("Save"));
     const remove = el("button", { type: "button", class: "secondary", onclick: async () => {
-      if (!confirm(`Delete marker "${m.label}"?`)) return;
+      if (!confirm(t("Delete marker “{label}”?", { label: m.label }))) return;
       try {
         await api("DELETE", `/sessions/${review.id}/markers/${m.id}`);
         if (state.review !== review) return;
         $("#review-error").textContent = "";
         refreshMarkers(review);
       } catch (exc) {
-        failed(`Marker “${m.label}” not deleted`, exc);
+        failed(t("Marker “{label}” not deleted", { label: m.label }), exc);
       }
-    } }, "Delete");
+    } }, t("Delete"));
     body.append(el("tr", { "data-id": String(m.id), class: m.excluded ? "excluded" : "" }, el("td", {}, time), el("td", {}, label),
       el("td", {}, end), el("td", {}, excluded), el("td", {}, save, remove)));
   }

@@ -1,7 +1,7 @@
 // The sessions list: filter, exports, delete.
 
 import { isAnalysing, isFileSession } from "./file_session.js";
-import { t } from "./i18n.js";
+import { N_, t } from "./i18n.js";
 import { finishQuestion, finishSession, resume } from "./resume.js";
 import { $, api, clock, el, faceVisible, show, state, when } from "./util.js";
 
@@ -12,7 +12,7 @@ export async function showSessions() {
   try {
     state.sessions = await api("GET", "/sessions");
   } catch (exc) {
-    error.textContent = "Could not load the sessions: " + exc.message;
+    error.textContent = t("Could not load the sessions: {error}", { error: exc.message });
     error.hidden = false;
     return;
   }
@@ -32,7 +32,7 @@ export function renderSessions() {
     for (const format of ["csv", "jsonl", "parquet"]) {
       exports.append(el("a", { href: `/api/v1/sessions/${s.id}/export?format=${format}`, download: "" }, format.toUpperCase()));
     }
-    const remove = el("button", { class: "secondary", type: "button", onclick: () => deleteSession(s) }, "Delete");
+    const remove = el("button", { class: "secondary", type: "button", onclick: () => deleteSession(s) }, t("Delete"));
     if (s.live || isAnalysing(s)) remove.disabled = true;
     const actions = el("td", {}, ...recoveryButtons(s), remove);
     body.append(
@@ -48,27 +48,30 @@ export function renderSessions() {
   }
   const empty = $("#sessions-empty");
   empty.textContent = state.sessions.length
-    ? `No sessions match “${$("#filter").value.trim()}”.`
-    : "No sessions yet. Start one with “New session”.";
+    ? t("No sessions match “{filter}”.", { filter: $("#filter").value.trim() })
+    : t("No sessions yet. Start one with “New session”.");
   empty.hidden = rows.length > 0;
 }
 
 export async function deleteSession(s) {
-  const sure = confirm(`Delete session ${s.name} of ${s.patient}? Its numbers, markers and notes are erased for good.`);
+  const sure = confirm(t("Delete session {name} of {patient}? Its numbers, markers and notes are erased for good.", { name: s.name, patient: s.patient }));
   if (!sure) return;
   try {
     await api("DELETE", `/sessions/${s.id}`);
   } catch (exc) {
-    alert("Not deleted: " + exc.message);
+    alert(t("Not deleted: {error}", { error: exc.message }));
   }
   showSessions();
 }
 
 export function statusText(s) {
-  if (isAnalysing(s)) return "analysing the video";
+  if (isAnalysing(s)) return t("analysing the video");
   if (s.streaming) return t("recording (live in a tab)");
-  return s.live ? t("recording (no page streaming)") : s.status;
+  return s.live ? t("recording (no page streaming)") : t(s.status);
 }
+
+// The statuses the API gives, for the catalog (shown through t(s.status)).
+export const STATUSES = [N_("recording"), N_("complete"), N_("interrupted")];
 
 // What can be done with a session not complete: resume or take over (which asks first) and
 // finish. A complete session offers neither.

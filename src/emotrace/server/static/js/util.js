@@ -6,7 +6,7 @@ export const $ = (selector) => document.querySelector(selector);
 
 export const ACTIVE_KEY = "emotrace.active"; // the session this tab streams into, to offer a resume
 
-// The fields of the API, as a person reads them in an error.
+// The fields of the API, as a person reads them in an error (translated when shown).
 export const FIELD_NAMES = {
   time_s: N_("Time"), label: N_("Label"), notes: N_("Notes"), patient: N_("Pseudonym"),
   name: N_("Session name"), consent: N_("Consent"), source: N_("Source"),
