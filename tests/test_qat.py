@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +14,6 @@ from conftest import (
     assert_one_line_error,
     finer_activation_rounding,
     make_class_folders,
-    run_emotrace,
     run_emotrace_in_process,
     sigint_as_in_a_terminal,
 )
@@ -101,34 +101,53 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.fixture(scope="module")
+def cli_export(
+    mobilenet_run: Path, dataset: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """One ``emotrace export --int8`` with fine-tuning and a float twin (two tests read it: each
+    export of MobileNetV2 costs seconds of torch.onnx). In-process: nothing here is about the
+    process itself (Ctrl+C is the interrupted export's test)."""
+    weights = mobilenet_run / "model.safetensors"
+    before = _digest(weights)
+    folder = tmp_path_factory.mktemp("cli-export")
+    int8, twin = folder / "tuned_int8.onnx", folder / "twin.onnx"
+    result = run_emotrace_in_process(
+        "export", mobilenet_run, "-o", int8, "--int8", "--data", dataset,
+        "--qat-epochs", "2", "--qat-lr", "1e-4", "--qat-augment", "--qat-learn-scales",
+        "--float-twin", twin, "--fp16-weights", cwd=folder,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return {
+        "stdout": result.stdout, "folder": folder, "int8": int8, "twin": twin,
+        "weights_before": before, "weights_after": _digest(weights),
+    }  # fmt: skip
+
+
 @pytest.mark.slow
 def test_export_int8_with_fine_tuning_from_the_cli(
-    mobilenet_run: Path, dataset: Path, tmp_path: Path
+    cli_export: dict[str, Any], dataset: Path
 ) -> None:
     from emotrace.runtime.onnx_backend import OnnxBackend
 
-    weights = mobilenet_run / "model.safetensors"
-    before = _digest(weights)
-    out = tmp_path / "tuned_int8.onnx"
-    result = run_emotrace(
-        "export", mobilenet_run, "-o", out, "--int8", "--data", dataset,
-        "--qat-epochs", "2", "--qat-lr", "1e-4", "--qat-augment", "--qat-learn-scales",
-        cwd=tmp_path, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    stdout, out = cli_export["stdout"], cli_export["int8"]
     # 2 epochs of 72 images in batches of 64
-    assert "int8 fine-tuning: 3 steps over 72 training images (2 epochs)" in result.stdout
-    assert "Collecting tensor data" not in result.stdout  # onnxruntime's prints are kept out
-    assert "int8 gives the fp32 model's answer on" in result.stdout
-    assert "of 72 valid images" in result.stdout
+    assert "int8 fine-tuning: 3 steps over 72 training images (2 epochs)" in stdout
+    assert "Collecting tensor data" not in stdout  # onnxruntime's prints are kept out
+    assert "int8 gives the fp32 model's answer on" in stdout
+    assert "of 72 valid images" in stdout
     quantization = OnnxBackend(out).meta["quantization"]
     assert quantization["fine_tuning"]["steps"] == 3
     assert quantization["fine_tuning"]["train_images"] == 72
     assert quantization["fine_tuning"]["learned_scales"] is True
     # The run's own training augmentation was reused.
     assert quantization["fine_tuning"]["augment"] == {"hflip": 0.5, "rotation": 10}
-    assert _digest(weights) == before  # the checkpoint is the teacher; it is not changed
-    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == ["tuned_int8.onnx"]  # no temp files
+    # the checkpoint is the teacher; it is not changed
+    assert cli_export["weights_after"] == cli_export["weights_before"]
+    # no temp files
+    assert sorted(p.name for p in cli_export["folder"].glob("*.onnx")) == [
+        "tuned_int8.onnx", "twin.onnx"
+    ]  # fmt: skip
     probabilities = OnnxBackend(out).logits(_images(dataset, "valid"))
     assert probabilities.shape == (72, 3) and np.isfinite(probabilities).all()
 
@@ -209,7 +228,7 @@ def test_fine_tuning_bad_requests_are_one_line_errors(
 
 @pytest.mark.slow
 def test_float_twin_is_the_int8_model_computed_in_float(
-    mobilenet_run: Path, dataset: Path, tmp_path: Path
+    cli_export: dict[str, Any], dataset: Path, tmp_path: Path
 ) -> None:
     import onnx
     from onnx import numpy_helper
@@ -218,14 +237,9 @@ def test_float_twin_is_the_int8_model_computed_in_float(
     from emotrace.export.float_twin import write_float_twin
     from emotrace.runtime.onnx_backend import OnnxBackend
 
-    int8, twin = tmp_path / "m_int8.onnx", tmp_path / "m.onnx"
-    result = run_emotrace(
-        "export", mobilenet_run, "-o", int8, "--int8", "--data", dataset,
-        "--float-twin", twin, "--fp16-weights", cwd=tmp_path, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert f"wrote {twin} (float twin of the int8 model, fp16 weights" in result.stdout
-    assert "int8 gives its float twin's answer on" in result.stdout
+    int8, twin = cli_export["int8"], cli_export["twin"]
+    assert f"wrote {twin} (float twin of the int8 model, fp16 weights" in cli_export["stdout"]
+    assert "int8 gives its float twin's answer on" in cli_export["stdout"]
 
     ops = [node.op_type for node in onnx.load(str(twin)).graph.node]
     assert "QuantizeLinear" not in ops and "DequantizeLinear" not in ops
