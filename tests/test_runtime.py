@@ -279,7 +279,7 @@ def test_prepared_float_faces_give_the_same_probabilities(
 
 
 @pytest.mark.slow  # an ONNX export without metadata
-def test_bad_model_files_raise_model_error(tmp_path: Path, trained_run: Path) -> None:
+def test_bad_model_files_raise_model_error(tmp_path: Path, onnx_model: Path) -> None:
     import onnx
 
     from emotrace import EmotionClassifier
@@ -295,12 +295,16 @@ def test_bad_model_files_raise_model_error(tmp_path: Path, trained_run: Path) ->
     garbage.write_bytes(b"not a protobuf at all" * 10)
     with pytest.raises(ModelError, match="not a loadable ONNX model"):
         EmotionClassifier(garbage)
+    # A working ONNX model without emotrace's metadata (the export's, stripped: a second export
+    # of the model would cost seconds of torch.onnx).
     bare = tmp_path / "bare.onnx"
-    from emotrace.export.onnx_export import _torch_export
-    from emotrace.training.checkpoint import load_checkpoint
-
-    _torch_export(load_checkpoint(trained_run).model, 1, 40, bare)
+    proto = onnx.load(str(onnx_model))
+    del proto.metadata_props[:]
+    onnx.save(proto, str(bare))
     assert not onnx.load(str(bare)).metadata_props
+    import onnxruntime
+
+    onnxruntime.InferenceSession(str(bare), providers=["CPUExecutionProvider"])  # it loads
     with pytest.raises(ModelError, match="no emotrace metadata"):
         EmotionClassifier(bare)
 
