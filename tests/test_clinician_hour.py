@@ -52,7 +52,6 @@ from test_serve_recovery import (  # noqa: E402, F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-PATIENT = "P-hour"
 MEDIA = SHARED / "media"
 
 
@@ -210,12 +209,14 @@ def test_a_clinicians_hour_in_a_minute(
     client: httpx.Client,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    first_name = f"hour-{time.monotonic_ns()}"
+    # A patient of its own: the comparison counts every earlier session of the pseudonym.
+    patient = f"P-hour-{time.monotonic_ns()}"
+    first_name = "week-1"
     dialogs: list[str] = []
     tab = new_tab(context, server.url, dialogs)
 
     # 1. A camera session: a preset marker and a free-text one, shown as the server stored them.
-    start_session(tab, PATIENT, first_name, "camera")
+    start_session(tab, patient, first_name, "camera")
     seen = wait_for_face(tab)
     sid = int(tab.evaluate("() => window.emotraceState.live.id"))
     wait_status_pill(tab, "recording")
@@ -309,17 +310,17 @@ def test_a_clinicians_hour_in_a_minute(
     ).items()
 
     # 6. A second session of the same pseudonym, compared with the first.
-    second_name = f"{first_name}-b"
-    start_session(second, PATIENT, second_name, "camera")
+    second_name = "week-2"
+    start_session(second, patient, second_name, "camera")
     seen = wait_for_face(second)
     wait_for_face(second, seen["frame"] + 2)
     sid2 = int(second.evaluate("() => window.emotraceState.live.id"))
     second.click("#stop")
     second.wait_for_selector("#view-review:not([hidden])")
     check_review(second, sid2)
-    earlier = [s for s in api(second, f"/sessions?patient={PATIENT}") if s["id"] != sid2]
+    earlier = [s for s in api(second, f"/sessions?patient={patient}") if s["id"] != sid2]
     assert [s["id"] for s in earlier] == [sid]
-    assert second.inner_text("#compare-patient") == f"{PATIENT} ({len(earlier)})"
+    assert second.inner_text("#compare-patient") == f"{patient} ({len(earlier)})"
     second.check("#compare")
     trend = second.frame_locator("#report").locator("#trend")
     trend.wait_for()
@@ -333,8 +334,8 @@ def test_a_clinicians_hour_in_a_minute(
         print(f"skipped the file session: no HEVC video in {MEDIA}")
     else:
         second.click("#nav-new")
-        second.fill("#patient", PATIENT)
-        second.fill("#session-name", f"{first_name}-phone")
+        second.fill("#patient", patient)
+        second.fill("#session-name", "phone-video")
         second.check("#consent")
         second.set_input_files("#video-file", str(video))
         assert second.is_checked("input[name=source][value=file]")
