@@ -199,6 +199,16 @@ def test_every_page_shows_spanish_with_chromium_in_spanish(tmp_path: Path) -> No
         page.click("#stop")
         page.wait_for_selector("#view-review:not([hidden])")
         problems["review"] = _visible_english(page, words)
+        # The review's report and its downloads are in the page's language too.
+        page.frame_locator("#report").locator("html[lang=es] #method").wait_for()
+        for link, attribute in (("#report", "src"), ("#dl-html", "href"), ("#dl-pdf", "href")):
+            assert "lang=es" in (page.get_attribute(link, attribute) or ""), link
+        session = page.evaluate("async () => (await (await fetch('/api/v1/sessions/1')).json())")
+        model = {w.lower() for w in _WORD.findall(session["model"]["name"] or "")}  # data
+        frame = page.locator("#report").element_handle().content_frame()
+        # A command (<code>) and a citation (<cite>) are written as they are in any language.
+        frame.evaluate("() => document.querySelectorAll('code, cite').forEach((e) => e.remove())")
+        problems["report"] = _visible_english(frame, words - model)
         page.click("#nav-sessions")
         page.wait_for_selector("#sessions-table tbody tr")
         problems["sessions"] = _visible_english(page, words)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emotrace.cli._common import add_workspace_option, console
+from emotrace.i18n import LANGUAGES
 
 if TYPE_CHECKING:
     from emotrace.sessions.analytics import AnalyticsConfig, SessionSummary
@@ -185,6 +186,12 @@ def add_parser(sub: Any) -> None:
         "--notes",
         action="store_true",
         help="include the session's notes (private: left out of reports and exports by default)",
+    )
+    p.add_argument(
+        "--lang",
+        choices=list(LANGUAGES),
+        default="en",
+        help="language of the report: its text, numbers, dates and emotion names (default: en)",
     )
     add_workspace_option(p)
     _analytics(p)
@@ -457,6 +464,6 @@ def run_report(args: argparse.Namespace) -> int:
         )
     path = args.output or Path(f"{summary.info.file_stem}_report.html")
     pdf = path.with_suffix(".pdf") if args.pdf else None
-    written = write_report(summary, path, compare, pdf, notes=args.notes)
+    written = write_report(summary, path, compare, pdf, notes=args.notes, lang=args.lang)
     console.print("wrote " + ", ".join(str(p) for p in written), markup=False)
     return 0

@@ -23,6 +23,7 @@ from fastapi.security import HTTPBearer
 
 from emotrace import __version__
 from emotrace.errors import SessionBusy, SessionError, SessionExists
+from emotrace.i18n import LANGUAGES, check_language
 from emotrace.server.errors import ApiError, responses
 from emotrace.server.images import ImageRejected, face_records
 from emotrace.server.schemas import (
@@ -581,19 +582,31 @@ def export(
 
 
 def _report_html(
-    request: Request, session_id: int, compare: bool, notes: bool
+    request: Request, session_id: int, compare: bool, notes: bool, lang: str
 ) -> tuple[SessionInfo, str]:
     from emotrace.sessions import render_report
 
+    check_language(lang)  # before any work: an unknown language is a 422
     with workspace(request) as store:
         info = _get(store, session_id)
         summary, earlier = rules.report_summaries(store, info.id, trend=compare)
-    return info, render_report(summary, earlier, notes=notes)
+    return info, render_report(summary, earlier, notes=notes, lang=lang)
 
 
 #: ``?notes=true``: the clinician's private notes are left out of a report unless asked for.
 NotesQuery = Annotated[
     bool, Query(description="include the session's private notes (left out by default)")
+]
+
+
+#: ``?lang=es``: the report's language (:data:`emotrace.i18n.LANGUAGES`; another is a 422).
+LangQuery = Annotated[
+    str,
+    Query(
+        max_length=16,
+        description="the report's language: its text, numbers, dates and emotion names",
+        json_schema_extra={"enum": list(LANGUAGES)},
+    ),
 ]
 
 
@@ -616,14 +629,16 @@ def report(
     compare: bool = False,
     download: bool = False,
     notes: NotesQuery = False,
+    lang: LangQuery = "en",
 ) -> HTMLResponse:
     """The clinician's report (``emotrace report``) as one self-contained HTML page.
 
     ``compare``: add the trend over the earlier sessions of the same pseudonym (as
     ``emotrace report --trend``). ``notes``: include the session's notes (as ``emotrace report
-    --notes``); without it the report has none.
+    --notes``); without it the report has none. ``lang``: its language (as ``emotrace report
+    --lang``), English by default.
     """
-    info, html = _report_html(request, session_id, compare, notes)
+    info, html = _report_html(request, session_id, compare, notes, lang)
     headers = {"content-security-policy": REPORT_CSP}
     if download:
         headers["content-disposition"] = attachment(f"{info.file_stem}_report.html")
@@ -641,13 +656,17 @@ def report(
     operation_id="report_pdf",
 )
 def report_pdf(
-    request: Request, session_id: SessionId, compare: bool = False, notes: NotesQuery = False
+    request: Request,
+    session_id: SessionId,
+    compare: bool = False,
+    notes: NotesQuery = False,
+    lang: LangQuery = "en",
 ) -> Response:
-    """The report as PDF (printed by a local Chromium; 503 without one); ``compare`` and
-    ``notes`` as for the HTML report."""
+    """The report as PDF (printed by a local Chromium; 503 without one); ``compare``, ``notes``
+    and ``lang`` as for the HTML report."""
     from emotrace.sessions.report import print_pdf
 
-    info, html = _report_html(request, session_id, compare, notes)
+    info, html = _report_html(request, session_id, compare, notes, lang)
     with tempfile.TemporaryDirectory(prefix="emotrace-report-") as folder:
         page = Path(folder) / "report.html"
         page.write_text(html, encoding="utf-8")

@@ -55,7 +55,8 @@ CAUTION = N_(
 _STATUS = {"recording": N_("recording"), "complete": N_("complete"),
            "interrupted": N_("interrupted")}  # fmt: skip
 _PEAKS = {"negative": N_("negative"), "arousal": N_("arousal")}
-#: The method's reference, in its own language.
+#: The method's reference, in its own language: shown as a <cite>, as a command is shown as a
+#: <code>, both as written in every language.
 _RUSSELL_REFERENCE = (
     "Russell, J. A. (1980), A circumplex model of affect, Journal of Personality and Social "
     "Psychology 39(6), 1161-1178, doi:10.1037/h0077714"
@@ -292,7 +293,7 @@ def _baseline(s: SessionSummary, tr: Translator) -> str:
             f'<section id="baseline"><h2>{_h(tr("Baseline"))}</h2><p class="muted">'
             + _h(tr("No baseline: the figures are raw. Set the patient's resting stretch as "
                     "baseline (review page, or {command}) to see them relative to it."),
-                 command="emotrace sessions baseline")
+                 command="<code>emotrace sessions baseline</code>")
             + "</p></section>"
         )  # fmt: skip
     b, st = rel.baseline, rel.baseline.stats
@@ -653,7 +654,7 @@ def _method(s: SessionSummary, tr: Translator) -> str:
            "of an emotion with "
            "negative valence. Smoothing {smooth} s; windows {windows}; a window needs the face "
            "for {share} of its time. Only numbers were stored (no images). emotrace {version}."),
-        reference=_e(_RUSSELL_REFERENCE), smooth=tr.decimal(f"{c.smooth_s:g}"),
+        reference=f"<cite>{_e(_RUSSELL_REFERENCE)}</cite>", smooth=tr.decimal(f"{c.smooth_s:g}"),
         windows=", ".join(_seconds(tr, w) for w in c.windows_s),
         share=_pct(tr, c.min_window_visible), version=_e(__version__),
     )  # fmt: skip

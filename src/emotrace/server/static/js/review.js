@@ -2,7 +2,7 @@
 
 import { showReviewBaseline } from "./baseline.js";
 import { isFileSession } from "./file_session.js";
-import { t } from "./i18n.js";
+import { language, t } from "./i18n.js";
 import { showReviewTimeline, updateReviewTimeline } from "./review_timeline.js";
 import { finishQuestion, finishSession, resume } from "./resume.js";
 import { $, api, clock, el, faceVisible, show, state, when } from "./util.js";
@@ -131,10 +131,11 @@ export function showRecovery(s) {
   $("#review-live").hidden = false;
 }
 
-// The report shown and its downloads: with the comparison and the notes only when ticked.
+// The report shown and its downloads: in the page's language, with the comparison and the notes
+// only when ticked.
 export function loadReport(review) {
   if (state.review !== review) return;
-  const query = new URLSearchParams();
+  const query = new URLSearchParams({ lang: language() });
   if ($("#compare").checked) query.set("compare", "true");
   if ($("#report-notes").checked) query.set("notes", "true");
   const base = `/api/v1/sessions/${review.id}`;
