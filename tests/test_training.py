@@ -236,14 +236,35 @@ def test_resumed_run_ends_with_the_same_weights(options: dict[str, Any], tmp_pat
     assert_resume_is_exact(config(epochs=3, **options), tmp_path)
 
 
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-epoch run, the distillation tests' teacher (they read it, never change it)."""
+    run = tmp_path_factory.mktemp("teacher") / "run"
+    train(config(epochs=2), run)
+    return run
+
+
+@pytest.fixture(scope="module")
+def sharp_teacher(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``(run, its ONNX export)``: a teacher trained long enough that its outputs depend on the
+    image (a barely trained model's are flat); read, never changed."""
+    from emotrace.export import export_onnx
+
+    folder = tmp_path_factory.mktemp("sharp-teacher")
+    train(config(epochs=8, lr=1e-2, augment={}), folder / "teacher")
+    export_onnx(folder / "teacher", folder / "teacher.onnx")
+    return folder / "teacher", folder / "teacher.onnx"
+
+
 @pytest.mark.slow
-def test_resumed_consistent_distillation_ends_with_the_same_weights(tmp_path: Path) -> None:
+def test_resumed_consistent_distillation_ends_with_the_same_weights(
+    teacher: Path, tmp_path: Path
+) -> None:
     """The teacher answers on each augmented, mixed batch; after a resume it must see the very
     batches the uninterrupted run's teacher saw."""
-    train(config(epochs=2), tmp_path / "teacher")
     cfg = config(
         epochs=3,
-        distill_teacher=str(tmp_path / "teacher"),
+        distill_teacher=str(teacher),
         distill_mode="consistent",
         mixup=0.4,
         cutmix=1.0,
@@ -993,25 +1014,24 @@ def fixed_targets(*args: Any, **kwargs: Any) -> torch.Tensor:
 
 
 def test_distillation_targets_mix_the_teachers_flip_averaged_probabilities(
-    tmp_path: Path,
+    teacher: Path,
 ) -> None:
     from emotrace.runtime.classifier import EmotionClassifier
 
-    train(config(epochs=2), tmp_path / "teacher")
     images = DATA.split("train").images
     labels = torch.from_numpy(DATA.split("train").labels)
-    teacher = EmotionClassifier(tmp_path / "teacher", threads=1)
-    expected = (teacher.predict(images) + teacher.predict(images[:, :, ::-1].copy())) / 2
+    classifier = EmotionClassifier(teacher, threads=1)
+    expected = (classifier.predict(images) + classifier.predict(images[:, :, ::-1].copy())) / 2
     only_teacher = fixed_targets(
-        config(distill_teacher=str(tmp_path / "teacher"), distill_weight=1.0), images, labels, 3
+        config(distill_teacher=str(teacher), distill_weight=1.0), images, labels, 3
     )
     np.testing.assert_allclose(only_teacher.numpy(), expected, atol=1e-5)
     only_labels = fixed_targets(
-        config(distill_teacher=str(tmp_path / "teacher"), distill_weight=0.0), images, labels, 3
+        config(distill_teacher=str(teacher), distill_weight=0.0), images, labels, 3
     )
     smoothed = torch.full((len(labels), 3), 0.1 / 3) + 0.9 * torch.eye(3)[labels]
     torch.testing.assert_close(only_labels, smoothed)
-    half = fixed_targets(config(distill_teacher=str(tmp_path / "teacher")), images, labels, 3)
+    half = fixed_targets(config(distill_teacher=str(teacher)), images, labels, 3)
     torch.testing.assert_close(half, (only_teacher + only_labels) / 2)
     np.testing.assert_allclose(half.sum(1).numpy(), 1.0, atol=1e-5)
 
@@ -1024,11 +1044,12 @@ def test_distillation_targets_mix_the_teachers_flip_averaged_probabilities(
         {"distill_mode": "consistent", "cutmix": 1.0, "mix_prob": 1.0},
     ],
 )
-def test_distilled_training_runs_and_learns(mixing: dict[str, Any], tmp_path: Path) -> None:
-    train(config(epochs=2), tmp_path / "teacher")
+def test_distilled_training_runs_and_learns(
+    mixing: dict[str, Any], teacher: Path, tmp_path: Path
+) -> None:
     log: list[str] = []
     result = train(
-        config(epochs=3, distill_teacher=str(tmp_path / "teacher"), **mixing),
+        config(epochs=3, distill_teacher=str(teacher), **mixing),
         tmp_path / "student",
         log=log,
     )
@@ -1042,7 +1063,7 @@ def test_distilled_training_runs_and_learns(mixing: dict[str, Any], tmp_path: Pa
         return
     # Resuming the finished run trains nothing, so the teachers do not run again.
     again: list[str] = []
-    cfg = config(epochs=3, distill_teacher=str(tmp_path / "teacher"))
+    cfg = config(epochs=3, distill_teacher=str(teacher))
     train(cfg, tmp_path / "student", resume=True, log=again)
     assert any("nothing to train" in line for line in again)
     assert not any("distillation: teacher" in line for line in again)
@@ -1168,16 +1189,15 @@ def checkpoint_probabilities(run: Path, scaled: torch.Tensor) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_a_consistent_teacher_answers_on_the_augmented_mixed_batch(tmp_path: Path) -> None:
+def test_a_consistent_teacher_answers_on_the_augmented_mixed_batch(
+    sharp_teacher: tuple[Path, Path],
+) -> None:
     from emotrace.data.augment import AugmentConfig, BatchAugment
-    from emotrace.export import export_onnx
     from emotrace.runtime.classifier import EmotionClassifier
     from emotrace.training.distill import build_distillation
 
-    # Trained long enough that its outputs depend on the image (a barely trained model's are flat).
-    train(config(epochs=8, lr=1e-2, augment={}), tmp_path / "teacher")
-    onnx_teacher = tmp_path / "teacher.onnx"  # through onnxruntime, as a user's teacher runs
-    export_onnx(tmp_path / "teacher", onnx_teacher)
+    # Through onnxruntime, as a user's teacher runs.
+    checkpoint, onnx_teacher = sharp_teacher
     images = DATA.split("train").images
     labels = torch.from_numpy(DATA.split("train").labels)
     idx = torch.arange(len(labels))
@@ -1201,7 +1221,7 @@ def test_a_consistent_teacher_answers_on_the_augmented_mixed_batch(tmp_path: Pat
     # ... and on an augmented batch, its answer on exactly what the student is fed.
     augmented = BatchAugment(AugmentConfig(rotation=25, zoom=0.2), seed=3)(scaled_nchw(images))
     targets = distillation.targets(idx, normalised(augmented))
-    reference = checkpoint_probabilities(tmp_path / "teacher", augmented)
+    reference = checkpoint_probabilities(checkpoint, augmented)
     np.testing.assert_allclose(targets.numpy(), reference, atol=1e-4)
     assert np.abs(targets.numpy() - plain.numpy()).max() > 1e-2  # the augmentation mattered
 
@@ -1216,7 +1236,7 @@ def test_a_consistent_teacher_answers_on_the_augmented_mixed_batch(tmp_path: Pat
     perm, lam = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0)), 0.3
     mixed = lam * augmented + (1 - lam) * augmented[perm]
     smoothed = torch.full((len(labels), 3), 0.1 / 3) + 0.9 * torch.eye(3)[labels]
-    expected = 0.5 * torch.from_numpy(checkpoint_probabilities(tmp_path / "teacher", mixed)) + (
+    expected = 0.5 * torch.from_numpy(checkpoint_probabilities(checkpoint, mixed)) + (
         0.5 * (lam * smoothed + (1 - lam) * smoothed[perm])
     )
     mixed_targets = half.targets(idx, normalised(mixed), perm, lam)
@@ -1226,14 +1246,12 @@ def test_a_consistent_teacher_answers_on_the_augmented_mixed_batch(tmp_path: Pat
 
 @pytest.mark.slow
 def test_a_checkpoint_teacher_answers_where_the_batch_is_as_its_onnx_export_does(
-    tmp_path: Path,
+    sharp_teacher: tuple[Path, Path],
 ) -> None:
-    from emotrace.export import export_onnx
     from emotrace.runtime.torch_backend import TorchBackend
     from emotrace.training.distill import build_distillation, soft_cross_entropy
 
-    train(config(epochs=8, lr=1e-2, augment={}), tmp_path / "teacher")
-    export_onnx(tmp_path / "teacher", tmp_path / "teacher.onnx")
+    checkpoint, onnx_teacher = sharp_teacher
     images = DATA.split("train").images
     labels = torch.from_numpy(DATA.split("train").labels)
     idx = torch.arange(len(labels))
@@ -1248,10 +1266,7 @@ def test_a_checkpoint_teacher_answers_where_the_batch_is_as_its_onnx_export_does
             device=torch.device("cpu"),
         )
 
-    from_checkpoint, from_onnx = (
-        consistent(tmp_path / "teacher"),
-        consistent(tmp_path / "teacher.onnx"),
-    )
+    from_checkpoint, from_onnx = consistent(checkpoint), consistent(onnx_teacher)
     assert isinstance(from_checkpoint.online[0].backend, TorchBackend)  # torch, on the device
     assert from_checkpoint.online[0].backend.device == torch.device("cpu")
     student = config()
