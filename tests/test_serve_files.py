@@ -186,7 +186,7 @@ def test_a_file_session_records_what_emotrace_analyze_records(
     server: Server, client: httpx.Client, upload_root: Path, video: Path, tmp_path: Path
 ) -> None:
     _needs(video)
-    sid = started(client, video, f"file-{video.suffix[1:]}")
+    sid = started(client, video, fresh(f"file-{video.suffix[1:]}"))
     done = wait_ended(client, sid)
     assert done["state"] == "complete" and done["fraction"] == 1.0 and done["error"] is None
     assert done["fps"] > 0 and done["eta_s"] is None
@@ -344,7 +344,7 @@ def test_the_page_analyses_an_hevc_file_on_the_server(
 ) -> None:
     _needs(HEVC)
     sync_api = pytest.importorskip("playwright.sync_api")
-    from test_serve_browser import BINARY, TIMEOUT_MS
+    from test_serve_browser import BINARY, TIMEOUT_MS, shot
 
     if not Path(BINARY).is_file():
         pytest.skip("needs Chromium (Debian: apt-get install chromium chromium-driver)")
@@ -359,13 +359,15 @@ def test_the_page_analyses_an_hevc_file_on_the_server(
         assert page.is_checked("input[name=source][value=camera]")
         assert "only the numbers are kept" in page.inner_text("#file-privacy")
         page.fill("#patient", "P-2")
-        page.fill("#session-name", "phone-video")
+        page.fill("#session-name", fresh("phone-video"))
         page.check("#consent")
         page.set_input_files("#video-file", str(HEVC))
         assert page.is_checked("input[name=source][value=file]")  # chosen by choosing a file
         page.click("#start")
         page.wait_for_selector("#view-file:not([hidden])")
         sid = int(page.evaluate("() => location.hash").split("/")[-1])
+        page.wait_for_function("() => window.emotraceState.fileProgress")
+        shot(page, "file_session")  # for a person to look at (README's screenshot)
         page.wait_for_selector("#view-review:not([hidden])")
         shown = page.evaluate("() => window.emotraceState.fileProgress")
         assert shown["state"] == "complete" and shown["fraction"] == 1.0
