@@ -3,14 +3,13 @@
 Chromium's fake camera plays a video of a real face (converted from ``../shared/media`` or made
 from scikit-image's astronaut), its fake screen capture stands in for a video-call window. One
 server and one browser serve the module; screenshots of every page go to ``$EMOTRACE_ARTIFACTS``
-(default ``test-artifacts/``) for a person to look at. With ``EMOTRACE_UPDATE_SCREENSHOTS=1`` the
-live view's screenshot also replaces ``docs/images/live_view.png`` (the README's).
+(default ``test-artifacts/``) for a person to look at; the README's screenshots in ``docs/images/``
+are made by ``scripts/screenshots.py``.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -149,9 +148,7 @@ def test_camera_session_live_marker_reload_resume_stop_report(page: Any, server:
     sid = int(page.evaluate("() => window.emotraceState.live.id"))
     time.sleep(2)  # a few seconds of timeline for the screenshot
     wait_for_face(page, first["frame"] + 3)
-    live_png = shot(page, "live_view")
-    if os.environ.get("EMOTRACE_UPDATE_SCREENSHOTS"):
-        shutil.copy(live_png, REPO / "docs" / "images" / "live_view.png")
+    shot(page, "live_view")
 
     # A marker lands in the SQLite session at the time of the click.
     before = last_result(page)
