@@ -365,8 +365,9 @@ def neighbour() -> Iterator[str]:
     httpd.server_close()
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """One Chromium for the module (a launch costs seconds); each test gets its own context."""
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=BINARY,
@@ -374,11 +375,17 @@ def browser() -> Iterator[Any]:
             args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
                   "--disable-background-networking", "--disable-component-update"],
         )  # fmt: skip
-        context = launched.new_context()
-        context.set_default_timeout(TIMEOUT_MS)
-        yield context
-        context.close()
+        yield launched
         launched.close()
+
+
+@pytest.fixture
+def browser(chromium: Any) -> Iterator[Any]:
+    """A fresh browser context (no cookies from another test)."""
+    context = chromium.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    yield context
+    context.close()
 
 
 def _signed_in(tab: Any) -> bool:
