@@ -253,18 +253,26 @@ def test_a_generated_video_of_a_real_face_is_recorded_with_its_gap(tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_a_workspace_locked_past_the_busy_timeout_loses_no_frame(tmp_path: Path) -> None:
+def test_a_workspace_locked_past_the_busy_timeout_loses_no_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Another process holding the write lock for more than SQLite's 5 s busy timeout (a delete's
     # vacuum of a big workspace, a backup) used to kill the writer thread: the frames queued
     # meanwhile were lost and the recording ended. They are now kept and committed after.
+    # The busy timeout is 1 s here and the lock is held 2.8 s: the same story, 5 s sooner.
+    import emotrace.sessions.store
+    import emotrace.sessions.workspace
+
+    for module in (emotrace.sessions.workspace, emotrace.sessions.store):
+        monkeypatch.setattr(module, "BUSY_TIMEOUT_MS", 1000)
     with SessionRecorder("s", "P-1", CLASSES, workspace=tmp_path) as recorder:
         recorder.record(0, 0.0, face("happy"))
-        time.sleep(1.0)
+        time.sleep(0.3)
         other = sqlite3.connect(resolve_workspace(tmp_path), isolation_level=None)
         other.execute("BEGIN EXCLUSIVE")
         for i in range(1, 8):
             recorder.record(i, float(i), face("happy"))
-            time.sleep(1.0)
+            time.sleep(0.4)
         other.execute("ROLLBACK")
         other.close()
         recorder.record(8, 8.0, face("sad"))
