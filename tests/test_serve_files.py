@@ -187,6 +187,13 @@ def test_a_file_session_records_what_emotrace_analyze_records(
 ) -> None:
     _needs(video)
     sid = started(client, video, fresh(f"file-{video.suffix[1:]}"))
+    # Meanwhile, emotrace analyze on the same file with the same (default) settings, into a
+    # session of its own workspace.
+    cli = run_emotrace_in_process(
+        "analyze", video, "-o", tmp_path / "out", "--session", "cli", "--patient", "P-1",
+        "--consent", "--workspace", tmp_path / "workspace",
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
     done = wait_ended(client, sid)
     assert done["state"] == "complete" and done["fraction"] == 1.0 and done["error"] is None
     assert done["fps"] > 0 and done["eta_s"] is None
@@ -194,12 +201,6 @@ def test_a_file_session_records_what_emotrace_analyze_records(
     info = session(client, sid)
     assert info["status"] == "complete" and info["frames"] == done["frames_done"]
 
-    # emotrace analyze on the same file with the same (default) settings, into a session.
-    cli = run_emotrace_in_process(
-        "analyze", video, "-o", tmp_path / "out", "--session", "cli", "--patient", "P-1",
-        "--consent", "--workspace", tmp_path / "workspace",
-    )  # fmt: skip
-    assert cli.returncode == 0, cli.stderr
     from emotrace.sessions.export import columns
     from emotrace.sessions.store import SessionStore
 
