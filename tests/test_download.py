@@ -22,7 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_one_line_error, make_class_folders, run_emotrace
+from conftest import (
+    assert_one_line_error,
+    make_class_folders,
+    run_emotrace,
+    run_emotrace_in_process,
+)
 from download_fakes import COMMIT, FakeServices
 from emotrace.data.download import MARKER, unpack
 from emotrace.errors import ArchiveError
@@ -678,7 +683,7 @@ def test_train_runs_on_the_downloaded_affectnet_folder(
     )
     assert got.returncode == 0, got.stderr
     config = Path(__file__).resolve().parents[1] / "configs" / "mobilenet_v2_finetune.yaml"
-    result = run_emotrace(
+    result = run_emotrace_in_process(
         "train",
         "--config",
         config,
