@@ -1,6 +1,6 @@
 """Frames a live session records with the page in a background tab, against the page in front.
 
-    python benchmarks/bench_background_tab.py                   # camera and screen, 4 rounds of 3 s
+    python benchmarks/bench_background_tab.py        # camera and screen, 4 turns of 3 s per tab
     python benchmarks/bench_background_tab.py --rounds 6 --seconds 5 --json background.json
 
 A real ``emotrace serve`` on loopback (throw-away workspace) and headless Chromium driven by
@@ -8,13 +8,15 @@ Playwright, as a user's browser runs it: Playwright's switches that keep backgro
 (``--disable-background-timer-throttling``, ``--disable-backgrounding-occluded-windows``,
 ``--disable-renderer-backgrounding``) are left out. Chromium's fake camera plays the shared clip
 ``../shared/media/single_face.mp4`` (else scikit-image's astronaut) at 15 frames/s; its fake
-screen capture stands in for a video-call window. For each source the page records one session,
-``--rounds`` times with the page in front for ``--seconds``, then a second tab in front for as
-long (alternating, so a change in the machine's load falls on both); ``--hide minimize``
-minimises the page's window instead (headless Chromium has no window occlusion; a minimised
-window is the nearest to a window covered by the video call). Frames are counted at the
-server: markers the server stamps on the session clock bound each stretch, and the stored frame
-times are counted in them.
+screen capture stands in for a video-call window. For each source two tabs record two sessions at
+once and take turns in front, ``--seconds`` each, ``--rounds`` times each: at every moment one
+session is recorded from the front and one from behind, on the same machine, server and source,
+so a change in the machine's load falls on both (measured one after the other, single 3 s
+stretches varied 0.8-1.8x at a load average of 18). ``--hide minimize`` minimises the window of
+the tab behind instead (headless Chromium has no window occlusion; a minimised window is the
+nearest to a window covered by the video call). Frames are counted at the server: markers the
+server stamps on each session's clock bound each stretch, and the stored frame times are counted
+in them.
 
 Each source runs twice in the same run: with the capture worker (``capture_worker.js``, what
 Chromium gets) and with the page's own loop (``drawImage`` + ``toBlob`` + ``send``, what browsers
@@ -95,21 +97,21 @@ def start_server(workspace: Path) -> tuple[subprocess.Popen[str], str, str]:
     raise RuntimeError("the server printed no address")
 
 
-def rate(times: list[float], spans: list[tuple[float, float]]) -> float:
+Spans = list[tuple[float, float]]
+
+
+def count(times: list[float], spans: Spans) -> int:
+    """How many of ``times`` fall inside ``spans`` (start, end)."""
+    return sum(a <= t < b for a, b in spans for t in times)
+
+
+def rate(times: list[float], spans: Spans) -> float:
     """Events per second of ``times`` inside ``spans``."""
-    inside = sum(a <= t < b for a, b in spans for t in times)
-    return inside / sum(b - a for a, b in spans)
+    return count(times, spans) / sum(b - a for a, b in spans)
 
 
-def measure(
-    context: Any,
-    url: str,
-    client: httpx.Client,
-    source: str,
-    worker: bool,
-    args: argparse.Namespace,
-) -> dict[str, Any]:
-    """One session from ``source``; frames/s at the server with the page in front and behind."""
+def open_session(context: Any, url: str, source: str, worker: bool) -> tuple[Any, int]:
+    """A tab recording a new session from ``source``; the tab and the session id."""
     page = context.new_page()
     if not worker:  # a browser without MediaStreamTrackProcessor: the page's own loop
         page.add_init_script("delete window.MediaStreamTrackProcessor")
@@ -126,55 +128,92 @@ def measure(
     )
     assert bool(in_worker) == worker, (in_worker, worker)
     page.evaluate(COUNT_RAF)
-    other = context.new_page()
-    other.goto(url.split("/?")[0] + "/api/v1/health")
-    cdp = context.new_cdp_session(page)
-    window = cdp.send("Browser.getWindowForTarget")["windowId"]
+    return page, int(sid)
 
-    def put(where: str) -> None:
+
+def measure(
+    browser: Any,
+    url: str,
+    client: httpx.Client,
+    source: str,
+    worker: bool,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Two sessions from ``source`` taking turns in front; frames/s at the server in front and
+    behind, over the same moments."""
+    # Tabs of one context share a window: to minimise one, each gets a context (window) of its own.
+    contexts = [browser.new_context(viewport={"width": 1280, "height": 800})]
+    if args.hide == "minimize":
+        contexts.append(browser.new_context(viewport={"width": 1280, "height": 800}))
+    for context in contexts:
+        context.set_default_timeout(60_000)
+    tabs = [open_session(contexts[i % len(contexts)], url, source, worker) for i in range(2)]
+    cdps = [page.context.new_cdp_session(page) for page, _ in tabs]
+    windows = [cdp.send("Browser.getWindowForTarget")["windowId"] for cdp in cdps]
+    assert args.hide != "minimize" or windows[0] != windows[1], "the two tabs share a window"
+
+    def put_in_front(front: int) -> None:
         if args.hide == "minimize":  # headless has no occlusion: a minimised window stands in
-            state = "normal" if where == "front" else "minimized"
-            cdp.send(
-                "Browser.setWindowBounds", {"windowId": window, "bounds": {"windowState": state}}
-            )
-        (page if where == "front" else other).bring_to_front()
+            for i, (cdp, window) in enumerate(zip(cdps, windows, strict=True)):
+                state = "normal" if i == front else "minimized"
+                bounds = {"windowId": window, "bounds": {"windowState": state}}
+                cdp.send("Browser.setWindowBounds", bounds)
+        tabs[front][0].bring_to_front()
 
-    def stamp(label: str) -> float:
-        response = client.post(f"/api/v1/sessions/{sid}/markers", json={"label": label})
+    def stamp(sid: int) -> float:
+        response = client.post(f"/api/v1/sessions/{sid}/markers", json={"label": "turn"})
         response.raise_for_status()
         return float(response.json()["time_s"])
 
-    spans: dict[str, list[tuple[float, float]]] = {"front": [], "back": []}
-    page_spans: dict[str, list[tuple[float, float]]] = {"front": [], "back": []}
-    for where in ("front", "back") * args.rounds:
-        put(where)
-        start, page_start = stamp(where), page.evaluate("performance.now()")
+    # spans[i][where]: stretches on tab i's session clock; page_spans: on its page's clock
+    spans: list[dict[str, Spans]] = [{"front": [], "back": []} for _ in tabs]
+    page_spans: list[dict[str, Spans]] = [{"front": [], "back": []} for _ in tabs]
+    per_turn: list[tuple[int, tuple[float, float], tuple[float, float]]] = []
+    for turn in range(2 * args.rounds):
+        front = turn % 2
+        put_in_front(front)
+        starts = [(stamp(sid), page.evaluate("performance.now()")) for page, sid in tabs]
         time.sleep(args.seconds)
-        spans[where].append((start, stamp(where)))
-        page_spans[where].append((page_start, page.evaluate("performance.now()")))
-    raf = page.evaluate("() => window.rafTimes")
-    put("front")
-    page.click("#stop")
-    page.wait_for_selector("#view-review:not([hidden])")
-    other.close()
-    page.close()
-    rows = client.get(f"/api/v1/sessions/{sid}/records", params={"limit": 10_000}).json()
-    times = [float(r["time_s"]) for r in rows["records"]]
-    front, back = rate(times, spans["front"]), rate(times, spans["back"])
-    per_round = [
-        rate(times, [b]) / max(rate(times, [f]), 1e-9)
-        for f, b in zip(spans["front"], spans["back"], strict=True)
+        for i, (page, sid) in enumerate(tabs):
+            where = "front" if i == front else "back"
+            spans[i][where].append((starts[i][0], stamp(sid)))
+            page_spans[i][where].append((starts[i][1], page.evaluate("performance.now()")))
+        per_turn.append((front, spans[front]["front"][-1], spans[1 - front]["back"][-1]))
+    rafs = [page.evaluate("() => window.rafTimes") for page, _ in tabs]
+    times: list[list[float]] = []
+    for page, sid in tabs:
+        page.bring_to_front()
+        page.click("#stop")
+        page.wait_for_selector("#view-review:not([hidden])")
+        page.close()
+        rows = client.get(f"/api/v1/sessions/{sid}/records", params={"limit": 10_000}).json()
+        times.append([float(r["time_s"]) for r in rows["records"]])
+    for context in contexts:
+        context.close()
+
+    def total(where: str) -> float:
+        frames = sum(count(times[i], spans[i][where]) for i in range(2))
+        return frames / sum(b - a for i in range(2) for a, b in spans[i][where])
+
+    front_fps, back_fps = total("front"), total("back")
+    ratios = [
+        rate(times[1 - f], [back]) / max(rate(times[f], [front]), 1e-9)
+        for f, front, back in per_turn
     ]
+
+    def raf(where: str) -> float:
+        return sum(1000 * rate(rafs[i], page_spans[i][where]) for i in range(2)) / 2
+
     return {
         "source": source,
         "hidden_by": "a second tab" if args.hide == "tab" else "minimising the window",
         "capture": "worker" if worker else "page loop",
-        "front_fps": round(front, 2),
-        "back_fps": round(back, 2),
-        "ratio": round(back / front, 3) if front else None,
-        "ratio_per_round": [round(r, 2) for r in per_round],
-        "raf_front": round(1000 * rate(raf, page_spans["front"]), 1),
-        "raf_back": round(1000 * rate(raf, page_spans["back"]), 1),
+        "front_fps": round(front_fps, 2),
+        "back_fps": round(back_fps, 2),
+        "ratio": round(back_fps / front_fps, 3) if front_fps else None,
+        "ratio_per_turn": [round(r, 2) for r in ratios],
+        "raf_front": round(raf("front"), 1),
+        "raf_back": round(raf("back"), 1),
     }
 
 
@@ -183,8 +222,8 @@ def describe(result: dict[str, Any]) -> str:
     r = result
     return (
         f"{r['source']:6s} {r['capture']:9s}: {r['front_fps']:5.1f} frames/s in front, "
-        f"{r['back_fps']:5.1f} behind ({r['hidden_by']}), ratio {r['ratio']:.2f} (per round "
-        f"{r['ratio_per_round']}); page rAF {r['raf_front']:.0f}/s in front, {r['raf_back']:.0f}/s "
+        f"{r['back_fps']:5.1f} behind ({r['hidden_by']}), ratio {r['ratio']:.2f} (per turn "
+        f"{r['ratio_per_turn']}); page rAF {r['raf_front']:.0f}/s in front, {r['raf_back']:.0f}/s "
         "behind"
     )
 
@@ -192,7 +231,7 @@ def describe(result: dict[str, Any]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sources", nargs="+", default=["camera", "screen"])
-    parser.add_argument("--rounds", type=int, default=4, help="front/back alternations")
+    parser.add_argument("--rounds", type=int, default=4, help="turns in front per tab")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each stretch")
     parser.add_argument(
         "--hide",
@@ -231,12 +270,10 @@ def main() -> int:
                         "--auto-select-desktop-capture-source=Entire screen",
                     ],
                 )  # fmt: skip
-                context = browser.new_context(viewport={"width": 1280, "height": 800})
-                context.set_default_timeout(60_000)
                 for source in args.sources:
                     for worker in (True, False):
                         result = measure(
-                            context, f"{base}/?token={token}", client, source, worker, args
+                            browser, f"{base}/?token={token}", client, source, worker, args
                         )
                         results.append(result)
                         print(describe(result), flush=True)

@@ -168,7 +168,8 @@ def test_a_background_tab_keeps_the_frame_rate(
     for i, (page, sid) in enumerate(tabs):
         raf = page.evaluate("() => window.rafTimes")
         raf_front, raf_back = rate(raf, page_spans[i]["front"]), rate(raf, page_spans[i]["back"])
-        assert raf_back < 0.5 * raf_front, (
+        # ~60 -> ~5/s; under heavy load the switch can lag a turn's first second, hence 0.75.
+        assert raf_back < 0.75 * raf_front, (
             f"the page's rendering was not throttled ({raf_front * 1000:.1f} -> "
             f"{raf_back * 1000:.1f} rAF/s): the tab did not go to the back"
         )
@@ -184,7 +185,7 @@ def test_a_background_tab_keeps_the_frame_rate(
 
     in_front, behind = frames["front"] / seconds["front"], frames["back"] / seconds["back"]
     print(f"{source}: {in_front:.1f} frames/s in front, {behind:.1f} behind another tab")
-    assert in_front >= 3, f"only {in_front:.1f} frames/s with the page in front"
+    assert frames["front"] >= 15, f"{frames['front']} frames in front: too few for a ratio"
     assert behind / in_front >= MIN_RATIO, (
         f"{source}: {behind:.1f} frames/s with another tab in front against {in_front:.1f} "
         f"in front ({behind / in_front:.2f} < {MIN_RATIO})"

@@ -2,13 +2,15 @@
 // background tab keeps its frame rate (the clinician spends the session in the video-call window).
 //
 // What Chromium throttles in a tab that is not in front (measured in headless Chromium 156 with a
-// second tab brought to front, benchmarks/bench_background_tab.py): the page's rendering (rAF
-// from 60 to ~5/s), the <video> element's frame updates (~2/s: drawImage(video) sends the same
-// stale picture again and again) and canvas.toBlob (~5/s: it encodes in the renderer's idle time);
-// a hidden tab in a desktop Chrome also has its timers held to once a second, and to once a
-// minute after five minutes. Dedicated workers are not throttled: frames read from a
-// MediaStreamTrackProcessor, OffscreenCanvas.convertToBlob, timers and the WebSocket here run at
-// the foreground rate (>= 0.9 of it, tests/test_serve_background.py).
+// second tab brought to front, or the window minimised; tests/test_serve_background.py): the
+// page's rendering (requestAnimationFrame from 60 to ~5/s), the <video> element's frame updates
+// (~2/s: drawImage(video) sends the same stale picture again) and canvas.toBlob (~5/s, and with one
+// frame in flight the page's loop sent ~1 frame/s). Not throttled there: the page's timers at
+// 66 ms, WebSocket events, and everything in a dedicated worker (timers, MediaStreamTrackProcessor
+// frames, OffscreenCanvas.convertToBlob, its WebSocket), all at >= 0.9 of the foreground rate. The
+// page stays "visible" headless; a desktop Chrome also hides the tab (document.hidden), holds its
+// page timers to once a second, and to once a minute after five minutes. A tab that captures keeps
+// its renderer's priority (nice 0, the DedicatedWorker thread -8; a blank tab behind gets nice 5).
 //
 // The page transfers the readable stream of VideoFrames and talks to this worker as if it were the
 // WebSocket (worker_socket.js): {type: "send", text} goes to the server as is, and every server

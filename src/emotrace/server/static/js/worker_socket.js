@@ -6,6 +6,10 @@
 // Chrome, Edge, Opera, Brave), whose stream of VideoFrames can be transferred to a worker. Firefox
 // and Safari keep the page's own loop (live.js: drawImage, toBlob, send), which their browsers
 // slow down when the tab is in the background.
+//
+// The Content-Security-Policy needs nothing new: a worker from this server is allowed by
+// script-src 'self' (worker-src falls back to it), and the worker's own policy (its response's
+// header) allows its WebSocket to this server by connect-src 'self'.
 
 export function canCaptureInWorker(stream) {
   return Boolean(stream && stream.getVideoTracks().length && typeof window.MediaStreamTrackProcessor === "function"
