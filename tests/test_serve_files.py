@@ -369,6 +369,7 @@ def test_the_page_analyses_an_hevc_file_on_the_server(
         sid = int(page.evaluate("() => location.hash").split("/")[-1])
         page.wait_for_function("() => window.emotraceState.fileProgress")
         shot(page, "file_session")  # for a person to look at (README's screenshot)
+        page.reload()  # the server analyses on: the reloaded page follows the same analysis
         page.wait_for_selector("#view-review:not([hidden])")
         shown = page.evaluate("() => window.emotraceState.fileProgress")
         assert shown["state"] == "complete" and shown["fraction"] == 1.0
