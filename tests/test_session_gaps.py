@@ -90,6 +90,9 @@ def test_the_store_and_the_summary_give_one_figure_and_exports_carry_the_break(
     assert listed.coverage.visible_ratio == pytest.approx(summary.visible_ratio)
     assert listed.to_dict()["visible_ratio"] == pytest.approx(50 / 60, abs=1e-6)
     assert listed.to_dict()["not_recorded_s"] == pytest.approx(PAUSE_S, abs=0.01)
+    # One duration too: the list and the review header show the report's (it counted the last
+    # frame's own interval, they did not: 0:27 beside 0:28).
+    assert listed.duration_s == pytest.approx(summary.duration_s)
     html = render_report(summary)
     assert "face visible 83% of the recorded time" in html
     assert "not recorded (paused or interrupted) 0:30" in html

@@ -137,7 +137,11 @@ class SessionInfo:
 
     @property
     def duration_s(self) -> float:
-        """Seconds between the first and the last stored frame (0 without frames)."""
+        """The session's length on its clock, as the report gives it: from the first frame to the
+        end of the last (:attr:`Coverage.span_s`) once measured, else from the first to the last
+        stored frame (0 without frames)."""
+        if self.coverage is not None:
+            return self.coverage.span_s
         if self.first_time_s is None or self.last_time_s is None:
             return 0.0
         return self.last_time_s - self.first_time_s
