@@ -93,6 +93,12 @@ def test_cli_refuses_an_ambiguous_name_in_one_line_and_takes_patient_slash_name(
     assert_one_line_error(spaced, "'Maria Lopez Garcia'", "accents allowed", "no spaces")
 
 
+def test_a_patients_sessions_are_found_however_the_pseudonym_was_typed(tmp_path: Path) -> None:
+    _record(tmp_path, "week-1", "María")
+    with SessionStore(tmp_path) as store:
+        assert [i.name for i in store.sessions(NFD_MARIA)] == ["week-1"]
+
+
 # -- the real server and page --------------------------------------------------------------
 
 pytest.importorskip("fastapi")

@@ -265,7 +265,8 @@ class SessionStore:
                 rows = self.conn.execute(self._INFO_SQL + " ORDER BY s.started_at, s.id")
             else:
                 rows = self.conn.execute(
-                    self._INFO_SQL + " WHERE s.patient = ? ORDER BY s.started_at, s.id", (patient,)
+                    self._INFO_SQL + " WHERE s.patient = ? ORDER BY s.started_at, s.id",
+                    (normal_name(patient),),
                 )
             return [self._measured(self._info(row)) for row in rows.fetchall()]
 
@@ -318,7 +319,8 @@ class SessionStore:
             return self._measured(self._info(rows[0]))
 
     def _measured(self, info: SessionInfo) -> SessionInfo:
-        """``info`` with its :class:`Coverage` (cached until the session gets new frames)."""
+        """``info`` with its :class:`Coverage` (cached until the session gets new frames or its
+        excluded stretches change)."""
         with sql_errors(self.path):
             # Excluded stretches count neither as recorded nor as breaks (see ``coverage``).
             spans = self.conn.execute(
