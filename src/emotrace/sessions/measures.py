@@ -242,10 +242,8 @@ def visible_gaps(
     covered = sorted(
         [*zip(seen.tolist(), (seen + series.durations[v]).tolist(), strict=True), *breaks]
     )
-    covered_from = [a for a, _ in covered]
-    covered_to = [b for _, b in covered]
     gaps, cursor = [], start
-    for a, b in zip(covered_from, covered_to, strict=True):
+    for a, b in covered:
         if a - cursor > 1e-6:
             gaps.append(Gap(cursor, a))
         cursor = max(cursor, b)
