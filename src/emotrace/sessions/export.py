@@ -85,9 +85,8 @@ def _breaks_before(times: np.ndarray) -> list[float]:
     it, 0 for most frames: the same breaks as the face-visible figure's (``coverage``)."""
     times = times.astype(np.float64)
     out = np.zeros(len(times))
-    if len(times) > 1:
-        durations = _series.frame_durations(times, MAX_GAP_S)
-        out[1:] = np.maximum(times[1:] - (times[:-1] + durations[:-1]), 0.0)
+    for start, end in _series.breaks(times, _series.frame_durations(times, MAX_GAP_S)):
+        out[np.searchsorted(times, end)] = end - start
     return [round(v, 3) for v in out.tolist()]
 
 
