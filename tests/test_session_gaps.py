@@ -105,23 +105,26 @@ def test_the_store_and_the_summary_give_one_figure_and_exports_carry_the_break(
 
 # -- the real server and page --------------------------------------------------------------
 
-pytest.importorskip("fastapi")
-httpx = pytest.importorskip("httpx")
-sync_api = pytest.importorskip("playwright.sync_api")
+# The analytics tests above run without the web extra; these need it and Chromium.
+try:
+    httpx = pytest.importorskip("httpx")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("fastapi")
+    from serve_helpers import Server, face_frames, running_server, write_y4m
+    from test_serve_browser import (
+        BINARY,
+        TIMEOUT_MS,
+        fake_camera_args,
+        start_session,
+        wait_for_face,
+    )
 
-from serve_helpers import Server, face_frames, running_server, write_y4m  # noqa: E402
-from test_serve_browser import (  # noqa: E402
-    BINARY,
-    TIMEOUT_MS,
-    fake_camera_args,
-    start_session,
-    wait_for_face,
-)
+    BROWSER = Path(BINARY).is_file()
+    WHY = "needs Chromium (Debian: apt-get install chromium chromium-driver)"
+except pytest.skip.Exception as missing:
+    BROWSER, WHY = False, f"needs the web extra and Playwright ({missing})"
 
-needs_browser = pytest.mark.skipif(
-    not Path(BINARY).is_file(),
-    reason="needs Chromium (Debian: apt-get install chromium chromium-driver)",
-)
+needs_browser = pytest.mark.skipif(not BROWSER, reason=WHY)
 
 
 @pytest.fixture(scope="module")

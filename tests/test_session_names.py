@@ -101,12 +101,21 @@ def test_a_patients_sessions_are_found_however_the_pseudonym_was_typed(tmp_path:
 
 # -- the real server and page --------------------------------------------------------------
 
-pytest.importorskip("fastapi")
-httpx = pytest.importorskip("httpx")
-sync_api = pytest.importorskip("playwright.sync_api")
+# The store and CLI tests above run without the web extra; these need it (and Chromium).
+SERVE = BROWSER = False
+try:
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("fastapi")
+    from serve_helpers import Server, running_server
 
-from serve_helpers import Server, running_server  # noqa: E402
-from test_serve_browser import BINARY, TIMEOUT_MS  # noqa: E402
+    SERVE = True
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from test_serve_browser import BINARY, TIMEOUT_MS
+
+    BROWSER = Path(BINARY).is_file()
+    WHY = "needs Chromium (Debian: apt-get install chromium chromium-driver)"
+except pytest.skip.Exception as missing:
+    WHY = f"needs the web extra and Playwright ({missing})"
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +139,7 @@ def _create(client: httpx.Client, patient: str, name: str) -> httpx.Response:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not SERVE, reason="needs the web extra (fastapi, httpx)")
 def test_api_names_per_patient_and_the_pseudonym_rule(client: httpx.Client) -> None:
     assert _create(client, "P-017", "week-1").status_code == 201
     other = _create(client, "P-018", "week-1")
@@ -157,10 +167,7 @@ def test_api_names_per_patient_and_the_pseudonym_rule(client: httpx.Client) -> N
 
 @pytest.mark.slow
 @pytest.mark.browser
-@pytest.mark.skipif(
-    not Path(BINARY).is_file(),
-    reason="needs Chromium (Debian: apt-get install chromium chromium-driver)",
-)
+@pytest.mark.skipif(not BROWSER, reason=WHY)
 def test_the_page_states_the_pseudonym_rule_and_accepts_accents(server: Server) -> None:
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=BINARY, headless=True,
