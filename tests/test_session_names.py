@@ -165,6 +165,18 @@ def test_api_names_per_patient_and_the_pseudonym_rule(client: httpx.Client) -> N
     assert "filename*=UTF-8''Mar%C3%ADa_session" in disposition
 
 
+def test_a_pseudonym_in_a_path_or_query_follows_the_same_rule(client: httpx.Client) -> None:
+    # The path's rule is the server's (accents and other alphabets), not a JSON-Schema regex
+    # whose \w is ASCII: the schema says it in words, and the server answers by the rule.
+    assert client.get("/api/v1/patients/María/baselines").status_code == 200
+    assert client.get(f"/api/v1/patients/{NFD_MARIA}/baselines").status_code == 200
+    spaced = client.get("/api/v1/patients/Maria Lopez/baselines")
+    assert spaced.status_code == 422 and "accents allowed" in spaced.text
+    schema = client.get("/api/v1/openapi.json").json()
+    (param,) = schema["paths"]["/api/v1/patients/{patient}/baselines"]["get"]["parameters"]
+    assert "pattern" not in param["schema"] and "accents allowed" in param["schema"]["description"]
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.skipif(not BROWSER, reason=WHY)

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Request, Security
 from fastapi import Path as PathParam
-from pydantic import BaseModel
+from pydantic import BaseModel, WithJsonSchema
 
 from emotrace.server.errors import ApiError, responses
 from emotrace.server.routes import SessionId, bearer
-from emotrace.server.schemas import NAME_PATTERN, Seconds
+from emotrace.server.schemas import NAME_SCHEMA, Name, Seconds
 from emotrace.server.state import workspace, write
 from emotrace.sessions.baseline import Baseline as StoredBaseline
 from emotrace.sessions.baseline import neutral_reference
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 router = APIRouter(prefix="/api/v1", responses=responses(401), dependencies=[Security(bearer)])
 
-Patient = Annotated[str, PathParam(pattern=NAME_PATTERN, description="pseudonym")]
+Patient = Annotated[Name, PathParam(description="pseudonym"), WithJsonSchema(NAME_SCHEMA)]
 
 
 class BaselineCreate(BaseModel):

@@ -26,13 +26,13 @@ from fastapi import APIRouter, Query, Request, Security
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, WithJsonSchema
 
 from emotrace.errors import SessionExists, VideoError
 from emotrace.server import routes
 from emotrace.server.errors import ApiError, responses
 from emotrace.server.file_sessions import FileSessions
-from emotrace.server.schemas import MAX_ID, NAME_PATTERN, Session
+from emotrace.server.schemas import MAX_ID, NAME_SCHEMA, Name, Session
 from emotrace.server.state import ServerState, state, workspace
 from emotrace.server.uploads import VIDEO_NAME, private_file
 
@@ -48,11 +48,15 @@ bearer = HTTPBearer(auto_error=False, description="the token printed by `emotrac
 router = APIRouter(prefix="/api/v1", responses=responses(401), dependencies=[Security(bearer)])
 
 Pseudonym = Annotated[
-    str, Query(pattern=NAME_PATTERN, description="the patient's pseudonym, never a real name")
+    Name,
+    Query(description="the patient's pseudonym, never a real name"),
+    WithJsonSchema(NAME_SCHEMA),
 ]
 SessionId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="session id")]
 SessionName = Annotated[
-    str | None, Query(pattern=NAME_PATTERN, description="default: pseudonym and time")
+    Name | None,
+    Query(description="default: pseudonym and time"),
+    WithJsonSchema({"anyOf": [NAME_SCHEMA, {"type": "null"}]}),
 ]
 
 

@@ -51,9 +51,11 @@ def _name(value: Any) -> Any:
     return normal
 
 
-Name = Annotated[
-    str, BeforeValidator(_name), WithJsonSchema({"type": "string", "pattern": NAME_PATTERN})
-]
+# The published schema states the rule in words, without a regex: JSON Schema's regexes are
+# ECMA-262's, whose \w is ASCII, so a pattern would call "María" invalid while the server (which
+# checks the rule, 422 with it) accepts it; clients and fuzzers would disagree with the server.
+NAME_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 64, "description": types.NAME_RULE}
+Name = Annotated[str, BeforeValidator(_name), WithJsonSchema(NAME_SCHEMA)]
 Seconds = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
 
 
