@@ -634,3 +634,29 @@ def test_a_pdf_without_chromium_is_a_503_that_names_what_to_install(
         body = assert_error(c.get(f"/api/v1/sessions/{sid}/report.pdf"), 503)
         assert body["detail"] == f"EMOTRACE_CHROMIUM={missing}: no such executable"
         assert c.get(f"/api/v1/sessions/{sid}/report").status_code == 200, "HTML still works"
+
+
+def test_a_frame_that_reaches_a_finished_session_is_refused_not_left_hanging() -> None:
+    # A frame read from the socket just before the API finished the session reaches the
+    # analyzer after close(): next() on the closed pipeline raised StopIteration into the
+    # executor's future, which asyncio cannot complete, so the socket's handler hung.
+    import asyncio
+
+    from emotrace.errors import SessionError
+    from emotrace.server.engine import Engine
+    from emotrace.video.options import PipelineOptions
+
+    engine = Engine(PipelineOptions(), workers=1)
+    try:
+        analyzer = engine.analyzer("test")
+        image = np.zeros((120, 160, 3), np.uint8)
+        analyzer.analyze(0, 0.0, image)  # a live pipeline answers
+        analyzer.close()
+
+        async def late_frame() -> None:
+            await asyncio.wait_for(engine.call(analyzer.analyze, 1, 0.1, image), timeout=30)
+
+        with pytest.raises(SessionError, match="ended"):
+            asyncio.run(late_frame())
+    finally:
+        engine.close()

@@ -26,6 +26,7 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
+from emotrace.errors import SessionError
 from emotrace.faces.types import FaceDetector
 from emotrace.results import FaceEmotions
 from emotrace.runtime.recognizer import EmotionRecognizer
@@ -76,9 +77,16 @@ class LiveAnalyzer:
         self._results = open_pipeline(self._slot, recognizer, options)
 
     def analyze(self, index: int, time_s: float, image: np.ndarray) -> FrameResult:
-        """Run the pipeline on one frame (call from the inference thread only)."""
+        """Run the pipeline on one frame (call from the inference thread only).
+
+        :class:`SessionError` once :meth:`close` has run: a StopIteration must never reach the
+        executor's future, which it cannot complete (asyncio: "StopIteration interacts badly
+        with generators"), leaving the socket that awaits it hanging."""
         self._slot.pending = Frame(index, time_s, image)
-        return next(self._results)
+        try:
+            return next(self._results)
+        except StopIteration:
+            raise SessionError("this session's analysis has ended") from None
 
     def close(self) -> None:
         """Release the pipeline generator."""

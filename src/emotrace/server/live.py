@@ -52,6 +52,8 @@ class LiveSession:
     seen: float = field(default_factory=time.monotonic)
     #: Held by every call that touches the recorder or the pipeline of this session.
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Set by :meth:`close`: a frame that waited for the lock meanwhile is not analysed.
+    ended: bool = False
 
     @property
     def session_id(self) -> int:
@@ -80,6 +82,10 @@ class LiveSession:
                 self.touch()
 
     def _process_frame(self, engine: Engine, message: bytes) -> dict[str, Any]:
+        if self.ended:
+            # Finished (the API, another socket's stop) after this frame was read but before it
+            # got the lock: nothing more is recorded.
+            return {"type": "error", "detail": "this session has ended"}
         if len(message) <= HEADER:
             return {"type": "error", "detail": "a frame message is 8 bytes of time + a JPEG"}
         (client_time,) = np.frombuffer(message[:HEADER], "<f8").tolist()
@@ -130,6 +136,7 @@ class LiveSession:
 
     def close(self, status: str) -> SessionInfo:
         """End the recording as ``complete`` or ``interrupted`` (the caller holds the lock)."""
+        self.ended = True
         self.analyzer.close()
         return self.recorder.close(status)
 
