@@ -52,6 +52,8 @@ pytestmark = [
     ),
 ]
 TURNS = 4  # each session twice in front, twice behind
+#: How long to wait for Chromium to start throttling a minimised window (see the test).
+THROTTLE_WAIT_S = 40.0
 TURN_S = 2.0
 MIN_RATIO = 0.9
 #: Lighter detection leaves the server room above the page's 15 frames/s, so what is measured is
@@ -169,6 +171,24 @@ def test_a_background_tab_keeps_the_frame_rate(
     def put_in_front(front: int) -> None:
         show(1 - front, False)
         show(front, True)
+
+    # A fresh headless Chromium may not throttle a minimised window for its first seconds (in a
+    # fresh-clone CI run, not at all during the 8 s the turns took): wait until it does, so the
+    # turns measure what a page behind the video call gets; a browser that never throttles gives
+    # nothing to measure (skip, saying so).
+    def raf_per_s(page: Any) -> float:
+        before = page.evaluate("() => window.rafTimes.length")
+        time.sleep(0.5)
+        return (page.evaluate("() => window.rafTimes.length") - before) / 0.5
+
+    deadline = time.monotonic() + THROTTLE_WAIT_S
+    for i in range(len(tabs)):
+        show(i, False)
+    while max(raf_per_s(page) for page, _ in tabs) >= 30:
+        if time.monotonic() > deadline:
+            pytest.skip(f"this Chromium did not throttle a minimised window in {THROTTLE_WAIT_S} s")
+        for i in range(len(tabs)):
+            show(i, False)
 
     spans: list[dict[str, list[tuple[float, float]]]] = [{"front": [], "back": []} for _ in tabs]
     page_spans: list[dict[str, list[tuple[float, float]]]] = [
