@@ -102,13 +102,17 @@ def finished_session(client: httpx.Client, patient: str) -> int:
     return sid
 
 
-def test_every_page_passes_axe_and_announces_what_changes(page: Any, client: httpx.Client) -> None:
+def test_every_page_passes_axe_and_announces_what_changes(
+    page: Any, server: Server, client: httpx.Client
+) -> None:
     problems: dict[str, list[str]] = {}
+    page.goto(server.url)  # the app, whatever page an earlier run left open
+    page.wait_for_selector("#view-sessions:not([hidden])")
     # A recorded session to list, review and report.
     page.click("#nav-new")
     page.wait_for_selector("#view-new:not([hidden])")
     problems["new session"] = violations(page)
-    start_session(page, "P-035", "a11y-live", "camera")
+    start_session(page, "P-035", f"a11y-live-{time.time_ns()}", "camera")  # names are unique
     wait_for_face(page)
     problems["live view"] = violations(page)
     # Status, recording state and the patient's label are announced as they change.
