@@ -31,14 +31,19 @@ $(AXE): tests/a11y/package-lock.json
 	@if command -v npm >/dev/null; then npm ci --prefix tests/a11y --silent --no-audit --no-fund; \
 	else echo "npm not found: tests/test_accessibility.py will skip (Debian: apt-get install npm)"; fi
 
+# Both run on two workers (pytest-xdist): each module whole on one worker, the longest modules
+# first (tests/conftest.py). Many tests wait on servers, browsers and subprocesses, so two
+# workers pay even on two cores. `pytest` alone (one process) runs the same tests.
+XDIST := -n 2 --dist loadfile --no-loadscope-reorder
+
 # The complete suite; the 25 slowest tests are listed at the end.
 unit: $(STAMP) $(AXE)
-	$(BIN)/python -m pytest --durations=25
+	$(BIN)/python -m pytest $(XDIST) --durations=25
 
 # The fast tier (README, Development): no slow, Chromium, qemu, Ray, torchrun or full-data tests.
 QUICK_MARKERS := not (slow or browser or qemu or ray or torchrun or full_data)
 quick: $(STAMP)
-	$(BIN)/python -m pytest -m "$(QUICK_MARKERS)"
+	$(BIN)/python -m pytest $(XDIST) -m "$(QUICK_MARKERS)"
 
 test: lint typecheck unit
 

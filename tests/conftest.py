@@ -20,6 +20,32 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EMOTRACE_SHARED", REPO.parent / "shared"))
 
 
+#: Under pytest-xdist (``make unit`` and ``make quick`` run ``-n 2 --dist loadfile``) each module
+#: runs whole on one worker, so its module-scoped servers, browsers and trained models are made
+#: once. Modules go to the workers in this order, the longest (about 25-90 s each on two cores)
+#: first, so that neither worker is left running one of them alone at the end.
+XDIST_LONGEST_FIRST = (
+    "test_bundled_model.py",
+    "test_training.py",
+    "test_serve_fuzz.py",
+    "test_batch.py",
+    "test_qat.py",
+    "test_batch_ray.py",
+    "test_serve_background.py",
+    "test_download.py",
+    "test_distributed.py",
+    "test_serve_recovery.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On an xdist worker, the modules of ``XDIST_LONGEST_FIRST`` first (a stable sort: the
+    rest, and the tests within each module, in the order collected)."""
+    if hasattr(config, "workerinput"):
+        rank = {name: i for i, name in enumerate(XDIST_LONGEST_FIRST)}
+        items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """``../shared`` (or ``$EMOTRACE_SHARED``); skips the test when it is absent."""

@@ -40,7 +40,9 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def ray_address() -> Iterator[str]:
     """A real local Ray cluster with 2 CPUs, for this module; its address for ``--address``."""
     ray = pytest.importorskip("ray", reason="ray (the ray extra) not installed")
-    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # address="local": a cluster of its own even while another test's (test_batch_ray's
+    # Cluster, on the other xdist worker) is the machine's "current" one that ray.init would join.
+    context = ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield context.address_info["gcs_address"]
     finally:

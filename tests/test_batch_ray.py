@@ -51,7 +51,9 @@ def without_ray_variables() -> dict[str, str]:
 
 HEAD = """
 import logging, sys, ray
-context = ray.init(num_cpus=1, include_dashboard=False, logging_level=logging.ERROR)
+context = ray.init(
+    address="local", num_cpus=1, include_dashboard=False, logging_level=logging.ERROR
+)
 print(context.address_info["gcs_address"], flush=True)
 sys.stdin.read()  # until the test closes stdin
 ray.shutdown()
