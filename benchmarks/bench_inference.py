@@ -3,6 +3,7 @@
     python benchmarks/bench_inference.py                                   # bundled models
     python benchmarks/bench_inference.py --model e.onnx --int8-model e8.onnx --json out.json
     python benchmarks/bench_inference.py --skip-peer                       # emotrace only
+    python benchmarks/bench_inference.py --also accurate fast              # the modes too
 
 Everything runs with ONE thread (onnxruntime intra/inter-op 1, TFLite ``num_threads=1``, OpenCV 1)
 and starts from the same uint8 BGR face crops (120x120 by default), so preprocessing is timed too:
@@ -85,6 +86,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         default=DEFAULT_INT8,
         help=f"int8 ONNX model (default {DEFAULT_INT8})",
+    )
+    parser.add_argument(
+        "--also",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="more bundled models timed in the same rounds (e.g. accurate fast)",
     )
     parser.add_argument("--skip-peer", action="store_true", help="do not measure fer")
     parser.add_argument(
@@ -668,6 +676,10 @@ def main(argv: list[str] | None = None) -> int:
             subjects.append(emotrace_subject(key, path, faces, args.batch))
         else:
             print(f"emotrace {key}: skipped, no model at {path} (set --model / --int8-model)")
+    from emotrace.runtime.loading import default_model_path
+
+    for name in args.also:
+        subjects.append(emotrace_subject(name, default_model_path(name), faces, args.batch))
     if not subjects:
         print("no emotrace model to time; pass --model PATH (and --int8-model PATH)")
         return 2
@@ -675,7 +687,7 @@ def main(argv: list[str] | None = None) -> int:
     if classifier is None:
         print(f"emotrace.EmotionClassifier: {why}; not timed")
     else:
-        for key in [s.key for s in subjects]:
+        for key in [s.key for s in subjects if s.key in models]:
             try:
                 subjects.append(classifier_subject(classifier, key, models[key], faces, args.batch))
             except Exception as exc:  # the API is young; report and go on

@@ -97,6 +97,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--scene-seconds", type=float, default=10.0, help="length of each scene video (30 fps)"
     )
     p.add_argument("--goal", type=float, default=GOAL_FPS, help="frames/s goal (CPU time)")
+    p.add_argument(
+        "--also-models",
+        nargs="+",
+        default=[],
+        metavar="MODEL",
+        help="part real: also run these models (YuNet, smoothed) on each video, e.g. accurate fast",
+    )
     p.add_argument("--json", type=Path, help="also save every figure here")
     p.add_argument("--memory-worker", nargs=2, metavar=("VIDEO", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -302,6 +309,11 @@ def real_videos(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                 fps = summary["source"]["fps"] or 30.0
                 summary.update(label_changes(out, fps))
                 runs[key] = summary
+        for model in args.also_models:
+            out = folder / f"real-{video.stem}-{model}"
+            summary = analyze(video, out, "--model", model)
+            summary.update(label_changes(out, summary["source"]["fps"] or 30.0))
+            runs[f"yunet, --model {model}"] = summary
     return figures
 
 

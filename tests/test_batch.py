@@ -159,11 +159,14 @@ def test_manifest_records_one_session_per_video_in_the_workspace(
 
 @pytest.mark.slow
 def test_batch_records_equal_those_of_analyze(videos: Path, tmp_path: Path) -> None:
-    """The batch worker runs analyze's pipeline: same options, same records."""
+    """The batch worker runs analyze's pipeline: same options, same records (batch's default
+    model is ``accurate``, analyze is given it)."""
     out = tmp_path / "out"
     assert batch(videos / "p01_week1.avi", "-o", out, "--every", "2").returncode == 0
     single = tmp_path / "single"
-    analyzed = run_emotrace("analyze", videos / "p01_week1.avi", "-o", single, "--every", "2")
+    analyzed = run_emotrace(
+        "analyze", videos / "p01_week1.avi", "-o", single, "--every", "2", "--model", "accurate"
+    )
     assert analyzed.returncode == 0, analyzed.stderr
     assert frame_rows(out / "p01_week1") == frame_rows(single)
     batch_summary = json.loads((out / "p01_week1" / "summary.json").read_text())

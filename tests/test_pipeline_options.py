@@ -44,7 +44,10 @@ def _pipeline_actions(command: str) -> dict[str, object]:
     ]
     pipeline_dests = {f for f in vars(_parsed("analyze"))} & {f for f in vars(_parsed("serve"))}
     return {
-        "/".join(a.option_strings): (a.default if a.dest != "threads" else "per command")
+        # Threads and the model differ by design: batch runs on every core, with `accurate`.
+        "/".join(a.option_strings): (
+            a.default if a.dest not in ("threads", "model") else "per command"
+        )
         for a in sub._actions
         if a.dest in pipeline_dests and a.option_strings and a.dest not in {"workspace", "help"}
     }
@@ -75,6 +78,7 @@ def test_the_same_flags_give_the_same_options_in_every_command() -> None:
     )
     assert all(options == expected for options in built.values()), built
     defaults = {c: pipeline_options_from(_parsed(c), threads=1) for c in COMMANDS}
+    assert defaults.pop("batch") == PipelineOptions(model="accurate")
     assert all(options == PipelineOptions() for options in defaults.values()), defaults
 
 

@@ -57,15 +57,23 @@ def test_recipe_table_in_both_readmes_is_the_recorded_one() -> None:
 @pytest.mark.parametrize(
     ("label", "metrics_file", "tta"),
     [
-        ("`default` (", "metrics.json", False),
-        ("`default` + flip TTA", "metrics.json", True),
-        ("`default-int8`", "int8/metrics.json", False),
+        ("`default` (", DEFAULT / "metrics.json", False),
+        ("`default` + flip TTA", DEFAULT / "metrics.json", True),
+        ("`default-int8`", DEFAULT / "int8/metrics.json", False),
+        ("`accurate` (", RESULTS / "accurate" / "metrics.json", False),
+        (
+            "the same ensemble of float members",
+            RESULTS / "accurate" / "float_members" / "metrics.json",
+            False,
+        ),
+        ("`fast` (", RESULTS / "fast" / "metrics.json", False),
     ],
+    ids=lambda value: value if isinstance(value, str) else None,
 )
-def test_readme_default_rows_quote_the_recorded_evaluation(
-    label: str, metrics_file: str, tta: bool
+def test_readme_model_rows_quote_the_recorded_evaluation(
+    label: str, metrics_file: Path, tta: bool
 ) -> None:
-    metrics = _metrics(DEFAULT / metrics_file)
+    metrics = _metrics(metrics_file)
     figures = metrics["tta"] if tta else metrics
     cells = [cell.strip(" *") for cell in _readme_row(label).split("|")[1:-1]]
     assert cells[2] == f"{figures['accuracy']:.1%}"
@@ -73,13 +81,20 @@ def test_readme_default_rows_quote_the_recorded_evaluation(
     assert cells[4] == f"{figures['weighted_f1']:.3f}"
 
 
-def test_model_card_and_results_quote_the_bundled_pair() -> None:
+def test_model_card_and_results_quote_the_bundled_models() -> None:
     card = (ROOT / "docs" / "model_card.md").read_text()
     results = (RESULTS / "README.md").read_text()
-    for metrics_file in ("metrics.json", "int8/metrics.json"):
-        quoted = f"{_metrics(DEFAULT / metrics_file)['accuracy']:.2%}"
-        assert quoted in card, f"the model card does not quote {metrics_file}'s {quoted}"
-        assert quoted in results, f"docs/results/README.md does not quote {quoted}"
+    for folder, metrics_file in (
+        (DEFAULT, "metrics.json"),
+        (DEFAULT, "int8/metrics.json"),
+        (RESULTS / "accurate", "metrics.json"),
+        (RESULTS / "accurate", "float_members/metrics.json"),
+        (RESULTS / "fast", "metrics.json"),
+    ):
+        quoted = f"{_metrics(folder / metrics_file)['accuracy']:.2%}"
+        where = f"{folder.name}/{metrics_file}"
+        assert quoted in card, f"the model card does not quote {where}'s {quoted}"
+        assert quoted in results, f"docs/results/README.md does not quote {where}'s {quoted}"
 
 
 def _ablations() -> list[dict[str, str]]:

@@ -187,11 +187,11 @@ def test_a_file_session_records_what_emotrace_analyze_records(
 ) -> None:
     _needs(video)
     sid = started(client, video, fresh(f"file-{video.suffix[1:]}"))
-    # Meanwhile, emotrace analyze on the same file with the same (default) settings, into a
-    # session of its own workspace.
+    # Meanwhile, emotrace analyze on the same file with the same settings (the web app analyses
+    # recordings with the accurate model by default), into a session of its own workspace.
     cli = run_emotrace_in_process(
         "analyze", video, "-o", tmp_path / "out", "--session", "cli", "--patient", "P-1",
-        "--consent", "--workspace", tmp_path / "workspace",
+        "--consent", "--workspace", tmp_path / "workspace", "--model", "accurate",
     )  # fmt: skip
     assert cli.returncode == 0, cli.stderr
     done = wait_ended(client, sid)
@@ -200,6 +200,7 @@ def test_a_file_session_records_what_emotrace_analyze_records(
     assert uploads(server, upload_root) == []  # the video went with the analysis's end
     info = session(client, sid)
     assert info["status"] == "complete" and info["frames"] == done["frames_done"]
+    assert info["settings"]["model"]["name"] == "accurate"
 
     from emotrace.sessions.export import columns
     from emotrace.sessions.store import SessionStore

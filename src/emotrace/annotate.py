@@ -107,7 +107,8 @@ def draw_overlay(
     confidence; a bar chart of the largest face's probabilities; the FPS.
 
     The chart goes in the top corner away from the largest face (the FPS in the other one), so
-    it does not hide the face it describes; sizes follow the frame, from 640x480 to 4K.
+    it does not hide the face it describes; sizes follow the frame, from 640x480 to 4K. When a
+    live view's crowd switch classified the frame, the FPS line names the model that did.
     """
     canvas = draw_faces(image, faces)
     height, width = canvas.shape[:2]
@@ -125,6 +126,8 @@ def draw_overlay(
         )
     if fps is not None:
         text = f"{fps:.1f} FPS"
+        if faces.crowd_model:
+            text += f" - {len(faces)} faces: {faces.crowd_model} model"
         size, thickness = 0.5 * scale, max(1, round(scale))
         (w, h), _ = cv2.getTextSize(text, _FONT, size, thickness)
         margin = round(10 * scale)

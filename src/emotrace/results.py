@@ -24,7 +24,10 @@ class FaceEmotions:
     the detector gives none). ``track_ids``: stable ids from a tracker, or -1 when untracked.
     ``held_label_ids``: the smoother's shown class per face. ``landmarks``: ``(N, 5, 2)`` float32
     eyes, nose tip and mouth corners in image pixels (see :data:`emotrace.faces.LANDMARK_NAMES`),
-    NaN rows for faces whose detector gives none (Haar, a user's boxes).
+    NaN rows for faces whose detector gives none (Haar, a user's boxes). ``crowd_model``: the
+    name of the cheaper model that classified these faces when a live view's crowd switch took
+    over (more faces than its threshold; see :class:`~emotrace.runtime.recognizer.CrowdSwitch`),
+    else empty.
     """
 
     boxes: np.ndarray
@@ -34,6 +37,7 @@ class FaceEmotions:
     track_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     held_label_ids: np.ndarray | None = None
     landmarks: np.ndarray | None = None
+    crowd_model: str = ""
 
     def __post_init__(self) -> None:
         n, k = len(self.boxes), len(self.classes)
@@ -102,6 +106,7 @@ class FaceEmotions:
             self.track_ids[index],
             None if self.held_label_ids is None else self.held_label_ids[index],
             self.points[index],
+            self.crowd_model,
         )
 
     @property

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from emotrace.bundled import MODEL_CHOICES_HELP
 from emotrace.cli._common import (
     fraction_below_one,
     max_side_px,
@@ -22,13 +23,15 @@ from emotrace.cli._common import (
 from emotrace.faces.defaults import DEFAULT_MAX_SIDE, TUNING_DEFAULTS
 from emotrace.faces.settings import DetectorSettings
 from emotrace.video.defaults import (
+    DEFAULT_CROWD_FACES,
+    DEFAULT_CROWD_MODEL,
     DEFAULT_DETECT_EVERY,
     DEFAULT_HYSTERESIS,
     DEFAULT_MAX_AGE_S,
     DEFAULT_SMOOTH_WINDOW_S,
     SMOOTH_METHODS,
 )
-from emotrace.video.options import PipelineOptions
+from emotrace.video.options import CrowdOptions, PipelineOptions
 
 _YUNET = TUNING_DEFAULTS["yunet"]
 _HAAR = TUNING_DEFAULTS["haar"]
@@ -97,11 +100,14 @@ def detector_settings_from(args: argparse.Namespace) -> DetectorSettings:
     )
 
 
-def add_pipeline_options(p: argparse.ArgumentParser, *, threads_default: int | None = 1) -> None:
+def add_pipeline_options(
+    p: argparse.ArgumentParser, *, threads_default: int | None = 1, model_default: str = "default"
+) -> None:
     """Model, detector, tracking and smoothing: the same flags, defaults and checks for
-    ``analyze``, ``live``, ``batch`` and ``serve``."""
+    ``analyze``, ``live``, ``batch`` and ``serve`` (only the model and threads defaults differ:
+    ``batch`` analyses recordings with ``accurate``, on every core)."""
     p.add_argument(
-        "--model", default="default", help="default, default-int8, an .onnx file or a run folder"
+        "--model", default=model_default, help=f"{MODEL_CHOICES_HELP} (default {model_default})"
     )
     p.add_argument(
         "--threads",
@@ -145,6 +151,30 @@ def add_pipeline_options(p: argparse.ArgumentParser, *, threads_default: int | N
         help=f"lead another class needs before the shown label changes "
         f"(default {DEFAULT_HYSTERESIS})",
     )
+
+
+def add_crowd_options(p: argparse.ArgumentParser) -> None:
+    """The live views' switch to a cheaper model on crowded frames: ``live`` and ``serve``."""
+    crowd = p.add_argument_group("crowded frames (live views)")
+    crowd.add_argument(
+        "--crowd-faces",
+        type=non_negative_int,
+        default=DEFAULT_CROWD_FACES,
+        metavar="N",
+        help=f"classify frames with more than N faces with --crowd-model, which keeps the frame "
+        f"rate (default {DEFAULT_CROWD_FACES}; 0: never switch)",
+    )
+    crowd.add_argument(
+        "--crowd-model",
+        default=DEFAULT_CROWD_MODEL,
+        metavar="MODEL",
+        help=f"the model crowded frames get (default {DEFAULT_CROWD_MODEL})",
+    )
+
+
+def crowd_options_from(args: argparse.Namespace) -> CrowdOptions:
+    """The :class:`CrowdOptions` of parsed ``--crowd-*`` options."""
+    return CrowdOptions(model=args.crowd_model, above=args.crowd_faces)
 
 
 def add_source_options(p: argparse.ArgumentParser) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from emotrace.cli._common import add_workspace_option, console, positive_int, progress_factory
 from emotrace.cli._pipeline import add_pipeline_options, add_source_options, pipeline_options_from
+from emotrace.video.defaults import DEFAULT_FILE_MODEL
 
 EXIT_SOME_FAILED = 1
 MAX_SEND_MB = 2048  # emotrace.batch.worker.MAX_SEND_MB, without importing numpy to parse
@@ -89,7 +90,8 @@ def add_parser(sub: Any) -> None:
     )
     add_workspace_option(rec)
     # --threads is per worker; unset, the cores are split among the workers.
-    add_pipeline_options(p, threads_default=None)
+    # Recordings: the detector and decoding cost more than the classifier, so the ensemble.
+    add_pipeline_options(p, threads_default=None, model_default=DEFAULT_FILE_MODEL)
     add_source_options(p)
     p.set_defaults(handler=run)
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from emotrace.bundled import BUNDLED_MODELS
 from emotrace.cli._common import console, positive_int, progress_factory
 
 
@@ -15,7 +16,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--model",
         required=True,
-        help="default, default-int8, an .onnx file, a checkpoint or a run folder",
+        help=f"{', '.join(BUNDLED_MODELS)}, an .onnx file, a checkpoint or a run folder",
     )
     p.add_argument("--data", required=True, help="dataset folder/CSV or prepared .npz")
     p.add_argument("--split", default=None, help="split to evaluate (default: test, or all)")

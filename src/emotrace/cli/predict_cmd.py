@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from emotrace.bundled import MODEL_CHOICES_HELP
 from emotrace.cli._common import console, positive_int
 from emotrace.cli._pipeline import add_detector_options, detector_settings_from
 
@@ -22,9 +23,7 @@ def add_parser(sub: Any) -> None:
         metavar="IMAGE",
         help="image files, or folders (their images, subfolders included, in name order)",
     )
-    p.add_argument(
-        "--model", default="default", help="default, default-int8, an .onnx file or a run folder"
-    )
+    p.add_argument("--model", default="default", help=MODEL_CHOICES_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--annotate", type=Path, metavar="OUT_DIR", help="write annotated copies here")
     add_detector_options(p.add_argument_group("face detection"))

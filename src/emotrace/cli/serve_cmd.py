@@ -6,7 +6,13 @@ import argparse
 from typing import Any
 
 from emotrace.cli._common import add_workspace_option, positive_float, positive_int
-from emotrace.cli._pipeline import add_pipeline_options, pipeline_options_from
+from emotrace.cli._pipeline import (
+    add_crowd_options,
+    add_pipeline_options,
+    crowd_options_from,
+    pipeline_options_from,
+)
+from emotrace.video.defaults import DEFAULT_FILE_MODEL
 
 DEFAULT_PORT = 8765
 
@@ -64,6 +70,14 @@ def add_parser(sub: Any) -> None:
         "(default: one per core, at most 4)",
     )
     add_pipeline_options(p)
+    p.add_argument(
+        "--file-model",
+        default=DEFAULT_FILE_MODEL,
+        metavar="MODEL",
+        help=f"the model uploaded videos (file sessions) are analysed with (default "
+        f"{DEFAULT_FILE_MODEL}; --model is for live sessions)",
+    )
+    add_crowd_options(p)
     add_workspace_option(p)
     p.set_defaults(handler=run)
 
@@ -83,6 +97,9 @@ def config_from(args: argparse.Namespace) -> Any:
         port=args.port,
         workspace=args.workspace,
         pipeline=pipeline,
+        crowd=crowd_options_from(args),
+        # `live` opening the page has no --file-model: its file sessions get the same default.
+        file_model=getattr(args, "file_model", DEFAULT_FILE_MODEL),
         workers=getattr(args, "workers", None),
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         max_video_bytes=int(args.max_video_mb * 1024 * 1024),

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emotrace.cli._common import console, err_console, positive_int, progress_factory
-from emotrace.cli._pipeline import add_pipeline_options, add_source_options, pipeline_options_from
+from emotrace.cli._pipeline import (
+    add_crowd_options,
+    add_pipeline_options,
+    add_source_options,
+    crowd_options_from,
+    pipeline_options_from,
+)
 from emotrace.cli.serve_cmd import add_server_options
 from emotrace.cli.session_recording import (
     add_recording_options,
@@ -56,6 +62,7 @@ def add_parser(sub: Any) -> None:
         "--no-window", action="store_true", help="no window (needs --record); Ctrl+C stops"
     )
     add_pipeline_options(live)
+    add_crowd_options(live)
     add_source_options(live)
     add_recording_options(live)
     add_server_options(live)
@@ -253,11 +260,12 @@ def run_live(args: argparse.Namespace) -> int:
             return _run_web_live(args, str(exc))
     from emotrace.video import VideoOutputs, analyze_source, open_source
 
-    recognizer = options.recognizer()
+    crowd = crowd_options_from(args)
+    recognizer = options.recognizer(crowd)
     source = open_source(args.camera, timeout_s=args.timeout, reconnects=args.reconnects)
     outputs = None
     try:
-        settings = options.record(recognizer)
+        settings = {**options.record(recognizer), **crowd.record(recognizer.crowd)}
         if args.record is not None:
             outputs = VideoOutputs(
                 args.record,

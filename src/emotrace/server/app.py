@@ -56,7 +56,7 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
     from emotrace.sessions.store import SessionStore
     from emotrace.sessions.writer import WorkspaceWriter
 
-    engine = engine or Engine(config.pipeline, config.workers)
+    engine = engine or Engine(config.pipeline, config.workers, config.crowd, config.file_model)
     writer = WorkspaceWriter(config.workspace).start()  # creates the workspace when needed
     store = SessionStore(config.workspace)
     lock = threading.Lock()

@@ -22,18 +22,21 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import numpy as np
 
-from emotrace.errors import SessionError
+from emotrace.errors import ConfigError, SessionError
 from emotrace.faces.types import FaceDetector
 from emotrace.results import FaceEmotions
-from emotrace.runtime.recognizer import EmotionRecognizer
+from emotrace.runtime.classifier import EmotionClassifier
+from emotrace.runtime.loading import check_model_exists
+from emotrace.runtime.recognizer import CrowdSwitch, EmotionRecognizer
 from emotrace.server.images import decode_image
 from emotrace.sessions.types import ModelInfo
 from emotrace.video.frames import Frame, FrameSource, SourceInfo
-from emotrace.video.options import PipelineOptions
+from emotrace.video.options import CrowdOptions, PipelineOptions
 from emotrace.video.pipeline import FrameResult
 from emotrace.video.run import open_pipeline
 
@@ -104,21 +107,41 @@ def default_workers() -> int:
     return max(1, min(cores, MAX_WORKERS))
 
 
+class _ThreadDetectors:
+    """One face detector per inference thread, built on the thread's first call."""
+
+    def __init__(self, make_detector: Callable[[], FaceDetector]) -> None:
+        self._make = make_detector
+        self._local = threading.local()
+
+    def mine(self) -> FaceDetector:
+        detector: FaceDetector | None = getattr(self._local, "detector", None)
+        if detector is None:
+            detector = self._local.detector = self._make()
+        return detector
+
+
 class _ThreadRecognizers:
     """One :class:`EmotionRecognizer` per inference thread: its own detector, the shared
-    classifier. A stand-in for a recognizer in the pipeline: each attribute is looked up on the
-    calling thread's own one, so a session's pipeline may run on any worker thread."""
+    classifier (and crowd switch). A stand-in for a recognizer in the pipeline: each attribute
+    is looked up on the calling thread's own one, so a session's pipeline may run on any worker
+    thread."""
 
-    def __init__(self, classifier: Any, make_detector: Callable[[], FaceDetector]) -> None:
+    def __init__(
+        self, classifier: Any, detectors: _ThreadDetectors, crowd: CrowdSwitch | None = None
+    ) -> None:
         self._classifier = classifier
-        self._make_detector = make_detector
+        self._detectors = detectors
+        self._crowd = crowd
         self._local = threading.local()
 
     def mine(self) -> EmotionRecognizer:
         """The calling thread's recognizer, built on its first call."""
         recognizer: EmotionRecognizer | None = getattr(self._local, "recognizer", None)
         if recognizer is None:
-            recognizer = EmotionRecognizer(self._classifier, self._make_detector())
+            recognizer = EmotionRecognizer(
+                self._classifier, self._detectors.mine(), crowd=self._crowd
+            )
             self._local.recognizer = recognizer
         return recognizer
 
@@ -131,13 +154,19 @@ class Engine:
 
     ``options``: the model, detector, tracking and smoothing, as ``emotrace analyze`` takes them
     (``options.threads``: onnxruntime and OpenCV threads inside each worker; 1 keeps one frame
-    on one core); ``workers``: inference threads (default: :func:`default_workers`).
+    on one core); ``workers``: inference threads (default: :func:`default_workers`); ``crowd``:
+    live sessions classify crowded frames with a cheaper model (``emotrace serve`` passes
+    :class:`CrowdOptions`; ``None``: never; uploads and file sessions never switch).
     """
 
-    def __init__(self, options: PipelineOptions | None = None, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        options: PipelineOptions | None = None,
+        workers: int | None = None,
+        crowd: CrowdOptions | None = None,
+        file_model: str | Path | None = None,
+    ) -> None:
         import cv2
-
-        from emotrace.errors import ConfigError
 
         options = options or PipelineOptions()
         if workers is not None and not 1 <= workers <= 64:
@@ -146,9 +175,29 @@ class Engine:
         # Built here (not lazily) so a bad model or detector fails at start-up, not mid-session.
         self.recognizer = options.recognizer()
         cv2.setNumThreads(options.threads)
-        self._recognizers = _ThreadRecognizers(self.recognizer.classifier, options.detector.build)
+        detectors = _ThreadDetectors(options.detector.build)
+        self._recognizers = _ThreadRecognizers(self.recognizer.classifier, detectors)
+        self.crowd = crowd or CrowdOptions(above=0)
+        self.crowd_switch = self.crowd.switch(options.model, options.threads)
+        self._live_recognizers = _ThreadRecognizers(
+            self.recognizer.classifier, detectors, self.crowd_switch
+        )
         spec = self.recognizer.classifier.spec
         self.model_info = ModelInfo.from_model(options.model, name=spec.name, version=spec.version)
+        # Uploaded videos are recordings: analysed with ``file_model`` (``serve`` gives
+        # ``accurate``); ``None``: the live model. A missing model fails now, at start-up; the
+        # file is loaded with the first upload, so that starting stays quick.
+        self.file_options = options.replace(model=file_model or options.model)
+        self._file_lock = threading.Lock()
+        self._file_classifier: EmotionClassifier | None = None
+        self._file_model_info: ModelInfo | None = None
+        if str(self.file_options.model) == str(options.model):
+            self._file_classifier, self._file_model_info = (
+                self.recognizer.classifier,
+                self.model_info,
+            )
+        else:
+            check_model_exists(self.file_options.model)
         self.detector_name = options.detector.detector
         self.workers = workers or default_workers()
         self._executor = ThreadPoolExecutor(
@@ -159,6 +208,37 @@ class Engine:
     def classes(self) -> tuple[str, ...]:
         """The model's class names, in probability order."""
         return self.recognizer.classifier.classes
+
+    def _file_model(self) -> tuple[EmotionClassifier, ModelInfo]:
+        with self._file_lock:
+            if self._file_classifier is None or self._file_model_info is None:
+                classifier = EmotionClassifier(self.file_options.model, self.options.threads)
+                if classifier.classes != self.classes:
+                    raise ConfigError(
+                        f"the file model {self.file_options.model} has classes "
+                        f"{list(classifier.classes)}, not the live model's {list(self.classes)}"
+                    )
+                spec = classifier.spec
+                self._file_model_info = ModelInfo.from_model(
+                    self.file_options.model, name=spec.name, version=spec.version
+                )
+                self._file_classifier = classifier
+            return self._file_classifier, self._file_model_info
+
+    @property
+    def file_classifier(self) -> EmotionClassifier:
+        """The model uploaded videos are analysed with (loaded on first use)."""
+        return self._file_model()[0]
+
+    @property
+    def file_model_info(self) -> ModelInfo:
+        """What file sessions record about their model (name, version, sha256)."""
+        return self._file_model()[1]
+
+    def file_recognizer(self) -> EmotionRecognizer:
+        """A recognizer for an uploaded video: the file model, and a detector of its own (to be
+        used on one thread)."""
+        return EmotionRecognizer(self.file_classifier, self.file_options.detector.build())
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(*args, **kwargs)`` on an inference thread; waits without blocking the loop."""
@@ -174,7 +254,7 @@ class Engine:
         """Fresh per-session pipeline state (its frames may run on any inference thread, one at
         a time: each uses that thread's detector)."""
         # Duck-typed: the stand-in answers every attribute with the thread's own recognizer's.
-        return LiveAnalyzer(cast(EmotionRecognizer, self._recognizers), self.options, name)
+        return LiveAnalyzer(cast(EmotionRecognizer, self._live_recognizers), self.options, name)
 
     def close(self) -> None:
         """Stop the inference threads after the queued work."""

@@ -180,7 +180,6 @@ class FileAnalysis:
         return not self._stop.is_set()
 
     def _run(self) -> None:
-        from emotrace.runtime.recognizer import EmotionRecognizer
         from emotrace.video.run import analyze_source
 
         progress = self.progress
@@ -189,12 +188,10 @@ class FileAnalysis:
         status, state, error = COMPLETE, COMPLETED, None
         try:
             # This thread's own detector (OpenCV's are not thread-safe), the shared classifier.
-            recognizer = EmotionRecognizer(
-                self.engine.recognizer.classifier, self.engine.options.detector.build()
-            )
+            recognizer = self.engine.file_recognizer()
             run = analyze_source(
                 self.source,
-                self.engine.options,
+                self.engine.file_options,
                 recognizer,
                 on_frame=self._on_frame,
                 errors="return",
@@ -279,9 +276,9 @@ class FileSessions:
                 workspace=self.writer.path,
                 writer=self.writer,
                 source="browser:file",
-                model=self.engine.model_info,
+                model=self.engine.file_model_info,
                 settings={
-                    **self.engine.options.record(self.engine.recognizer),
+                    **self.engine.file_options.record(self.engine.file_recognizer()),
                     "source": "file",
                     "via": "emotrace serve",
                 },

@@ -127,6 +127,8 @@ class LiveSession:
             "valence": valence,
             "arousal": arousal,
             "server_ms": round(1000 * (time.perf_counter() - t0), 2),
+            # The cheaper model that classified this crowded frame (the page says so), or null.
+            "crowd_model": result.faces.crowd_model or None,
         }
 
     def set_patient(self, track_id: int | None) -> None:
@@ -159,6 +161,7 @@ class LiveRegistry:
     def _settings(self, source: str) -> dict[str, Any]:
         return {
             **self.engine.options.record(self.engine.recognizer),
+            **self.engine.crowd.record(self.engine.crowd_switch),
             "source": source,
             "via": "emotrace serve",
         }

@@ -22,7 +22,8 @@ from emotrace.errors import ConfigError
 from emotrace.server.auth import new_token
 from emotrace.server.engine import Engine
 from emotrace.server.live import LiveRegistry
-from emotrace.video.options import PipelineOptions
+from emotrace.video.defaults import DEFAULT_FILE_MODEL
+from emotrace.video.options import CrowdOptions, PipelineOptions
 
 if TYPE_CHECKING:
     from fastapi import WebSocket
@@ -66,6 +67,10 @@ class ServerConfig:
     workspace: Path | None = None
     #: Model, detector, tracking and smoothing: the options of ``emotrace analyze``.
     pipeline: PipelineOptions = field(default_factory=PipelineOptions)
+    #: Live sessions classify crowded frames with a cheaper model (``--crowd-faces/--crowd-model``).
+    crowd: CrowdOptions = field(default_factory=CrowdOptions)
+    #: The model uploaded videos (file sessions) are analysed with (``--file-model``).
+    file_model: str | Path = DEFAULT_FILE_MODEL
     #: Inference threads (``None``: one per core, at most 4; see ``server.engine``).
     workers: int | None = None
     token: str = field(default_factory=new_token)

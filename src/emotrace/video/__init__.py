@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from emotrace._lazy import lazy_attributes
 
 if TYPE_CHECKING:
-    from emotrace.video.options import PipelineOptions
+    from emotrace.video.options import CrowdOptions, PipelineOptions
     from emotrace.video.pipeline import (
         FpsMeter,
         FrameResult,
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 _WHERE = {
     "AnnotatedVideoWriter": "sinks",
     "CaptureSource": "sources",
+    "CrowdOptions": "options",
     "EmotionSmoother": "smoothing",
     "FaceTracker": "tracking",
     "FpsMeter": "pipeline",
@@ -66,6 +67,7 @@ _WHERE = {
 __all__ = [
     "AnnotatedVideoWriter",
     "CaptureSource",
+    "CrowdOptions",
     "EmotionSmoother",
     "FaceTracker",
     "FpsMeter",

@@ -11,3 +11,11 @@ DEFAULT_MAX_AGE_S = 1.0
 #: Lead another class needs before the shown label changes (``--hysteresis``).
 DEFAULT_HYSTERESIS = 0.1
 SMOOTH_METHODS = ("ema", "window")
+#: Live views classify frames with more faces than this with the ``fast`` model
+#: (``--crowd-faces``; measured with ``benchmarks/bench_crowd.py``, see docs/model_card.md).
+DEFAULT_CROWD_FACES = 5
+#: The model they switch to (``--crowd-model``).
+DEFAULT_CROWD_MODEL = "fast"
+#: Recorded videos, where the detector and decoding cost more than the classifier: the web app's
+#: file sessions (``serve --file-model``) and ``batch`` (``--model``) use the ensemble.
+DEFAULT_FILE_MODEL = "accurate"

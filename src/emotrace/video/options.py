@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from emotrace.errors import ConfigError
 from emotrace.faces.settings import DetectorSettings
 from emotrace.video.defaults import (
+    DEFAULT_CROWD_FACES,
+    DEFAULT_CROWD_MODEL,
     DEFAULT_DETECT_EVERY,
     DEFAULT_HYSTERESIS,
     DEFAULT_MAX_AGE_S,
@@ -32,11 +34,12 @@ __all__ = [
     "DEFAULT_MAX_AGE_S",
     "DEFAULT_SMOOTH_WINDOW_S",
     "SMOOTH_METHODS",
+    "CrowdOptions",
     "PipelineOptions",
 ]
 
 if TYPE_CHECKING:
-    from emotrace.runtime.recognizer import EmotionRecognizer
+    from emotrace.runtime.recognizer import CrowdSwitch, EmotionRecognizer
     from emotrace.video.smoothing import EmotionSmoother, SmoothingMethod
     from emotrace.video.tracking import FaceTracker
 
@@ -46,12 +49,14 @@ class PipelineOptions:
     """Every setting of a video analysis, checked when made (a :class:`ConfigError` names the
     option as the command line spells it).
 
-    ``model``: ``default``, ``default-int8``, an ``.onnx`` file or a run folder; ``threads``:
-    onnxruntime and OpenCV threads; ``detector``: :class:`DetectorSettings`; ``detect_every``:
-    detect on every N-th frame, track in between; ``max_age``: seconds before an unseen face
-    gets a new id; ``smooth``: smooth each track's probabilities over ``smooth_window`` seconds
-    with ``smooth_method`` (``ema`` or ``window``) and ``hysteresis``; ``every``: process one
-    frame in N of a file; ``max_frames``: stop after N processed frames.
+    ``model``: a bundled model (``default``, ``accurate``, ``fast``; see
+    :data:`emotrace.runtime.loading.BUNDLED_MODELS`), an ``.onnx`` file or a run folder;
+    ``threads``: onnxruntime and OpenCV threads; ``detector``: :class:`DetectorSettings`;
+    ``detect_every``: detect on every N-th frame, track in between; ``max_age``: seconds
+    before an unseen face gets a new id; ``smooth``: smooth each track's probabilities over
+    ``smooth_window`` seconds with ``smooth_method`` (``ema`` or ``window``) and
+    ``hysteresis``; ``every``: process one frame in N of a file; ``max_frames``: stop after N
+    processed frames.
     """
 
     model: str | Path = "default"
@@ -110,16 +115,20 @@ class PipelineOptions:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     # -- what the options build ---------------------------------------------------------------
-    def recognizer(self) -> EmotionRecognizer:
+    def recognizer(self, crowd: CrowdOptions | None = None) -> EmotionRecognizer:
         """The model and detector these options name, loaded (one per worker: it holds a
-        detector, which is not thread-safe)."""
+        detector, which is not thread-safe); ``crowd``: a live view's switch to a cheaper model
+        on crowded frames."""
         import cv2
 
         from emotrace.runtime.recognizer import EmotionRecognizer
 
         cv2.setNumThreads(self.threads)
         return EmotionRecognizer(
-            model=self.model, detector=self.detector.build(), threads=self.threads
+            model=self.model,
+            detector=self.detector.build(),
+            threads=self.threads,
+            crowd=None if crowd is None else crowd.switch(self.model, self.threads),
         )
 
     def tracker(self) -> FaceTracker:
@@ -152,6 +161,45 @@ class PipelineOptions:
             "every": self.every,
             "max_age_s": self.max_age,
             "smoothing": smoothing,
+        }
+
+
+@dataclass(frozen=True)
+class CrowdOptions:
+    """A live view's switch to a cheaper model for crowded frames: a frame with more than
+    ``above`` faces is classified by ``model`` (``above=0``: never). ``live`` and ``serve``'s
+    live sessions use it; recorded analyses (``analyze``, ``batch``, file sessions) keep one model
+    throughout, so they take no such option."""
+
+    model: str | Path = DEFAULT_CROWD_MODEL
+    above: int = DEFAULT_CROWD_FACES
+
+    def __post_init__(self) -> None:
+        if isinstance(self.above, bool) or not isinstance(self.above, int) or self.above < 0:
+            raise ConfigError(f"--crowd-faces must be a whole number >= 0, got {self.above!r}")
+
+    def switch(self, model: str | Path, threads: int | None = 1) -> CrowdSwitch | None:
+        """The loaded switch for a live view running ``model``; ``None`` when off or when
+        ``model`` is the crowd model itself."""
+        if self.above == 0 or str(self.model) == str(model):
+            return None
+        from emotrace.runtime.classifier import EmotionClassifier
+        from emotrace.runtime.loading import BUNDLED_MODELS
+        from emotrace.runtime.recognizer import CrowdSwitch
+
+        name = str(self.model) if str(self.model) in BUNDLED_MODELS else Path(self.model).stem
+        return CrowdSwitch(EmotionClassifier(self.model, threads=threads), self.above, name)
+
+    def record(self, switch: CrowdSwitch | None) -> dict[str, Any]:
+        """What session settings store about it (``crowd: null`` when no switch runs)."""
+        if switch is None:
+            return {"crowd": None}
+        return {
+            "crowd": {
+                "model": switch.classifier.spec.summary(),
+                "name": switch.name,
+                "above_faces": switch.above,
+            }
         }
 
 

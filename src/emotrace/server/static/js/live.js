@@ -185,6 +185,14 @@ export function onResult(live, result) {
   const span = (live.ticks[live.ticks.length - 1] - live.ticks[0]) / 1000;
   const fps = span > 0 ? (live.ticks.length - 1) / span : 0;
   $("#fps").textContent = t("{fps} frames/s · {ms} ms", { fps: number(fps, 1), ms: Math.round(now - live.lastSend) });
+  // A crowded frame was classified by the cheaper model: say so while it lasts (a live region,
+  // so set only when the text changes).
+  const crowd = $("#crowd-note");
+  const crowdText = result.crowd_model
+    ? t("{n} faces: the {model} model is classifying", { n: result.faces.length, model: result.crowd_model })
+    : "";
+  if (crowd.textContent !== crowdText) crowd.textContent = crowdText;
+  crowd.hidden = !crowdText;
   const patient = result.patient === null ? null : result.faces[result.patient];
   const indicator = $("#face-ind");
   // Both are live regions: announced when they change, so set only then, not every frame.
