@@ -86,13 +86,12 @@ def gallery(crops: list[np.ndarray], faces: int) -> np.ndarray:
 
 
 def frame_times(recognizer: EmotionRecognizer, image: np.ndarray, frames: int) -> list[float]:
-    """Wall seconds per processed frame (the first 5, warm-up, left out) and the faces found."""
-    times, found = [], []
+    """Wall seconds per processed frame (the first 5, warm-up, left out)."""
+    times = []
     start = time.perf_counter()
-    for result in process(RepeatedFrame(image, frames + 5), recognizer, detect_every=2):
+    for _ in process(RepeatedFrame(image, frames + 5), recognizer, detect_every=2):
         now = time.perf_counter()
         times.append(now - start)
-        found.append(len(result.faces))
         start = now
     return times[5:]
 
