@@ -1,6 +1,7 @@
 """Build the bundled ``accurate`` and ``fast`` models (see docs/model_card.md, "Modes").
 
     python scripts/build_mode_models.py accurate ../shared/datasets/fer2013 RUN_DIR
+    python scripts/build_mode_models.py fast-init ../shared/datasets/fer2013 INIT_DIR
     python scripts/build_mode_models.py fast ../shared/datasets/fer2013 RUN_DIR
 
 ``accurate``: one int8 ONNX file (``emotrace.export.ensemble``) averaging ``default-int8`` and a
@@ -12,10 +13,14 @@ compared with; ``RUN/fast_teacher.onnx`` is the same before its temperature is f
 teacher ``fast`` was distilled from. Each file's temperature is fitted on aligned valid
 (the only thing valid chooses besides the members); nothing is trained.
 
-``fast``: a run of ``configs/mobilenet_v2_fast_fer2013.yaml`` (distilled from the float-members
-ensemble; train it first, see the config), calibrated on valid and exported as int8 fine-tuned
-for int8, as the default is (``emotrace export --int8 --qat-epochs 1``); its float twin goes to
-``RUN/fast_float_twin.onnx``.
+``fast-init``: the checkpoint ``fast`` starts from: the bundled default's trained weights (from its
+float twin, ``emotrace.training.warm_start``) in the shallower 64 px net of
+``configs/mobilenet_v2_fast_fer2013.yaml``, BatchNorm statistics from 2,048 train images (seed 0).
+
+``fast``: a run of that config (started from ``fast-init``'s checkpoint and distilled from the
+float-members ensemble; train it first, see the config), calibrated on valid and exported as
+int8 fine-tuned for int8, as the default is (``emotrace export --int8 --qat-epochs 1``); its
+float twin goes to ``RUN/fast_float_twin.onnx``.
 
 Run from the repository root with the train extra installed; needs git (the EmoNet-deep member
 comes from the repository's history).
@@ -102,6 +107,42 @@ def build_accurate(data: Path, run: Path) -> None:
             print(f"{out.name}: temperature {set_temperature(out, data):.4f}")
 
 
+def build_fast_init(data: Path, out: Path) -> None:
+    import torch
+
+    from emotrace.models import build
+    from emotrace.preprocessing import Preprocess
+    from emotrace.training.checkpoint import save_checkpoint
+    from emotrace.training.config import load_config
+    from emotrace.training.inference import normalise, to_tensor_nchw
+    from emotrace.training.warm_start import warm_start_mobilenet_v2
+
+    config = load_config(ROOT / "configs" / "mobilenet_v2_fast_fer2013.yaml")
+    preprocess = Preprocess.from_dict(config.preprocess)
+    images, _ = aligned_split(data, preprocess, "train")
+    chosen = np.random.default_rng(0).choice(len(images), 2048, replace=False)
+    batch = normalise(to_tensor_nchw(images[np.sort(chosen)]), config.mean, config.std)
+    options = {k: v for k, v in config.model_options.items() if k != "backbone_lr_mult"}
+    model = build(
+        "mobilenet_v2", num_classes=7, in_channels=1, input_size=preprocess.size,
+        pretrained=False, **options,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    print(warm_start_mobilenet_v2(model, ASSETS / "emotrace_default.onnx", batch))
+    meta = {
+        "architecture": "mobilenet_v2",
+        "model_options": options,
+        "classes": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
+        "channels": 1,
+        "input_size": preprocess.size,
+        "mean": config.mean,
+        "std": config.std,
+        "preprocess": preprocess.to_dict(),
+        "source": "the bundled default's float twin (emotrace_default.onnx)",
+    }
+    print(save_checkpoint(model, meta, out / "model.safetensors"))
+
+
 def build_fast(data: Path, run: Path) -> None:
     emotrace = [sys.executable, "-m", "emotrace"]
     subprocess.run([*emotrace, "calibrate", str(run), "--data", str(data), "--split", "valid"],
@@ -119,14 +160,19 @@ def build_fast(data: Path, run: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("accurate", "fast"))
+    parser.add_argument("mode", choices=("accurate", "fast-init", "fast"))
     parser.add_argument("data", type=Path, help="FER2013 image folders (train, valid)")
     parser.add_argument(
-        "run", type=Path, help="accurate: where the float reference goes; fast: the trained run"
+        "run",
+        type=Path,
+        help="accurate: where the float reference goes; fast-init: where the starting checkpoint "
+        "goes; fast: the trained run",
     )
     args = parser.parse_args()
     if args.mode == "accurate":
         build_accurate(args.data, args.run)
+    elif args.mode == "fast-init":
+        build_fast_init(args.data, args.run)
     else:
         build_fast(args.data, args.run)
 

@@ -26,7 +26,7 @@ from emotrace.models import (
 )
 from emotrace.models import pretrained as pretrained_mod
 from emotrace.models._common import InvertedResidual
-from emotrace.models.mobilenet_v2 import NUM_BLOCKS, MobileNetV2
+from emotrace.models.mobilenet_v2 import NUM_BLOCKS, MobileNetV2, paper_block_indices
 from emotrace.models.mobilevit import MobileViTBlock
 from emotrace.models.pretrained import find_or_fetch_weights, load_state_dict_file
 from emotrace.models.profile import count_macs, profile
@@ -256,6 +256,33 @@ def test_mobilenet_v2_gray_adapt_matches_repeat() -> None:
         torch.testing.assert_close(adapt(x), repeat(x), rtol=1e-4, atol=1e-5)
 
 
+def test_mobilenet_v2_shallower_keeps_each_stages_first_blocks(
+    tmp_path: Path, hub_checkpoints: Path
+) -> None:
+    # repeats 1, 1, 2, 2, 2, 2, 1 keeps paper blocks 1, 2, 4, 5, 7, 8, 11, 12, 14, 15, 17.
+    torch.manual_seed(2)
+    full = build("mobilenet_v2")
+    torch.save(full.state_dict(), tmp_path / "backbone.pth")
+    repeats = [1, 1, 2, 2, 2, 2, 1]
+    model = build("mobilenet_v2", pretrained=tmp_path / "backbone.pth", repeats=repeats)
+    assert len(model.features) == 13
+    assert paper_block_indices(tuple(repeats)) == {
+        0: 0, 1: 1, 2: 2, 4: 3, 5: 4, 7: 5, 8: 6, 11: 7, 12: 8, 14: 9, 15: 10, 17: 11, 18: 12,
+    }  # fmt: skip
+    ours, paper = model.state_dict(), full.state_dict()
+    for mine, theirs in [(3, 4), (4, 5), (9, 14), (11, 17), (12, 18)]:
+        block = {k for k in ours if k.startswith(f"features.{mine}.")}
+        assert block
+        for key in block:
+            assert torch.equal(
+                ours[key], paper[key.replace(f"features.{mine}.", f"features.{theirs}.", 1)]
+            )
+    with torch.no_grad():
+        assert model.eval()(torch.randn(2, 3, 64, 64)).shape == (2, 7)
+    # The dropped blocks all had shortcuts, so every kept block still gets its input's channels.
+    assert all(not model.features[i].use_residual for i in (1, 2, 3, 5, 7, 9, 11))
+
+
 def test_mobilenet_v2_stochastic_depth_trains_only() -> None:
     model = build("mobilenet_v2", input_size=48, drop_path=0.2)
     blocks = [b for b in model.features if isinstance(b, InvertedResidual)]
@@ -344,6 +371,10 @@ def test_mobilenet_v2_parameter_groups_lower_backbone_lr() -> None:
         ({"input_size": 16}, "input_size >= 32"),
         ({"drop_path": 1.0}, "drop_path must be in"),
         ({"drop_path": -0.1}, "drop_path must be in"),
+        ({"repeats": [1, 2, 3]}, "repeats must be 7 whole numbers"),
+        ({"repeats": [1, 2, 3, 5, 3, 3, 1]}, "each from 1 to the paper's 1, 2, 3, 4, 3, 3, 1"),
+        ({"repeats": [1, 0, 3, 4, 3, 3, 1]}, "repeats must be"),
+        ({"repeats": [1, 1, 1, 1, 1, 1, 1], "unfreeze_blocks": 10}, "between 0 and 9"),
     ],
 )
 def test_mobilenet_v2_bad_options(options: dict[str, object], message: str) -> None:

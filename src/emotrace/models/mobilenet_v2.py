@@ -19,6 +19,11 @@ Transfer-learning controls:
 * Gray faces: ``gray_mode="repeat"`` copies the channel to RGB inside the model; ``"adapt"`` swaps
   the first conv for a 1-channel one whose filters are the sums of the pretrained RGB filters
   (the same response to a gray image, a third of the first layer's cost).
+* Depth: ``repeats`` gives the number of inverted residual blocks in each of the seven stages
+  (the paper's 1, 2, 3, 4, 3, 3, 1 by default). A shallower net keeps the first blocks of each
+  stage, which take the pretrained weights of those same blocks; the dropped ones all have
+  identity shortcuts, so the kept blocks still see the inputs they were trained on, roughly.
+  Fewer blocks means fewer operators, which is what bounds int8 latency at small input sizes.
 * Regularisation: ``drop_path`` sets stochastic depth (Huang et al., 2016), a rate that grows
   linearly from 0 at the first of the 17 inverted residual blocks to ``drop_path`` at the last
   (blocks without a shortcut never drop). Inference is unchanged: the rate acts in training only.
@@ -47,7 +52,8 @@ _SETTINGS = (
     (6, 160, 3, 2),
     (6, 320, 1, 1),
 )
-NUM_BLOCKS = 19  # stem + 17 inverted residuals + final 1x1 conv: len(features)
+PAPER_REPEATS = tuple(n for _, _, n, _ in _SETTINGS)
+NUM_BLOCKS = 19  # stem + 17 inverted residuals + final 1x1 conv: len(features) at full depth
 MODES = ("frozen", "finetune")
 GRAY_MODES = ("repeat", "adapt")
 
@@ -66,13 +72,18 @@ class MobileNetV2(nn.Module):
         gray_mode: str = "repeat",
         dropout: float = 0.2,
         drop_path: float = 0.0,
+        repeats: tuple[int, ...] | list[int] | None = None,
     ) -> None:
         super().__init__()
-        _check_options(in_channels, mode, unfreeze_blocks, backbone_lr_mult, gray_mode, drop_path)
+        repeats = tuple(repeats) if repeats is not None else PAPER_REPEATS
+        _check_options(
+            in_channels, mode, unfreeze_blocks, backbone_lr_mult, gray_mode, drop_path, repeats
+        )
+        self.repeats = repeats
         blocks: list[nn.Module] = [conv_bn_act(3, 32, 3, 2, act=nn.ReLU6)]
         channels = 32
-        depth = sum(n for _, _, n, _ in _SETTINGS)
-        for t, c, n, s in _SETTINGS:
+        depth = sum(repeats)
+        for (t, c, _, s), n in zip(_SETTINGS, repeats, strict=True):
             for i in range(n):
                 rate = drop_path * (len(blocks) - 1) / (depth - 1)
                 blocks.append(InvertedResidual(channels, c, s if i == 0 else 1, t, drop_path=rate))
@@ -94,9 +105,8 @@ class MobileNetV2(nn.Module):
             self._adapt_first_conv()
 
         self.backbone_lr_mult = backbone_lr_mult
-        self.frozen_blocks = (
-            NUM_BLOCKS if mode == "frozen" else NUM_BLOCKS - (unfreeze_blocks or NUM_BLOCKS)
-        )
+        total = len(self.features)
+        self.frozen_blocks = total if mode == "frozen" else total - (unfreeze_blocks or total)
         for block in self.frozen():
             block.requires_grad_(False)
         self.train()  # puts the frozen blocks' BatchNorm into eval mode
@@ -121,7 +131,14 @@ class MobileNetV2(nn.Module):
         Raises :class:`ModelError` for an unreadable file or one whose keys or shapes differ.
         """
         state = load_state_dict_file(path)
-        backbone = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
+        kept = paper_block_indices(self.repeats)
+        backbone = {}
+        for key, value in state.items():
+            if not key.startswith("features."):
+                continue
+            index, _, rest = key[len("features.") :].partition(".")
+            if index.isdigit() and int(index) in kept:
+                backbone[f"{kept[int(index)]}.{rest}"] = value
         expected = self.features.state_dict()
         missing = sorted(expected.keys() - backbone.keys())
         unexpected = sorted(backbone.keys() - expected.keys())
@@ -184,6 +201,19 @@ class MobileNetV2(nn.Module):
         return out
 
 
+def paper_block_indices(repeats: tuple[int, ...]) -> dict[int, int]:
+    """Full-depth ``features`` index -> index in a net with ``repeats`` (the blocks it keeps)."""
+    kept = {0: 0}
+    paper, ours = 1, 1
+    for full, n in zip(PAPER_REPEATS, repeats, strict=True):
+        for i in range(n):
+            kept[paper + i] = ours + i
+        paper += full
+        ours += n
+    kept[paper] = ours  # the final 1x1 conv
+    return kept
+
+
 def _check_options(
     in_channels: int,
     mode: str,
@@ -191,6 +221,7 @@ def _check_options(
     backbone_lr_mult: float,
     gray_mode: str,
     drop_path: float = 0.0,
+    repeats: tuple[int, ...] = PAPER_REPEATS,
 ) -> None:
     if in_channels not in (1, 3):
         raise ModelError(
@@ -200,10 +231,17 @@ def _check_options(
         raise ModelError(f"mobilenet_v2 mode must be one of {', '.join(MODES)}, not {mode!r}")
     if gray_mode not in GRAY_MODES:
         raise ModelError(f"gray_mode must be one of {', '.join(GRAY_MODES)}, not {gray_mode!r}")
-    if unfreeze_blocks is not None and not 0 <= unfreeze_blocks <= NUM_BLOCKS:
+    if len(repeats) != len(PAPER_REPEATS) or not all(
+        isinstance(n, int) and 1 <= n <= full
+        for n, full in zip(repeats, PAPER_REPEATS, strict=False)
+    ):
         raise ModelError(
-            f"unfreeze_blocks must be between 0 and {NUM_BLOCKS}, not {unfreeze_blocks}"
+            f"repeats must be {len(PAPER_REPEATS)} whole numbers, each from 1 to the paper's "
+            f"{', '.join(map(str, PAPER_REPEATS))}; got {list(repeats)}"
         )
+    total = sum(repeats) + 2
+    if unfreeze_blocks is not None and not 0 <= unfreeze_blocks <= total:
+        raise ModelError(f"unfreeze_blocks must be between 0 and {total}, not {unfreeze_blocks}")
     if mode == "frozen" and unfreeze_blocks:
         raise ModelError(
             "unfreeze_blocks needs mode='finetune' (mode='frozen' trains the head only)"
@@ -226,6 +264,7 @@ def mobilenet_v2(
     gray_mode: str = "repeat",
     dropout: float = 0.2,
     drop_path: float = 0.0,
+    repeats: list[int] | None = None,
 ) -> nn.Module:
     """Build MobileNetV2; ``pretrained=True`` loads ImageNet weights (torch hub cache or download,
     checked against their hash); a path loads that torchvision ``mobilenet_v2`` state dict instead,
@@ -234,13 +273,17 @@ def mobilenet_v2(
     ``backbone_lr_mult`` defaults to 0.1 with pretrained weights and 1.0 without: a lower rate
     protects pretrained features, but would only slow down a randomly initialised backbone.
     Five stride-2 stages need at least 32 px input (a 1x1 final map); 96 px is the default.
+    ``repeats`` sets the blocks per stage (a shallower net; see the module docstring).
     """
     if input_size < 32:
         raise ModelError(f"mobilenet_v2 needs input_size >= 32, got {input_size}")
     if backbone_lr_mult is None:
         backbone_lr_mult = 0.1 if pretrained else 1.0
     # Checked here too so that a bad option fails before a 14 MB download.
-    _check_options(in_channels, mode, unfreeze_blocks, backbone_lr_mult, gray_mode, drop_path)
+    depth = tuple(repeats) if repeats is not None else PAPER_REPEATS
+    _check_options(
+        in_channels, mode, unfreeze_blocks, backbone_lr_mult, gray_mode, drop_path, depth
+    )
     if isinstance(pretrained, str | Path):
         weights: Path | None = Path(pretrained)
     else:
@@ -255,4 +298,5 @@ def mobilenet_v2(
         gray_mode,
         dropout,
         drop_path,
+        depth,
     )
