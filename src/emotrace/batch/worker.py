@@ -148,7 +148,7 @@ class VideoAnalyzer:
         sweep_stale_copies()
         self.options = options
         self.recognizer = options.recognizer()
-        self.settings = options.record(self.recognizer)
+        self.settings = options.record(self.recognizer.classifier)
 
     def analyze(self, job: VideoJob, progress: Callable[[int], None] | None = None) -> VideoResult:
         """Analyse ``job.video`` into ``job.folder``; never raises for a bad video (the result

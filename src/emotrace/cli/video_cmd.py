@@ -165,7 +165,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     info = source.info
     outputs = None
     try:
-        settings = options.record(recognizer)
+        settings = options.record(recognizer.classifier)
         if args.output is not None:
             outputs = VideoOutputs(
                 args.output,
@@ -265,7 +265,7 @@ def run_live(args: argparse.Namespace) -> int:
     source = open_source(args.camera, timeout_s=args.timeout, reconnects=args.reconnects)
     outputs = None
     try:
-        settings = {**options.record(recognizer), **crowd.record(recognizer.crowd)}
+        settings = {**options.record(recognizer.classifier), **crowd.record(recognizer.crowd)}
         if args.record is not None:
             outputs = VideoOutputs(
                 args.record,

@@ -278,7 +278,7 @@ class FileSessions:
                 source="browser:file",
                 model=self.engine.file_model_info,
                 settings={
-                    **self.engine.file_options.record(self.engine.file_recognizer()),
+                    **self.engine.file_options.record(self.engine.file_classifier),
                     "source": "file",
                     "via": "emotrace serve",
                 },

@@ -160,7 +160,7 @@ class LiveRegistry:
 
     def _settings(self, source: str) -> dict[str, Any]:
         return {
-            **self.engine.options.record(self.engine.recognizer),
+            **self.engine.options.record(self.engine.recognizer.classifier),
             **self.engine.crowd.record(self.engine.crowd_switch),
             "source": source,
             "via": "emotrace serve",

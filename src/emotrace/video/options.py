@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from emotrace.runtime.classifier import EmotionClassifier
     from emotrace.runtime.recognizer import CrowdSwitch, EmotionRecognizer
     from emotrace.video.smoothing import EmotionSmoother, SmoothingMethod
     from emotrace.video.tracking import FaceTracker
@@ -145,8 +146,9 @@ class PipelineOptions:
             return None
         return EmotionSmoother(self.smooth_window, self.smooth_method, self.hysteresis)
 
-    def record(self, recognizer: EmotionRecognizer) -> dict[str, Any]:
-        """The settings as ``summary.json`` and session records store them."""
+    def record(self, classifier: EmotionClassifier) -> dict[str, Any]:
+        """The settings as ``summary.json`` and session records store them, with ``classifier``
+        (the model these settings run with) described by its spec."""
         smoothing = None
         if self.smooth:
             smoothing = {
@@ -155,7 +157,7 @@ class PipelineOptions:
                 "hysteresis": self.hysteresis,
             }
         return {
-            "model": recognizer.classifier.spec.summary(),
+            "model": classifier.spec.summary(),
             **self.detector.record(),
             "detect_every": self.detect_every,
             "every": self.every,
