@@ -284,3 +284,18 @@ def test_16_notes_stay_out_of_the_report_unless_ticked(page: Any, client: httpx.
     sync_api.expect(page.frame_locator("#report").locator("body")).to_contain_text(NOTES)
     for link in ("#dl-html", "#dl-pdf"):
         assert "notes=true" in (page.get_attribute(link, "href") or ""), link
+
+
+def test_16_ticking_report_options_adds_no_history_entries(page: Any, client: httpx.Client) -> None:
+    """Each variant of the report is a new frame, not a navigation of the shown one, so Back
+    leaves the review instead of stepping through the variants."""
+    sid = finished_session(client, "history", notes=NOTES)
+    open_review(page, sid)
+    sync_api.expect(page.frame_locator("#report").locator("body")).to_contain_text("history")
+    entries = page.evaluate("history.length")
+    page.check("#report-notes")
+    sync_api.expect(page.frame_locator("#report").locator("body")).to_contain_text(NOTES)
+    page.check("#compare")
+    page.uncheck("#report-notes")
+    sync_api.expect(page.frame_locator("#report").locator("body")).not_to_contain_text(NOTES)
+    assert page.evaluate("history.length") == entries

@@ -19,7 +19,7 @@ export function clearReview() {
   $("#review-body").hidden = true;
   $("#review-downloads").hidden = true;
   for (const link of document.querySelectorAll("#review-downloads a")) link.removeAttribute("href");
-  $("#report").src = "about:blank";
+  showInReportFrame(null);
   $("#notes").value = "";
   $("#notes-saved").textContent = "";
   $("#save-notes").textContent = t("Save notes");
@@ -131,6 +131,19 @@ export function showRecovery(s) {
   $("#review-live").hidden = false;
 }
 
+// Each report goes into a new frame element instead of navigating the one shown: navigating a
+// frame adds an entry to the page's history, so Back would step through the report with and
+// without the comparison or the notes instead of leaving the review. (A sandboxed frame
+// navigated again and again also moves between browser processes, where Playwright 1.65, which
+// drives the page in the tests, once lost track of it.) ``url`` null: an empty frame.
+function showInReportFrame(url) {
+  const shown = $("#report");
+  const frame = shown.cloneNode(false);
+  frame.removeAttribute("src");
+  if (url) frame.src = url;
+  shown.replaceWith(frame);
+}
+
 // The report shown and its downloads: in the page's language, with the comparison and the notes
 // only when ticked.
 export function loadReport(review) {
@@ -140,7 +153,7 @@ export function loadReport(review) {
   if ($("#report-notes").checked) query.set("notes", "true");
   const base = `/api/v1/sessions/${review.id}`;
   const shown = query.toString();
-  $("#report").src = `${base}/report${shown ? "?" + shown : ""}`;
+  showInReportFrame(`${base}/report${shown ? "?" + shown : ""}`);
   $("#dl-pdf").href = `${base}/report.pdf${shown ? "?" + shown : ""}`;
   query.set("download", "true");
   $("#dl-html").href = `${base}/report?${query}`;
