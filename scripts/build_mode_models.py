@@ -115,7 +115,7 @@ def build_fast_init(data: Path, out: Path) -> None:
     from emotrace.training.checkpoint import save_checkpoint
     from emotrace.training.config import load_config
     from emotrace.training.inference import normalise, to_tensor_nchw
-    from emotrace.training.warm_start import warm_start_mobilenet_v2
+    from emotrace.training.warm_start import exported_weights, warm_start_mobilenet_v2
 
     config = load_config(ROOT / "configs" / "mobilenet_v2_fast_fer2013.yaml")
     preprocess = Preprocess.from_dict(config.preprocess)
@@ -128,11 +128,12 @@ def build_fast_init(data: Path, out: Path) -> None:
         pretrained=False, **options,
     )  # fmt: skip
     torch.manual_seed(0)
-    print(warm_start_mobilenet_v2(model, ASSETS / "emotrace_default.onnx", batch))
+    source = ASSETS / "emotrace_default.onnx"
+    print(warm_start_mobilenet_v2(model, source, batch))
     meta = {
         "architecture": "mobilenet_v2",
         "model_options": options,
-        "classes": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
+        "classes": exported_weights(source)[1]["classes"],  # the default's, in its order
         "channels": 1,
         "input_size": preprocess.size,
         "mean": config.mean,
