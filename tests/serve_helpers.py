@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -108,6 +109,31 @@ def running_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def live_session(server: Server, **fields: Any) -> Iterator[tuple[dict[str, Any], Any]]:
+    """A new consented session of patient P-001 (``fields`` added, a ``name`` say) and its live
+    WebSocket, past the server's ready message: ``(session, socket)``. Needs httpx and websockets
+    (the serve extra), imported here so that modules without them can still use the rest."""
+    import json
+
+    import httpx
+    from websockets.sync import client as ws_client
+
+    session: dict[str, Any] = httpx.post(
+        f"{server.base}/api/v1/sessions",
+        json={"patient": "P-001", "consent": True, **fields},
+        headers=server.auth,
+        timeout=60,
+    ).json()
+    with ws_client.connect(
+        f"{server.ws_base}/api/v1/sessions/{session['id']}/live",
+        additional_headers=server.auth,
+        open_timeout=30,
+    ) as ws:
+        assert json.loads(ws.recv(timeout=30))["type"] == "ready"
+        yield session, ws
 
 
 def face_frames(n: int = 30, size: tuple[int, int] = (640, 480)) -> list[np.ndarray]:

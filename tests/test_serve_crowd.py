@@ -16,7 +16,7 @@ ws_client = pytest.importorskip("websockets.sync.client")
 
 import cv2  # noqa: E402
 
-from serve_helpers import running_server  # noqa: E402
+from serve_helpers import live_session, running_server  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -36,17 +36,7 @@ def test_a_live_session_switches_to_the_fast_model_above_the_crowd_threshold(
 
     replies = []
     with running_server(tmp_path / "ws", "--workers", "1", "--crowd-faces", "3") as server:
-        session = httpx.post(
-            f"{server.base}/api/v1/sessions",
-            json={"patient": "P-001", "consent": True},
-            headers=server.auth,
-            timeout=60,
-        ).json()
-        with ws_client.connect(
-            f"{server.ws_base}/api/v1/sessions/{session['id']}/live",
-            additional_headers=server.auth,
-        ) as ws:
-            json.loads(ws.recv(timeout=30))
+        with live_session(server) as (session, ws):
             for image in (group, group, pair, pair, group):
                 ws.send(message(image))
                 replies.append(json.loads(ws.recv(timeout=60)))

@@ -10,7 +10,7 @@ pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 
 from emotrace.sessions.recorder import SessionRecorder  # noqa: E402
-from serve_helpers import running_server  # noqa: E402
+from serve_helpers import live_session, running_server  # noqa: E402
 from session_streams import CLASSES  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -59,7 +59,7 @@ def test_a_still_group_keeps_its_ids_and_the_chosen_patient_after_a_pause(
 
     import cv2
 
-    ws_client = pytest.importorskip("websockets.sync.client")
+    pytest.importorskip("websockets.sync.client")
     photo = cv2.imread(str(shared_dir / "media" / "multi_face.jpg"))
     if photo is None:
         pytest.skip("needs ../shared/media/multi_face.jpg")
@@ -67,28 +67,20 @@ def test_a_still_group_keeps_its_ids_and_the_chosen_patient_after_a_pause(
     frame = cv2.imencode(".jpg", cv2.resize(photo, None, fx=scale, fy=scale))[1].tobytes()
     message = struct.pack("<d", math.nan) + frame
     results = []
-    with running_server(tmp_path / "ws", "--workers", "1") as server:
-        session = httpx.post(
-            f"{server.base}/api/v1/sessions",
-            json={"patient": "P-001", "consent": True},
-            headers=server.auth,
-            timeout=60,
-        ).json()
-        with ws_client.connect(
-            f"{server.ws_base}/api/v1/sessions/{session['id']}/live",
-            additional_headers=server.auth,
-        ) as ws:
-            json.loads(ws.recv(timeout=30))
-            for i in range(12):
-                if i == 4:
-                    ws.send(json.dumps({"type": "patient", "track_id": 2}))
-                if i == 8:
-                    time.sleep(1.5)  # longer than a track's 1 s without being seen
-                ws.send(message)
+    with (
+        running_server(tmp_path / "ws", "--workers", "1") as server,
+        live_session(server) as (_, ws),
+    ):
+        for i in range(12):
+            if i == 4:
+                ws.send(json.dumps({"type": "patient", "track_id": 2}))
+            if i == 8:
+                time.sleep(1.5)  # longer than a track's 1 s without being seen
+            ws.send(message)
+            reply = json.loads(ws.recv(timeout=60))
+            while reply["type"] != "result":  # the patient message's acknowledgement
                 reply = json.loads(ws.recv(timeout=60))
-                while reply["type"] != "result":  # the patient message's acknowledgement
-                    reply = json.loads(ws.recv(timeout=60))
-                results.append(reply)
+            results.append(reply)
     ids = [sorted(face["track_id"] for face in r["faces"]) for r in results]
     assert ids == [[1, 2, 3, 4, 5]] * 12
     patients = [r["faces"][r["patient"]]["track_id"] for r in results[5:]]

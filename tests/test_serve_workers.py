@@ -20,27 +20,15 @@ httpx = pytest.importorskip("httpx")
 ws_client = pytest.importorskip("websockets.sync.client")
 
 from conftest import assert_one_line_error, run_emotrace  # noqa: E402
-from serve_helpers import Server, face_frames, jpeg, running_server  # noqa: E402
+from serve_helpers import Server, face_frames, jpeg, live_session, running_server  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 
 def _stream(server: Server, frames: list[bytes], name: str) -> tuple[int, list[dict[str, Any]]]:
     """A session fed ``frames`` at 15 frames/s of video time; its id and the results."""
-    headers = server.auth
-    session = httpx.post(
-        f"{server.base}/api/v1/sessions",
-        json={"patient": "P-001", "name": name, "consent": True},
-        headers=headers,
-        timeout=60,
-    ).json()
     results = []
-    with ws_client.connect(
-        f"{server.ws_base}/api/v1/sessions/{session['id']}/live",
-        additional_headers=headers,
-        open_timeout=30,
-    ) as ws:
-        assert json.loads(ws.recv(timeout=30))["type"] == "ready"
+    with live_session(server, name=name) as (session, ws):
         for i, data in enumerate(frames):
             ws.send(struct.pack("<d", i / 15) + data)
             reply = json.loads(ws.recv(timeout=60))

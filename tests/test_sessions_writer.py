@@ -64,12 +64,12 @@ def test_an_open_recording_keeps_its_heartbeat_while_no_frame_comes(tmp_path: Pa
 
 def test_a_server_writes_every_session_through_one_connection(tmp_path: Path) -> None:
     pytest.importorskip("fastapi")
-    httpx = pytest.importorskip("httpx")
-    ws_client = pytest.importorskip("websockets.sync.client")
+    pytest.importorskip("httpx")
+    pytest.importorskip("websockets.sync.client")
     import json
     import struct
 
-    from serve_helpers import face_frames, jpeg, running_server
+    from serve_helpers import face_frames, jpeg, live_session, running_server
 
     frame = struct.pack("<d", float("nan")) + jpeg(face_frames(1)[0])
     with running_server(tmp_path / "ws", "--workers", "1") as server:
@@ -78,19 +78,7 @@ def test_a_server_writes_every_session_through_one_connection(tmp_path: Path) ->
         idle = [f for f in fds.iterdir() if _target(f) == database]
         sockets = ExitStack()
         for i in range(3):
-            session = httpx.post(
-                f"{server.base}/api/v1/sessions",
-                json={"patient": "P-001", "name": f"s{i}", "consent": True},
-                headers=server.auth,
-                timeout=60,
-            ).json()
-            ws = sockets.enter_context(
-                ws_client.connect(
-                    f"{server.ws_base}/api/v1/sessions/{session['id']}/live",
-                    additional_headers=server.auth,
-                )
-            )
-            json.loads(ws.recv(timeout=30))
+            _, ws = sockets.enter_context(live_session(server, name=f"s{i}"))
             ws.send(frame)
             assert json.loads(ws.recv(timeout=60))["type"] == "result"
         recording = [f for f in fds.iterdir() if _target(f) == database]
