@@ -99,14 +99,12 @@ def warm_start_mobilenet_v2(
     weights, meta = exported_weights(source)
     if meta.get("architecture") != "mobilenet_v2":
         raise ModelError(f"{source}: a {meta.get('architecture')} export, not mobilenet_v2")
-    kept = paper_block_indices(model.repeats)
+    paper_index = {ours: paper for paper, ours in paper_block_indices(model.repeats).items()}
     pairs = _conv_bn_pairs(model)
-    loaded = 0
     for conv_name, conv, bn in pairs:
         # features.<ours>.rest -> features.<paper>.rest
         _, index, rest = conv_name.split(".", 2)
-        paper = next(p for p, o in kept.items() if o == int(index))
-        key = f"features.{paper}.{rest}"
+        key = f"features.{paper_index[int(index)]}.{rest}"
         if key + ".weight" not in weights or key + ".bias" not in weights:
             raise ModelError(f"{source}: no trained weights for {key} (not a full MobileNetV2)")
         weight = torch.from_numpy(weights[key + ".weight"])
@@ -124,7 +122,6 @@ def warm_start_mobilenet_v2(
         running_var.fill_(1.0 - bn.eps)  # eval: x / sqrt(var + eps) == x
         bn.weight.fill_(1.0)
         bn.bias.copy_(torch.from_numpy(weights[key + ".bias"]))
-        loaded += 1
     fc_weight, fc_bias = weights.get("head.fc.weight"), weights.get("head.fc.bias")
     if fc_weight is None or fc_bias is None or fc_weight.shape != model.head.fc.weight.shape:
         raise ModelError(f"{source}: its classifier does not fit this model's classes")
@@ -163,6 +160,6 @@ def warm_start_mobilenet_v2(
         running_mean.copy_(mean.float())
         running_var.copy_(var.float())
     return (
-        f"warm start: {loaded} convolutions and the classifier from {source} "
+        f"warm start: {len(pairs)} convolutions and the classifier from {source} "
         f"(BatchNorm statistics from {len(images)} images)"
     )
